@@ -1,1 +1,348 @@
-//! placeholder
+//! SQLite implementation of `TrackingStore`: one group-committing writer thread, pooled readers.
+//!
+//! Every write is a closure run by the single writer thread inside a transaction shared with the
+//! other writes that queued up meanwhile (group commit), each in its own SAVEPOINT so one failing
+//! write never undoes another. A write is acknowledged only after COMMIT returned: with WAL and
+//! `synchronous=NORMAL` a committed transaction survives `kill -9` of the server. Reads run on a
+//! small pool of WAL readers via `spawn_blocking`, so they never wait for the writer and no caller
+//! ever sees "database is locked".
+
+mod migrate;
+mod queries;
+mod render;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use plumb_core::entities::{
+    DatasetInput, DatasetSummary, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput,
+    Page, Param, Run, RunInfo, RunMetric, Tag,
+};
+use plumb_core::{Error, Result};
+use plumb_store::{
+    Batch, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment, NewLoggedModel,
+    NewRun, RunQuery, RunUpdate, TrackingStore,
+};
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+/// How many queued writes one transaction may take at most.
+const MAX_GROUP: usize = 512;
+/// How many idle reader connections are kept.
+const MAX_IDLE_READERS: usize = 8;
+
+type Finish = Box<dyn FnOnce(Result<()>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
+
+/// The SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    default_artifact_root: String,
+    writer: mpsc::Sender<Job>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// Maps a SQLite failure to an MLflow error; busy/locked become 503 (retried by clients).
+pub(crate) fn db_err(e: rusqlite::Error) -> Error {
+    if let rusqlite::Error::SqliteFailure(f, _) = &e {
+        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+        {
+            return Error::unavailable(format!("database busy: {e}"));
+        }
+    }
+    Error::internal(format!("database error: {e}"))
+}
+
+fn open_connection(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path).map_err(db_err)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 20000;
+         PRAGMA case_sensitive_like = ON;
+         PRAGMA cache_size = -16000;",
+    )
+    .map_err(db_err)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database at `path`. New experiments without
+    /// an explicit location get `<default_artifact_root>/<experiment_id>`.
+    pub fn open(path: impl AsRef<Path>, default_artifact_root: &str) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                Error::internal(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let mut conn = open_connection(&path)?;
+        migrate::run(&mut conn)?;
+        queries::experiments::ensure_default(&conn, default_artifact_root)?;
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        std::thread::Builder::new()
+            .name("plumb-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| Error::internal(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path,
+                default_artifact_root: default_artifact_root.to_string(),
+                writer: tx,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `f` in the writer's current transaction; resolves once it is committed.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T>>();
+        let job: Job = Box::new(move |conn| {
+            let outcome = f(conn);
+            let ok = outcome.is_ok();
+            let finish: Finish = Box::new(move |committed: Result<()>| {
+                let _ = tx.send(committed.and(outcome));
+            });
+            (ok, finish)
+        });
+        self.inner
+            .writer
+            .send(job)
+            .await
+            .map_err(|_| Error::unavailable("the store is shutting down"))?;
+        rx.await
+            .map_err(|_| Error::unavailable("the write was not committed; try again"))?
+    }
+
+    /// Runs `f` on a pooled read connection, off the async runtime.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().map(|mut v| v.pop()).unwrap_or(None);
+            let conn = match pooled {
+                Some(c) => c,
+                None => open_connection(&inner.path)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut idle) = inner.readers.lock() {
+                if idle.len() < MAX_IDLE_READERS {
+                    idle.push(conn);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|e| Error::internal(format!("read task failed: {e}")))?
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            // Dropping the jobs drops their reply channels: callers get 503 and retry.
+            tracing::error!(error = %db_err(e), "cannot begin a write transaction");
+            drop(jobs);
+            continue;
+        }
+        let mut finishes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let savepoint = conn.execute_batch("SAVEPOINT job");
+            let (ok, finish) = job(&conn);
+            if savepoint.is_ok() {
+                let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                if let Err(e) = conn.execute_batch(end) {
+                    tracing::error!(error = %e, "savepoint handling failed");
+                }
+            }
+            finishes.push(finish);
+        }
+        let committed = conn.execute_batch("COMMIT").map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK");
+            db_err(e)
+        });
+        for finish in finishes {
+            finish(committed.clone());
+        }
+    }
+    // All senders are gone: the store was dropped. Checkpoint so the database closes cleanly.
+    let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    tracing::debug!("sqlite writer stopped");
+}
+
+#[async_trait]
+impl TrackingStore for SqliteStore {
+    async fn ping(&self) -> Result<()> {
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err)).await
+    }
+
+    async fn create_experiment(&self, new: NewExperiment) -> Result<String> {
+        let root = self.inner.default_artifact_root.clone();
+        self.write(move |c| queries::experiments::create(c, &new, &root)).await
+    }
+    async fn get_experiment(&self, id: &str) -> Result<Experiment> {
+        let id = id.to_string();
+        self.read(move |c| queries::experiments::get(c, &id)).await
+    }
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
+        let name = name.to_string();
+        self.read(move |c| queries::experiments::get_by_name(c, &name)).await
+    }
+    async fn search_experiments(&self, q: ExperimentQuery) -> Result<Page<Experiment>> {
+        self.read(move |c| queries::experiments::search(c, &q)).await
+    }
+    async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
+        let (id, new_name) = (id.to_string(), new_name.to_string());
+        self.write(move |c| queries::experiments::rename(c, &id, &new_name)).await
+    }
+    async fn delete_experiment(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |c| queries::experiments::set_lifecycle(c, &id, true)).await
+    }
+    async fn restore_experiment(&self, id: &str) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |c| queries::experiments::set_lifecycle(c, &id, false)).await
+    }
+    async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
+        let id = id.to_string();
+        self.write(move |c| queries::experiments::set_tag(c, &id, &tag)).await
+    }
+    async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
+        let (id, key) = (id.to_string(), key.to_string());
+        self.write(move |c| queries::experiments::delete_tag(c, &id, &key)).await
+    }
+
+    async fn create_run(&self, new: NewRun) -> Result<Run> {
+        let run_id = self.write(move |c| queries::runs::create(c, new)).await?;
+        self.get_run(&run_id).await
+    }
+    async fn get_run(&self, run_id: &str) -> Result<Run> {
+        let run_id = run_id.to_string();
+        self.read(move |c| queries::runs::get(c, &run_id)).await
+    }
+    async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
+        let run_id = run_id.to_string();
+        self.write(move |c| queries::runs::update(c, &run_id, &update)).await
+    }
+    async fn delete_run(&self, run_id: &str) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.write(move |c| queries::runs::set_lifecycle(c, &run_id, true)).await
+    }
+    async fn restore_run(&self, run_id: &str) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.write(move |c| queries::runs::set_lifecycle(c, &run_id, false)).await
+    }
+    async fn search_runs(&self, q: RunQuery) -> Result<Page<Run>> {
+        self.read(move |c| queries::runs::search(c, &q)).await
+    }
+    async fn log_batch(&self, run_id: &str, batch: Batch) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.write(move |c| queries::runs::log_batch(c, &run_id, &batch)).await
+    }
+    async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        let (run_id, key) = (run_id.to_string(), key.to_string());
+        self.write(move |c| queries::runs::delete_tag(c, &run_id, &key)).await
+    }
+    async fn append_logged_model_history(&self, run_id: &str, model_json: &str) -> Result<()> {
+        let (run_id, json) = (run_id.to_string(), model_json.to_string());
+        self.write(move |c| queries::runs::append_model_history(c, &run_id, &json)).await
+    }
+    async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: Vec<DatasetInput>,
+        model_ids: Vec<String>,
+    ) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.write(move |c| queries::runs::log_inputs(c, &run_id, &datasets, &model_ids)).await
+    }
+    async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.write(move |c| queries::runs::log_outputs(c, &run_id, &models)).await
+    }
+    async fn search_datasets(&self, experiment_ids: Vec<String>) -> Result<Vec<DatasetSummary>> {
+        self.read(move |c| queries::runs::search_datasets(c, &experiment_ids)).await
+    }
+
+    async fn metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> Result<Page<Metric>> {
+        let (run_id, key) = (run_id.to_string(), key.to_string());
+        self.read(move |c| queries::metrics::history(c, &run_id, &key, offset, limit)).await
+    }
+    async fn metric_history_bulk(
+        &self,
+        run_ids: Vec<String>,
+        key: &str,
+        limit: i64,
+    ) -> Result<Vec<RunMetric>> {
+        let key = key.to_string();
+        self.read(move |c| queries::metrics::bulk(c, &run_ids, &key, limit)).await
+    }
+    async fn metric_history_bulk_interval(&self, q: IntervalQuery) -> Result<Vec<RunMetric>> {
+        self.read(move |c| queries::metrics::bulk_interval(c, &q)).await
+    }
+
+    async fn create_logged_model(&self, new: NewLoggedModel) -> Result<LoggedModel> {
+        let id = self.write(move |c| queries::models::create(c, &new)).await?;
+        self.get_logged_model(&id, false).await
+    }
+    async fn get_logged_model(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel> {
+        let id = model_id.to_string();
+        self.read(move |c| queries::models::get(c, &id, allow_deleted)).await
+    }
+    async fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel> {
+        let id = model_id.to_string();
+        self.write(move |c| queries::models::set_status(c, &id, status)).await?;
+        self.get_logged_model(model_id, false).await
+    }
+    async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
+        let id = model_id.to_string();
+        self.write(move |c| queries::models::delete(c, &id)).await
+    }
+    async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()> {
+        let id = model_id.to_string();
+        self.write(move |c| queries::models::set_tags(c, &id, &tags)).await
+    }
+    async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
+        let (id, key) = (model_id.to_string(), key.to_string());
+        self.write(move |c| queries::models::delete_tag(c, &id, &key)).await
+    }
+    async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()> {
+        let id = model_id.to_string();
+        self.write(move |c| queries::models::log_params(c, &id, &params)).await
+    }
+    async fn search_logged_models(&self, q: LoggedModelQuery) -> Result<Page<LoggedModel>> {
+        self.read(move |c| queries::models::search(c, &q)).await
+    }
+}

@@ -1,1 +1,193 @@
-//! placeholder
+//! The storage plug point: the `TrackingStore` trait, speaking only `plumb-core` domain types.
+//!
+//! Rules about input *shape* are checked in `plumb_core::validation` before a store is called;
+//! rules that depend on stored *state* (param immutability, lifecycle checks, latest-metric
+//! updates, de-duplication) are enforced inside the store, transactionally, and pinned by the
+//! conformance suite in [`conformance`] that every backend runs.
+
+use async_trait::async_trait;
+use plumb_core::entities::{
+    DatasetInput, DatasetSummary, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput,
+    Page, Param, Run, RunInfo, RunMetric, RunStatus, Tag, ViewType,
+};
+use plumb_core::search::{Clause, OrderKey};
+use plumb_core::Result;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+
+/// A new experiment. `artifact_location: None` means `<default artifact root>/<experiment_id>`.
+#[derive(Debug, Clone, Default)]
+pub struct NewExperiment {
+    pub name: String,
+    pub artifact_location: Option<String>,
+    pub tags: Vec<Tag>,
+}
+
+/// An experiment search, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct ExperimentQuery {
+    pub filter: Vec<Clause>,
+    pub order_by: Vec<OrderKey>,
+    pub view_type: ViewType,
+    pub max_results: i64,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewRun {
+    pub experiment_id: String,
+    pub user_id: String,
+    /// `None` or empty: the store picks a name and records it as the `mlflow.runName` tag.
+    pub run_name: Option<String>,
+    pub start_time: Option<i64>,
+    pub tags: Vec<Tag>,
+}
+
+/// Fields of `runs/update`; only the present ones are applied.
+#[derive(Debug, Clone, Default)]
+pub struct RunUpdate {
+    pub status: Option<RunStatus>,
+    pub end_time: Option<i64>,
+    pub run_name: Option<String>,
+}
+
+/// A run search, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct RunQuery {
+    pub experiment_ids: Vec<String>,
+    pub filter: Vec<Clause>,
+    pub order_by: Vec<OrderKey>,
+    pub view_type: ViewType,
+    pub max_results: i64,
+    pub offset: i64,
+}
+
+/// Validated metrics, params and tags to write to one run in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub metrics: Vec<Metric>,
+    pub params: Vec<Param>,
+    pub tags: Vec<Tag>,
+}
+
+/// `get-history-bulk-interval`: evenly sampled points of one key over several runs.
+#[derive(Debug, Clone)]
+pub struct IntervalQuery {
+    pub run_ids: Vec<String>,
+    pub metric_key: String,
+    /// Inclusive step range, both or neither.
+    pub steps: Option<(i64, i64)>,
+    pub max_results: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewLoggedModel {
+    pub experiment_id: String,
+    pub name: Option<String>,
+    pub model_type: Option<String>,
+    pub source_run_id: Option<String>,
+    pub params: Vec<Param>,
+    pub tags: Vec<Tag>,
+}
+
+/// A logged-model search, already parsed. `order_by` keys are attributes or metrics.
+#[derive(Debug, Clone, Default)]
+pub struct LoggedModelQuery {
+    pub experiment_ids: Vec<String>,
+    pub filter: Vec<Clause>,
+    pub order_by: Vec<OrderKey>,
+    pub max_results: i64,
+    pub offset: i64,
+}
+
+/// Everything tracking needs from a database. Implemented by every backend; the concrete one is
+/// chosen in the binary's wiring only.
+#[async_trait]
+pub trait TrackingStore: Send + Sync + 'static {
+    /// Cheap liveness check of the database (used by `/health`).
+    async fn ping(&self) -> Result<()>;
+
+    // -- experiments ---------------------------------------------------------------------------
+    async fn create_experiment(&self, new: NewExperiment) -> Result<String>;
+    /// Any lifecycle stage.
+    async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment>;
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment>;
+    async fn search_experiments(&self, query: ExperimentQuery) -> Result<Page<Experiment>>;
+    async fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()>;
+    /// Soft delete; marks the experiment's runs deleted too.
+    async fn delete_experiment(&self, experiment_id: &str) -> Result<()>;
+    async fn restore_experiment(&self, experiment_id: &str) -> Result<()>;
+    async fn set_experiment_tag(&self, experiment_id: &str, tag: Tag) -> Result<()>;
+    async fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()>;
+
+    // -- runs ----------------------------------------------------------------------------------
+    async fn create_run(&self, new: NewRun) -> Result<Run>;
+    /// Any lifecycle stage.
+    async fn get_run(&self, run_id: &str) -> Result<Run>;
+    async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo>;
+    async fn delete_run(&self, run_id: &str) -> Result<()>;
+    async fn restore_run(&self, run_id: &str) -> Result<()>;
+    async fn search_runs(&self, query: RunQuery) -> Result<Page<Run>>;
+    /// Writes metrics, params and tags atomically; the run must be active.
+    async fn log_batch(&self, run_id: &str, batch: Batch) -> Result<()>;
+    async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()>;
+    /// MLflow 2's `runs/log-model`: appends `model_json` to the `mlflow.log-model.history` tag.
+    async fn append_logged_model_history(&self, run_id: &str, model_json: &str) -> Result<()>;
+    async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: Vec<DatasetInput>,
+        model_ids: Vec<String>,
+    ) -> Result<()>;
+    async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()>;
+    async fn search_datasets(&self, experiment_ids: Vec<String>) -> Result<Vec<DatasetSummary>>;
+
+    // -- metric history ------------------------------------------------------------------------
+    /// Points ordered by (timestamp, step, value); `limit: None` returns them all.
+    async fn metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> Result<Page<Metric>>;
+    /// Points of several runs, ordered by run id then (timestamp, step, value), at most `limit`.
+    async fn metric_history_bulk(
+        &self,
+        run_ids: Vec<String>,
+        key: &str,
+        limit: i64,
+    ) -> Result<Vec<RunMetric>>;
+    async fn metric_history_bulk_interval(&self, query: IntervalQuery) -> Result<Vec<RunMetric>>;
+
+    // -- logged models (MLflow 3) --------------------------------------------------------------
+    async fn create_logged_model(&self, new: NewLoggedModel) -> Result<LoggedModel>;
+    async fn get_logged_model(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel>;
+    async fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel>;
+    async fn delete_logged_model(&self, model_id: &str) -> Result<()>;
+    async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()>;
+    async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()>;
+    async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()>;
+    async fn search_logged_models(&self, query: LoggedModelQuery) -> Result<Page<LoggedModel>>;
+}
+
+/// Joins an artifact root and a child the way MLflow does (`mlflow-artifacts:/` + `1`).
+pub fn join_artifact_uri(root: &str, child: &str) -> String {
+    if root.ends_with(":/") || root.ends_with(":///") {
+        format!("{root}{child}")
+    } else {
+        format!("{}/{child}", root.trim_end_matches('/'))
+    }
+}
+
+/// The tag MLflow keeps a run's name in, besides the run row.
+pub const RUN_NAME_TAG: &str = "mlflow.runName";
+/// The tag MLflow 2's `runs/log-model` appends to.
+pub const LOG_MODEL_HISTORY_TAG: &str = "mlflow.log-model.history";
+/// The input tag that names a dataset's context (e.g. `training`).
+pub const DATASET_CONTEXT_TAG: &str = "mlflow.data.context";

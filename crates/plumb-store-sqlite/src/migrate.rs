@@ -1,0 +1,32 @@
+//! Embedded, numbered SQLite migrations; refuses a database newer than this binary.
+
+use plumb_core::{Error, Result};
+use rusqlite::Connection;
+
+use crate::db_err;
+
+/// (version, SQL). Append only: a landed migration is never edited.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+pub(crate) fn run(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS plumb_schema (version INTEGER NOT NULL)")
+        .map_err(db_err)?;
+    let current: i64 = conn
+        .query_row("SELECT COALESCE(MAX(version), 0) FROM plumb_schema", [], |r| r.get(0))
+        .map_err(db_err)?;
+    let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    if current > latest {
+        return Err(Error::internal(format!(
+            "the database schema is version {current}, newer than this plumb knows ({latest}); \
+             upgrade plumb"
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+        let tx = conn.transaction().map_err(db_err)?;
+        tx.execute_batch(sql).map_err(db_err)?;
+        tx.execute("INSERT INTO plumb_schema (version) VALUES (?1)", [version]).map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        tracing::info!(version, "applied sqlite migration");
+    }
+    Ok(())
+}

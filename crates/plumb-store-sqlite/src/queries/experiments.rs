@@ -1,0 +1,280 @@
+//! Experiment queries: create, get, search, rename, lifecycle, tags.
+
+use plumb_core::entities::{Experiment, LifecycleStage, Page, Tag, ViewType};
+use plumb_core::search::{OrderKey, Target};
+use plumb_core::validation::encode_offset_token;
+use plumb_core::{now_millis, Error, Result};
+use plumb_store::{join_artifact_uri, ExperimentQuery, NewExperiment};
+use rusqlite::types::Value as Sql;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+use crate::db_err;
+use crate::render::{order_sql, where_sql, Layout};
+
+fn parse_id(id: &str) -> Result<i64> {
+    id.parse::<i64>().map_err(|_| {
+        Error::invalid(format!("Invalid experiment ID '{id}'. Experiment ID must be a valid integer."))
+    })
+}
+
+fn not_found(id: &str) -> Error {
+    Error::not_found(format!("No Experiment with id={id} exists"))
+}
+
+/// Creates experiment 0, "Default", when the database has none.
+pub(crate) fn ensure_default(conn: &Connection, root: &str) -> Result<()> {
+    let now = now_millis();
+    conn.execute(
+        "INSERT OR IGNORE INTO experiments
+         (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
+         VALUES (0, 'Default', ?1, 'active', ?2, ?2)",
+        params![join_artifact_uri(root, "0"), now],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn create(conn: &Connection, new: &NewExperiment, root: &str) -> Result<String> {
+    let exists: Option<i64> = conn
+        .query_row("SELECT experiment_id FROM experiments WHERE name = ?1", [&new.name], |r| r.get(0))
+        .optional()
+        .map_err(db_err)?;
+    if exists.is_some() {
+        return Err(Error::already_exists(format!(
+            "Experiment(name={}) already exists. Error: name is taken",
+            new.name
+        )));
+    }
+    let now = now_millis();
+    conn.execute(
+        "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time)
+         VALUES (?1, '', 'active', ?2, ?2)",
+        params![new.name, now],
+    )
+    .map_err(db_err)?;
+    let id = conn.last_insert_rowid();
+    let location = match &new.artifact_location {
+        Some(loc) if !loc.is_empty() => loc.clone(),
+        _ => join_artifact_uri(root, &id.to_string()),
+    };
+    conn.execute(
+        "UPDATE experiments SET artifact_location = ?1 WHERE experiment_id = ?2",
+        params![location, id],
+    )
+    .map_err(db_err)?;
+    for tag in &new.tags {
+        upsert_tag(conn, id, tag)?;
+    }
+    Ok(id.to_string())
+}
+
+fn upsert_tag(conn: &Connection, id: i64, tag: &Tag) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO experiment_tags (experiment_id, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
+    )
+    .and_then(|mut s| s.execute(params![id, tag.key, tag.value]))
+    .map_err(db_err)?;
+    Ok(())
+}
+
+const COLUMNS: &str =
+    "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+
+fn row_to_experiment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Experiment> {
+    let stage: String = r.get(3)?;
+    Ok(Experiment {
+        experiment_id: r.get::<_, i64>(0)?.to_string(),
+        name: r.get(1)?,
+        artifact_location: r.get(2)?,
+        lifecycle_stage: LifecycleStage::parse(&stage).unwrap_or(LifecycleStage::Active),
+        creation_time: r.get(4)?,
+        last_update_time: r.get(5)?,
+        tags: Vec::new(),
+    })
+}
+
+fn load_tags(conn: &Connection, exp: &mut Experiment) -> Result<()> {
+    let id: i64 = exp.experiment_id.parse().unwrap_or(-1);
+    let mut stmt = conn
+        .prepare_cached("SELECT key, value FROM experiment_tags WHERE experiment_id = ?1 ORDER BY key")
+        .map_err(db_err)?;
+    exp.tags = stmt
+        .query_map([id], |r| Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn get(conn: &Connection, id: &str) -> Result<Experiment> {
+    let num = parse_id(id)?;
+    let mut exp = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM experiments WHERE experiment_id = ?1"),
+            [num],
+            row_to_experiment,
+        )
+        .optional()
+        .map_err(db_err)?
+        .ok_or_else(|| not_found(id))?;
+    load_tags(conn, &mut exp)?;
+    Ok(exp)
+}
+
+pub(crate) fn get_by_name(conn: &Connection, name: &str) -> Result<Experiment> {
+    let mut exp = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM experiments WHERE name = ?1"),
+            [name],
+            row_to_experiment,
+        )
+        .optional()
+        .map_err(db_err)?
+        .ok_or_else(|| Error::not_found(format!("Could not find experiment with name '{name}'")))?;
+    load_tags(conn, &mut exp)?;
+    Ok(exp)
+}
+
+/// The active experiment with this id, or the MLflow error for a missing / deleted one.
+pub(crate) fn require_active(conn: &Connection, id: &str) -> Result<i64> {
+    let num = parse_id(id)?;
+    let stage: Option<String> = conn
+        .query_row("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?1", [num], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(db_err)?;
+    match stage.as_deref() {
+        None => Err(not_found(id)),
+        Some("active") => Ok(num),
+        Some(other) => Err(Error::invalid(format!(
+            "The experiment {id} must be in the 'active' state. Current state is {other}."
+        ))),
+    }
+}
+
+pub(crate) fn rename(conn: &Connection, id: &str, new_name: &str) -> Result<()> {
+    let exp = get(conn, id)?;
+    if exp.lifecycle_stage != LifecycleStage::Active {
+        return Err(Error::new(
+            plumb_core::ErrorCode::InvalidState,
+            "Cannot rename a non-active experiment.",
+        ));
+    }
+    let taken: Option<i64> = conn
+        .query_row("SELECT experiment_id FROM experiments WHERE name = ?1", [new_name], |r| r.get(0))
+        .optional()
+        .map_err(db_err)?;
+    if taken.is_some_and(|t| t.to_string() != exp.experiment_id) {
+        return Err(Error::already_exists(format!(
+            "Experiment(name={new_name}) already exists."
+        )));
+    }
+    conn.execute(
+        "UPDATE experiments SET name = ?1, last_update_time = ?2 WHERE experiment_id = ?3",
+        params![new_name, now_millis(), parse_id(id)?],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Deletes (or restores) an experiment together with its runs.
+pub(crate) fn set_lifecycle(conn: &Connection, id: &str, delete: bool) -> Result<()> {
+    let num = parse_id(id)?;
+    let exp = get(conn, id)?;
+    let (from, to) = if delete { ("active", "deleted") } else { ("deleted", "active") };
+    if exp.lifecycle_stage.as_str() != from {
+        return Err(not_found(id));
+    }
+    let now = now_millis();
+    conn.execute(
+        "UPDATE experiments SET lifecycle_stage = ?1, last_update_time = ?2 WHERE experiment_id = ?3",
+        params![to, now, num],
+    )
+    .map_err(db_err)?;
+    let deleted_time = if delete { Some(now) } else { None };
+    conn.execute(
+        "UPDATE runs SET lifecycle_stage = ?1, deleted_time = ?2 WHERE experiment_id = ?3 AND lifecycle_stage = ?4",
+        params![to, deleted_time, num, from],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn set_tag(conn: &Connection, id: &str, tag: &Tag) -> Result<()> {
+    let num = require_active(conn, id)?;
+    upsert_tag(conn, num, tag)
+}
+
+pub(crate) fn delete_tag(conn: &Connection, id: &str, key: &str) -> Result<()> {
+    let num = require_active(conn, id)?;
+    let n = conn
+        .execute("DELETE FROM experiment_tags WHERE experiment_id = ?1 AND key = ?2", params![num, key])
+        .map_err(db_err)?;
+    if n == 0 {
+        return Err(Error::not_found(format!("No tag with name: {key} in experiment with id {id}")));
+    }
+    Ok(())
+}
+
+fn attribute(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "name" => "e.name",
+        "experiment_id" => "e.experiment_id",
+        "creation_time" => "e.creation_time",
+        "last_update_time" => "e.last_update_time",
+        _ => return None,
+    })
+}
+
+const LAYOUT: Layout = Layout {
+    owner: "e.experiment_id",
+    metrics: None,
+    params: None,
+    tags: ("experiment_tags", "experiment_id"),
+    attribute,
+    datasets: false,
+};
+
+fn stage_sql(view: ViewType) -> &'static str {
+    match view {
+        ViewType::ActiveOnly => "e.lifecycle_stage = 'active'",
+        ViewType::DeletedOnly => "e.lifecycle_stage = 'deleted'",
+        ViewType::All => "1",
+    }
+}
+
+pub(crate) fn search(conn: &Connection, q: &ExperimentQuery) -> Result<Page<Experiment>> {
+    let mut binds: Vec<Sql> = Vec::new();
+    let filter = where_sql(&LAYOUT, &q.filter, &mut binds)?;
+    let mut order = order_sql(&LAYOUT, &q.order_by, &mut binds)?;
+    if q.order_by.is_empty() {
+        order.push("e.creation_time DESC".into());
+        order.push("e.experiment_id ASC".into());
+    } else if !q.order_by.iter().any(|k: &OrderKey| k.target == Target::Attribute("experiment_id".into())) {
+        order.push("e.experiment_id ASC".into());
+    }
+    binds.push(Sql::Integer(q.max_results + 1));
+    binds.push(Sql::Integer(q.offset));
+    let sql = format!(
+        "SELECT {cols} FROM experiments e WHERE {stage} AND {filter} ORDER BY {order} LIMIT ? OFFSET ?",
+        cols = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", "),
+        stage = stage_sql(q.view_type),
+        order = order.join(", "),
+    );
+    let mut stmt = conn.prepare(&sql).map_err(db_err)?;
+    let mut items: Vec<Experiment> = stmt
+        .query_map(params_from_iter(binds), row_to_experiment)
+        .and_then(|rows| rows.collect())
+        .map_err(db_err)?;
+    let next_page_token = if items.len() as i64 > q.max_results {
+        items.truncate(q.max_results as usize);
+        Some(encode_offset_token(q.offset + q.max_results))
+    } else {
+        None
+    };
+    for exp in &mut items {
+        load_tags(conn, exp)?;
+    }
+    Ok(Page { items, next_page_token })
+}

@@ -1,0 +1,236 @@
+//! MLflow 3 logged-model queries: create, get, finalize, delete, tags, params, search.
+
+use plumb_core::entities::{LifecycleStage, LoggedModel, LoggedModelStatus, Metric, Page, Param, RunMetric, Tag};
+use plumb_core::validation::encode_offset_token;
+use plumb_core::{now_millis, Error, Result};
+use plumb_store::{join_artifact_uri, LoggedModelQuery, NewLoggedModel};
+use rusqlite::types::Value as Sql;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+use crate::db_err;
+use crate::queries::experiments;
+use crate::render::{order_sql, where_sql, Layout};
+
+fn not_found(id: &str) -> Error {
+    Error::not_found(format!("Logged model with ID '{id}' not found."))
+}
+
+fn random_model_name() -> String {
+    let b = *uuid::Uuid::new_v4().as_bytes();
+    format!("model-{:02x}{:02x}{:02x}", b[0], b[1], b[2])
+}
+
+pub(crate) fn create(conn: &Connection, new: &NewLoggedModel) -> Result<String> {
+    let exp = experiments::require_active(conn, &new.experiment_id)?;
+    let location: String = conn
+        .query_row("SELECT artifact_location FROM experiments WHERE experiment_id = ?1", [exp], |r| r.get(0))
+        .map_err(db_err)?;
+    let model_id = format!("m-{}", uuid::Uuid::new_v4().simple());
+    let name = new.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(random_model_name);
+    let now = now_millis();
+    conn.execute(
+        "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, creation_timestamp_ms,
+             last_updated_timestamp_ms, status, status_message, lifecycle_stage, model_type, source_run_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, NULL, 'active', ?7, ?8)",
+        params![
+            model_id,
+            exp,
+            name,
+            join_artifact_uri(&location, &format!("models/{model_id}/artifacts")),
+            now,
+            LoggedModelStatus::Pending.as_i64(),
+            new.model_type,
+            new.source_run_id
+        ],
+    )
+    .map_err(db_err)?;
+    upsert_kv(conn, "logged_model_tags", &model_id, &new.tags)?;
+    upsert_kv(conn, "logged_model_params", &model_id, &new.params)?;
+    Ok(model_id)
+}
+
+fn upsert_kv(conn: &Connection, table: &str, model_id: &str, items: &[Tag]) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO {table} (model_id, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value"
+    );
+    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+    for t in items {
+        stmt.execute(params![model_id, t.key, t.value]).map_err(db_err)?;
+    }
+    Ok(())
+}
+
+const COLUMNS: &str = "m.model_id, m.experiment_id, m.name, m.artifact_location, m.creation_timestamp_ms, \
+     m.last_updated_timestamp_ms, m.status, m.status_message, m.lifecycle_stage, m.model_type, m.source_run_id";
+
+fn row_to_model(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoggedModel> {
+    let stage: String = r.get(8)?;
+    Ok(LoggedModel {
+        model_id: r.get(0)?,
+        experiment_id: r.get::<_, i64>(1)?.to_string(),
+        name: r.get(2)?,
+        artifact_uri: r.get(3)?,
+        creation_timestamp_ms: r.get(4)?,
+        last_updated_timestamp_ms: r.get(5)?,
+        status: LoggedModelStatus::from_i64(r.get(6)?),
+        status_message: r.get(7)?,
+        lifecycle_stage: LifecycleStage::parse(&stage).unwrap_or(LifecycleStage::Active),
+        model_type: r.get(9)?,
+        source_run_id: r.get(10)?,
+        tags: Vec::new(),
+        params: Vec::new(),
+        metrics: Vec::new(),
+    })
+}
+
+fn load_details(conn: &Connection, m: &mut LoggedModel) -> Result<()> {
+    let kv = |table: &str| -> Result<Vec<Tag>> {
+        conn.prepare_cached(&format!("SELECT key, value FROM {table} WHERE model_id = ?1 ORDER BY key"))
+            .and_then(|mut s| {
+                s.query_map([&m.model_id], |r| Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                    .collect()
+            })
+            .map_err(db_err)
+    };
+    m.tags = kv("logged_model_tags")?;
+    m.params = kv("logged_model_params")?;
+    m.metrics = conn
+        .prepare_cached(
+            "SELECT key, value, is_nan, timestamp, step, run_id, dataset_name, dataset_digest
+             FROM logged_model_metrics WHERE model_id = ?1 ORDER BY key, step, timestamp",
+        )
+        .and_then(|mut s| {
+            s.query_map([&m.model_id], |r| {
+                let is_nan: bool = r.get(2)?;
+                let mut metric = Metric::new(
+                    r.get::<_, String>(0)?,
+                    if is_nan { f64::NAN } else { r.get(1)? },
+                    r.get(3)?,
+                    r.get(4)?,
+                );
+                metric.dataset_name = r.get(6)?;
+                metric.dataset_digest = r.get(7)?;
+                Ok(RunMetric { run_id: r.get(5)?, metric })
+            })?
+            .collect()
+        })
+        .map_err(db_err)?;
+    for rm in &mut m.metrics {
+        rm.metric.model_id = Some(m.model_id.clone());
+    }
+    Ok(())
+}
+
+pub(crate) fn get(conn: &Connection, id: &str, allow_deleted: bool) -> Result<LoggedModel> {
+    let mut m = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM logged_models m WHERE m.model_id = ?1"))
+        .and_then(|mut s| s.query_row([id], row_to_model).optional())
+        .map_err(db_err)?
+        .filter(|m| allow_deleted || m.lifecycle_stage == LifecycleStage::Active)
+        .ok_or_else(|| not_found(id))?;
+    load_details(conn, &mut m)?;
+    Ok(m)
+}
+
+pub(crate) fn set_status(conn: &Connection, id: &str, status: LoggedModelStatus) -> Result<()> {
+    get(conn, id, false)?;
+    conn.execute(
+        "UPDATE logged_models SET status = ?1, last_updated_timestamp_ms = ?2 WHERE model_id = ?3",
+        params![status.as_i64(), now_millis(), id],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn delete(conn: &Connection, id: &str) -> Result<()> {
+    get(conn, id, false)?;
+    conn.execute(
+        "UPDATE logged_models SET lifecycle_stage = 'deleted', last_updated_timestamp_ms = ?1 WHERE model_id = ?2",
+        params![now_millis(), id],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn set_tags(conn: &Connection, id: &str, tags: &[Tag]) -> Result<()> {
+    get(conn, id, false)?;
+    upsert_kv(conn, "logged_model_tags", id, tags)
+}
+
+pub(crate) fn delete_tag(conn: &Connection, id: &str, key: &str) -> Result<()> {
+    get(conn, id, false)?;
+    let n = conn
+        .execute("DELETE FROM logged_model_tags WHERE model_id = ?1 AND key = ?2", params![id, key])
+        .map_err(db_err)?;
+    if n == 0 {
+        return Err(Error::not_found(format!("No tag with key '{key}' found for model with ID '{id}'.")));
+    }
+    Ok(())
+}
+
+pub(crate) fn log_params(conn: &Connection, id: &str, params: &[Param]) -> Result<()> {
+    get(conn, id, false)?;
+    upsert_kv(conn, "logged_model_params", id, params)
+}
+
+const STATUS_NAME: &str = "(CASE m.status WHEN 1 THEN 'LOGGED_MODEL_PENDING' WHEN 2 THEN 'LOGGED_MODEL_READY' \
+     WHEN 3 THEN 'LOGGED_MODEL_UPLOAD_FAILED' ELSE 'LOGGED_MODEL_STATUS_UNSPECIFIED' END)";
+
+fn attribute(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "name" => "m.name",
+        "model_id" => "m.model_id",
+        "model_type" => "m.model_type",
+        "status" => STATUS_NAME,
+        "source_run_id" => "m.source_run_id",
+        "creation_timestamp" => "m.creation_timestamp_ms",
+        "last_updated_timestamp" => "m.last_updated_timestamp_ms",
+        _ => return None,
+    })
+}
+
+const LAYOUT: Layout = Layout {
+    owner: "m.model_id",
+    metrics: Some(("logged_model_metrics", "model_id")),
+    params: Some(("logged_model_params", "model_id")),
+    tags: ("logged_model_tags", "model_id"),
+    attribute,
+    datasets: false,
+};
+
+pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<LoggedModel>> {
+    let ids: Vec<i64> = q.experiment_ids.iter().filter_map(|i| i.parse().ok()).collect();
+    if ids.is_empty() {
+        return Ok(Page { items: Vec::new(), next_page_token: None });
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    let mut binds: Vec<Sql> = ids.into_iter().map(Sql::Integer).collect();
+    let filter = where_sql(&LAYOUT, &q.filter, &mut binds)?;
+    let mut order = order_sql(&LAYOUT, &q.order_by, &mut binds)?;
+    order.push("m.creation_timestamp_ms DESC".into());
+    order.push("m.model_id ASC".into());
+    binds.push(Sql::Integer(q.max_results + 1));
+    binds.push(Sql::Integer(q.offset));
+    let sql = format!(
+        "SELECT {COLUMNS} FROM logged_models m
+         WHERE m.experiment_id IN ({marks}) AND m.lifecycle_stage = 'active' AND {filter}
+         ORDER BY {} LIMIT ? OFFSET ?",
+        order.join(", ")
+    );
+    let mut stmt = conn.prepare(&sql).map_err(db_err)?;
+    let mut items: Vec<LoggedModel> = stmt
+        .query_map(params_from_iter(binds), row_to_model)
+        .and_then(|rows| rows.collect())
+        .map_err(db_err)?;
+    let next_page_token = if items.len() as i64 > q.max_results {
+        items.truncate(q.max_results as usize);
+        Some(encode_offset_token(q.offset + q.max_results))
+    } else {
+        None
+    };
+    for m in &mut items {
+        load_details(conn, m)?;
+    }
+    Ok(Page { items, next_page_token })
+}

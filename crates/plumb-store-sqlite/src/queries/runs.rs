@@ -1,0 +1,578 @@
+//! Run queries: create, get, update, lifecycle, search, the log-batch write path, inputs/outputs.
+
+use std::collections::HashMap;
+
+use plumb_core::entities::{
+    Dataset, DatasetInput, DatasetSummary, LifecycleStage, Metric, ModelOutput, Page, Param, Run,
+    RunData, RunInfo, RunInputs, RunStatus, Tag, ViewType,
+};
+use plumb_core::search::Target;
+use plumb_core::validation::{encode_offset_token, CLAMPED_INF};
+use plumb_core::{now_millis, Error, Result};
+use plumb_store::{
+    join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, DATASET_CONTEXT_TAG,
+    LOG_MODEL_HISTORY_TAG, RUN_NAME_TAG,
+};
+use rusqlite::types::Value as Sql;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+
+use crate::db_err;
+use crate::queries::experiments;
+use crate::render::{order_sql, where_sql, Layout};
+
+const ADJECTIVES: &[&str] = &[
+    "amber", "bold", "brisk", "calm", "clever", "crisp", "dapper", "eager", "fancy", "gentle",
+    "glad", "honest", "jolly", "keen", "lucid", "merry", "nimble", "placid", "quiet", "rare",
+    "sleek", "steady", "sunny", "swift", "tidy", "vivid", "wise", "zesty",
+];
+const NOUNS: &[&str] = &[
+    "ant", "bass", "bear", "crane", "deer", "eel", "finch", "fox", "gnu", "hare", "hawk", "ibis",
+    "koi", "lark", "lynx", "mole", "newt", "otter", "owl", "panda", "quail", "ram", "seal",
+    "shrew", "toad", "trout", "wasp", "wren",
+];
+
+/// An adjective-noun-NNN name, as MLflow gives unnamed runs.
+fn random_run_name() -> String {
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    let a = ADJECTIVES[bytes[0] as usize % ADJECTIVES.len()];
+    let n = NOUNS[bytes[1] as usize % NOUNS.len()];
+    let num = u16::from_le_bytes([bytes[2], bytes[3]]) % 1000;
+    format!("{a}-{n}-{num}")
+}
+
+fn run_not_found(run_id: &str) -> Error {
+    Error::not_found(format!("Run with id={run_id} not found"))
+}
+
+/// The row id and lifecycle of a run.
+fn lookup(conn: &Connection, run_id: &str) -> Result<(i64, String)> {
+    conn.prepare_cached("SELECT run_pk, lifecycle_stage FROM runs WHERE run_uuid = ?1")
+        .and_then(|mut s| s.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(db_err)?
+        .ok_or_else(|| run_not_found(run_id))
+}
+
+/// The row id of an active run, or MLflow's error.
+pub(crate) fn require_active(conn: &Connection, run_id: &str) -> Result<i64> {
+    let (pk, stage) = lookup(conn, run_id)?;
+    if stage != "active" {
+        return Err(Error::invalid(format!(
+            "The run {run_id} must be in the 'active' state. Current state is {stage}."
+        )));
+    }
+    Ok(pk)
+}
+
+fn upsert_tag(conn: &Connection, pk: i64, tag: &Tag) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO tags (run_pk, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value",
+    )
+    .and_then(|mut s| s.execute(params![pk, tag.key, tag.value]))
+    .map_err(db_err)?;
+    if tag.key == RUN_NAME_TAG {
+        conn.prepare_cached("UPDATE runs SET name = ?1 WHERE run_pk = ?2")
+            .and_then(|mut s| s.execute(params![tag.value, pk]))
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn create(conn: &Connection, new: NewRun) -> Result<String> {
+    let exp_num = experiments::require_active(conn, &new.experiment_id)?;
+    let location: String = conn
+        .query_row(
+            "SELECT artifact_location FROM experiments WHERE experiment_id = ?1",
+            [exp_num],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    let tag_name = new.tags.iter().find(|t| t.key == RUN_NAME_TAG).map(|t| t.value.clone());
+    let given = new.run_name.clone().filter(|n| !n.is_empty());
+    if let (Some(given), Some(tagged)) = (&given, &tag_name) {
+        if given != tagged {
+            return Err(Error::invalid(format!(
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with \
+                 different values (run_name='{given}', mlflow.runName='{tagged}')."
+            )));
+        }
+    }
+    let name = given.or(tag_name).unwrap_or_else(random_run_name);
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let artifact_uri = join_artifact_uri(&location, &format!("{run_id}/artifacts"));
+    conn.execute(
+        "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time,
+                           lifecycle_stage, artifact_uri, deleted_time)
+         VALUES (?1, ?2, ?3, ?4, 'RUNNING', ?5, NULL, 'active', ?6, NULL)",
+        params![run_id, exp_num, name, new.user_id, new.start_time.unwrap_or_else(now_millis), artifact_uri],
+    )
+    .map_err(db_err)?;
+    let pk = conn.last_insert_rowid();
+    for tag in &new.tags {
+        upsert_tag(conn, pk, tag)?;
+    }
+    upsert_tag(conn, pk, &Tag::new(RUN_NAME_TAG, name))?;
+    Ok(run_id)
+}
+
+const INFO_COLUMNS: &str = "r.run_pk, r.run_uuid, r.experiment_id, r.name, r.user_id, r.status, \
+     r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
+
+fn row_to_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, RunInfo)> {
+    let status: String = r.get(5)?;
+    let stage: String = r.get(9)?;
+    Ok((
+        r.get(0)?,
+        RunInfo {
+            run_id: r.get(1)?,
+            experiment_id: r.get::<_, i64>(2)?.to_string(),
+            run_name: r.get(3)?,
+            user_id: r.get(4)?,
+            status: RunStatus::parse(&status).unwrap_or(RunStatus::Running),
+            start_time: r.get(6)?,
+            end_time: r.get(7)?,
+            artifact_uri: r.get(8)?,
+            lifecycle_stage: LifecycleStage::parse(&stage).unwrap_or(LifecycleStage::Active),
+        },
+    ))
+}
+
+fn stored_to_value(value: f64, is_nan: bool) -> f64 {
+    if is_nan {
+        f64::NAN
+    } else {
+        value
+    }
+}
+
+fn load_kv(conn: &Connection, sql: &str, pk: i64) -> Result<Vec<Tag>> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_map([pk], |r| Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                .collect()
+        })
+        .map_err(db_err)
+}
+
+/// Loads the data, inputs and outputs of one run.
+fn load_run(conn: &Connection, pk: i64, info: RunInfo) -> Result<Run> {
+    let metrics = conn
+        .prepare_cached(
+            "SELECT key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_pk = ?1 ORDER BY key",
+        )
+        .and_then(|mut s| {
+            s.query_map([pk], |r| {
+                Ok(Metric::new(
+                    r.get::<_, String>(0)?,
+                    stored_to_value(r.get(1)?, r.get(4)?),
+                    r.get(2)?,
+                    r.get(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db_err)?;
+    let params = load_kv(conn, "SELECT key, value FROM params WHERE run_pk = ?1 ORDER BY key", pk)?;
+    let tags = load_kv(conn, "SELECT key, value FROM tags WHERE run_pk = ?1 ORDER BY key", pk)?;
+    let inputs = load_inputs(conn, pk)?;
+    let outputs = conn
+        .prepare_cached("SELECT model_id, step FROM run_model_outputs WHERE run_pk = ?1 ORDER BY model_id")
+        .and_then(|mut s| {
+            s.query_map([pk], |r| Ok(ModelOutput { model_id: r.get(0)?, step: r.get(1)? }))?
+                .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db_err)?;
+    Ok(Run { info, data: RunData { metrics, params, tags }, inputs, outputs })
+}
+
+fn load_inputs(conn: &Connection, pk: i64) -> Result<RunInputs> {
+    let rows: Vec<(i64, Dataset)> = conn
+        .prepare_cached(
+            "SELECT d.dataset_pk, d.name, d.digest, d.source_type, d.source, d.schema, d.profile
+             FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk
+             WHERE ri.run_pk = ?1 ORDER BY ri.seq",
+        )
+        .and_then(|mut s| {
+            s.query_map([pk], |r| {
+                Ok((
+                    r.get(0)?,
+                    Dataset {
+                        name: r.get(1)?,
+                        digest: r.get(2)?,
+                        source_type: r.get(3)?,
+                        source: r.get(4)?,
+                        schema: r.get(5)?,
+                        profile: r.get(6)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db_err)?;
+    let mut dataset_inputs = Vec::with_capacity(rows.len());
+    for (dpk, dataset) in rows {
+        let tags = conn
+            .prepare_cached(
+                "SELECT key, value FROM input_tags WHERE run_pk = ?1 AND dataset_pk = ?2 ORDER BY idx",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![pk, dpk], |r| Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(db_err)?;
+        dataset_inputs.push(DatasetInput { tags, dataset });
+    }
+    let model_inputs = conn
+        .prepare_cached("SELECT model_id FROM run_model_inputs WHERE run_pk = ?1 ORDER BY model_id")
+        .and_then(|mut s| s.query_map([pk], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>())
+        .map_err(db_err)?;
+    Ok(RunInputs { dataset_inputs, model_inputs })
+}
+
+fn get_info(conn: &Connection, run_id: &str) -> Result<(i64, RunInfo)> {
+    conn.prepare_cached(&format!("SELECT {INFO_COLUMNS} FROM runs r WHERE r.run_uuid = ?1"))
+        .and_then(|mut s| s.query_row([run_id], row_to_info).optional())
+        .map_err(db_err)?
+        .ok_or_else(|| run_not_found(run_id))
+}
+
+pub(crate) fn get(conn: &Connection, run_id: &str) -> Result<Run> {
+    let (pk, info) = get_info(conn, run_id)?;
+    load_run(conn, pk, info)
+}
+
+pub(crate) fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<RunInfo> {
+    let pk = require_active(conn, run_id)?;
+    if let Some(status) = u.status {
+        conn.execute("UPDATE runs SET status = ?1 WHERE run_pk = ?2", params![status.as_str(), pk])
+            .map_err(db_err)?;
+    }
+    if let Some(end) = u.end_time {
+        conn.execute("UPDATE runs SET end_time = ?1 WHERE run_pk = ?2", params![end, pk])
+            .map_err(db_err)?;
+    }
+    if let Some(name) = u.run_name.as_ref().filter(|n| !n.is_empty()) {
+        upsert_tag(conn, pk, &Tag::new(RUN_NAME_TAG, name.clone()))?;
+    }
+    Ok(get_info(conn, run_id)?.1)
+}
+
+pub(crate) fn set_lifecycle(conn: &Connection, run_id: &str, delete: bool) -> Result<()> {
+    let (pk, _) = lookup(conn, run_id)?;
+    let (stage, deleted_time) = if delete { ("deleted", Some(now_millis())) } else { ("active", None) };
+    conn.execute(
+        "UPDATE runs SET lifecycle_stage = ?1, deleted_time = ?2 WHERE run_pk = ?3",
+        params![stage, deleted_time, pk],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// How a metric value is stored: NaN as (0, true), +/-inf clamped to +/-f64::MAX.
+fn stored(value: f64) -> (f64, bool) {
+    if value.is_nan() {
+        (0.0, true)
+    } else if value.is_infinite() {
+        (value.signum() * CLAMPED_INF, false)
+    } else {
+        (value, false)
+    }
+}
+
+/// The hot write path: params (immutable), metrics (+ latest), tags, in the caller's transaction.
+pub(crate) fn log_batch(conn: &Connection, run_id: &str, batch: &Batch) -> Result<()> {
+    let pk = require_active(conn, run_id)?;
+    if !batch.params.is_empty() {
+        check_params(conn, pk, run_id, &batch.params)?;
+        let mut insert = conn
+            .prepare_cached("INSERT OR IGNORE INTO params (run_pk, key, value) VALUES (?1, ?2, ?3)")
+            .map_err(db_err)?;
+        for p in &batch.params {
+            insert.execute(params![pk, p.key, p.value]).map_err(db_err)?;
+        }
+    }
+    if !batch.metrics.is_empty() {
+        let mut point = conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO metrics (run_pk, key, step, timestamp, value, is_nan)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .map_err(db_err)?;
+        let mut latest = conn
+            .prepare_cached(
+                "INSERT INTO latest_metrics (run_pk, key, step, timestamp, value, is_nan)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (run_pk, key) DO UPDATE SET
+                   step = excluded.step, timestamp = excluded.timestamp,
+                   value = excluded.value, is_nan = excluded.is_nan
+                 WHERE (excluded.step, excluded.timestamp, excluded.value)
+                     > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
+            )
+            .map_err(db_err)?;
+        for m in &batch.metrics {
+            let (value, is_nan) = stored(m.value);
+            point.execute(params![pk, m.key, m.step, m.timestamp, value, is_nan]).map_err(db_err)?;
+            latest.execute(params![pk, m.key, m.step, m.timestamp, value, is_nan]).map_err(db_err)?;
+            if let Some(model_id) = m.model_id.as_deref().filter(|s| !s.is_empty()) {
+                conn.prepare_cached(
+                    "INSERT OR REPLACE INTO logged_model_metrics
+                     (model_id, key, timestamp, step, run_id, value, is_nan, dataset_name, dataset_digest)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        model_id,
+                        m.key,
+                        m.timestamp,
+                        m.step,
+                        run_id,
+                        value,
+                        is_nan,
+                        m.dataset_name,
+                        m.dataset_digest
+                    ])
+                })
+                .map_err(db_err)?;
+            }
+        }
+    }
+    for tag in &batch.tags {
+        upsert_tag(conn, pk, tag)?;
+    }
+    Ok(())
+}
+
+/// Params are immutable: logging the same value again is fine, a different one is refused.
+fn check_params(conn: &Connection, pk: i64, run_id: &str, params: &[Param]) -> Result<()> {
+    let mut existing = conn
+        .prepare_cached("SELECT value FROM params WHERE run_pk = ?1 AND key = ?2")
+        .map_err(db_err)?;
+    let mut conflicts = Vec::new();
+    for p in params {
+        let old: Option<String> =
+            existing.query_row(params![pk, p.key], |r| r.get(0)).optional().map_err(db_err)?;
+        if let Some(old) = old.filter(|old| *old != p.value) {
+            conflicts.push((p, old));
+        }
+    }
+    match conflicts.as_slice() {
+        [] => Ok(()),
+        [(p, old)] if params.len() == 1 => Err(Error::invalid(format!(
+            "Changing param values is not allowed. Param with key='{}' was already logged with \
+             value='{old}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+            p.key, p.value
+        ))),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|(p, old)| {
+                    format!("{{'key': '{}', 'old_value': '{old}', 'new_value': '{}'}}", p.key, p.value)
+                })
+                .collect();
+            Err(Error::invalid(format!(
+                "Changing param values is not allowed. Params were already logged='[{}]' for run ID='{run_id}'.",
+                list.join(", ")
+            )))
+        }
+    }
+}
+
+pub(crate) fn delete_tag(conn: &Connection, run_id: &str, key: &str) -> Result<()> {
+    let pk = require_active(conn, run_id)?;
+    let n = conn
+        .execute("DELETE FROM tags WHERE run_pk = ?1 AND key = ?2", params![pk, key])
+        .map_err(db_err)?;
+    if n == 0 {
+        return Err(Error::not_found(format!("No tag with name: {key} in run with id {run_id}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn append_model_history(conn: &Connection, run_id: &str, model_json: &str) -> Result<()> {
+    let pk = require_active(conn, run_id)?;
+    let current: Option<String> = conn
+        .query_row("SELECT value FROM tags WHERE run_pk = ?1 AND key = ?2", params![pk, LOG_MODEL_HISTORY_TAG], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(db_err)?;
+    let mut list: Vec<serde_json::Value> =
+        current.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+    let model: serde_json::Value = serde_json::from_str(model_json)
+        .map_err(|e| Error::invalid(format!("Malformed model_json: {e}")))?;
+    list.push(model);
+    let value = serde_json::to_string(&list).map_err(|e| Error::internal(e.to_string()))?;
+    upsert_tag(conn, pk, &Tag::new(LOG_MODEL_HISTORY_TAG, value))
+}
+
+pub(crate) fn log_inputs(
+    conn: &Connection,
+    run_id: &str,
+    datasets: &[DatasetInput],
+    model_ids: &[String],
+) -> Result<()> {
+    let pk = require_active(conn, run_id)?;
+    let exp: i64 = conn
+        .query_row("SELECT experiment_id FROM runs WHERE run_pk = ?1", [pk], |r| r.get(0))
+        .map_err(db_err)?;
+    for input in datasets {
+        let d = &input.dataset;
+        conn.execute(
+            "INSERT OR IGNORE INTO datasets (experiment_id, name, digest, source_type, source, schema, profile)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![exp, d.name, d.digest, d.source_type, d.source, d.schema, d.profile],
+        )
+        .map_err(db_err)?;
+        let dpk: i64 = conn
+            .query_row(
+                "SELECT dataset_pk FROM datasets WHERE experiment_id = ?1 AND name = ?2 AND digest = ?3",
+                params![exp, d.name, d.digest],
+                |r| r.get(0),
+            )
+            .map_err(db_err)?;
+        let seq: i64 = conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM run_inputs WHERE run_pk = ?1", [pk], |r| r.get(0))
+            .map_err(db_err)?;
+        let added = conn
+            .execute(
+                "INSERT OR IGNORE INTO run_inputs (run_pk, dataset_pk, seq) VALUES (?1, ?2, ?3)",
+                params![pk, dpk, seq],
+            )
+            .map_err(db_err)?;
+        if added == 1 {
+            for (idx, tag) in input.tags.iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO input_tags (run_pk, dataset_pk, idx, key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![pk, dpk, idx as i64, tag.key, tag.value],
+                )
+                .map_err(db_err)?;
+            }
+        }
+    }
+    for model_id in model_ids {
+        conn.execute(
+            "INSERT OR IGNORE INTO run_model_inputs (run_pk, model_id) VALUES (?1, ?2)",
+            params![pk, model_id],
+        )
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn log_outputs(conn: &Connection, run_id: &str, models: &[ModelOutput]) -> Result<()> {
+    let pk = require_active(conn, run_id)?;
+    for m in models {
+        conn.execute(
+            "INSERT OR REPLACE INTO run_model_outputs (run_pk, model_id, step) VALUES (?1, ?2, ?3)",
+            params![pk, m.model_id, m.step],
+        )
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn search_datasets(conn: &Connection, experiment_ids: &[String]) -> Result<Vec<DatasetSummary>> {
+    let ids: Vec<i64> = experiment_ids.iter().filter_map(|i| i.parse().ok()).collect();
+    let marks = vec!["?"; ids.len()].join(", ");
+    let sql = format!(
+        "SELECT DISTINCT d.experiment_id, d.name, d.digest, it.value
+         FROM datasets d
+         JOIN run_inputs ri ON ri.dataset_pk = d.dataset_pk
+         LEFT JOIN input_tags it ON it.run_pk = ri.run_pk AND it.dataset_pk = d.dataset_pk AND it.key = ?
+         WHERE d.experiment_id IN ({marks})
+         ORDER BY d.experiment_id, d.name, d.digest LIMIT 1000"
+    );
+    let mut binds: Vec<Sql> = vec![Sql::Text(DATASET_CONTEXT_TAG.to_string())];
+    binds.extend(ids.into_iter().map(Sql::Integer));
+    let mut stmt = conn.prepare(&sql).map_err(db_err)?;
+    let rows = stmt
+        .query_map(params_from_iter(binds), |r| {
+            Ok(DatasetSummary {
+                experiment_id: r.get::<_, i64>(0)?.to_string(),
+                name: r.get(1)?,
+                digest: r.get(2)?,
+                context: r.get(3)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(db_err)?;
+    Ok(rows)
+}
+
+fn attribute(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "run_id" => "r.run_uuid",
+        "run_name" => "r.name",
+        "status" => "r.status",
+        "user_id" => "r.user_id",
+        "artifact_uri" => "r.artifact_uri",
+        "start_time" => "r.start_time",
+        "end_time" => "r.end_time",
+        _ => return None,
+    })
+}
+
+const LAYOUT: Layout = Layout {
+    owner: "r.run_pk",
+    metrics: Some(("latest_metrics", "run_pk")),
+    params: Some(("params", "run_pk")),
+    tags: ("tags", "run_pk"),
+    attribute,
+    datasets: true,
+};
+
+pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
+    let ids: Vec<i64> = q.experiment_ids.iter().filter_map(|i| i.parse().ok()).collect();
+    if ids.is_empty() {
+        return Ok(Page { items: Vec::new(), next_page_token: None });
+    }
+    let mut binds: Vec<Sql> = ids.iter().copied().map(Sql::Integer).collect();
+    let marks = vec!["?"; ids.len()].join(", ");
+    let stage = match q.view_type {
+        ViewType::ActiveOnly => "r.lifecycle_stage = 'active'",
+        ViewType::DeletedOnly => "r.lifecycle_stage = 'deleted'",
+        ViewType::All => "1",
+    };
+    let filter = where_sql(&LAYOUT, &q.filter, &mut binds)?;
+    let mut order = order_sql(&LAYOUT, &q.order_by, &mut binds)?;
+    if !q.order_by.iter().any(|k| k.target == Target::Attribute("start_time".into())) {
+        order.push("r.start_time DESC".into());
+    }
+    order.push("r.run_uuid ASC".into());
+    binds.push(Sql::Integer(q.max_results + 1));
+    binds.push(Sql::Integer(q.offset));
+    let sql = format!(
+        "SELECT {INFO_COLUMNS} FROM runs r
+         WHERE r.experiment_id IN ({marks}) AND {stage} AND {filter}
+         ORDER BY {} LIMIT ? OFFSET ?",
+        order.join(", ")
+    );
+    let mut stmt = conn.prepare(&sql).map_err(db_err)?;
+    let mut rows: Vec<(i64, RunInfo)> = stmt
+        .query_map(params_from_iter(binds), row_to_info)
+        .and_then(|rows| rows.collect())
+        .map_err(db_err)?;
+    let next_page_token = if rows.len() as i64 > q.max_results {
+        rows.truncate(q.max_results as usize);
+        Some(encode_offset_token(q.offset + q.max_results))
+    } else {
+        None
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    for (pk, info) in rows {
+        items.push(load_run(conn, pk, info)?);
+    }
+    Ok(Page { items, next_page_token })
+}
+
+/// Run ids to row ids, skipping unknown ones.
+pub(crate) fn pks(conn: &Connection, run_ids: &[String]) -> Result<HashMap<i64, String>> {
+    let mut out = HashMap::new();
+    let mut stmt = conn.prepare_cached("SELECT run_pk FROM runs WHERE run_uuid = ?1").map_err(db_err)?;
+    for id in run_ids {
+        if let Some(pk) = stmt.query_row([id], |r| r.get::<_, i64>(0)).optional().map_err(db_err)? {
+            out.insert(pk, id.clone());
+        }
+    }
+    Ok(out)
+}

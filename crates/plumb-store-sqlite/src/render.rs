@@ -1,0 +1,218 @@
+//! Renders a parsed search (`plumb_core::search`) to a SQLite WHERE / ORDER BY with bound values.
+//!
+//! User input only ever reaches SQL as a bound parameter; the SQL text is built from fixed
+//! fragments chosen by the AST's shape.
+
+use plumb_core::search::{Clause, Op, OrderKey, Target, Value};
+use plumb_core::{Error, Result};
+use rusqlite::types::Value as Sql;
+
+/// How one searchable entity (runs, experiments, logged models) is laid out.
+pub(crate) struct Layout {
+    /// The outer row's key, e.g. `r.run_pk`.
+    pub owner: &'static str,
+    /// (table, owner column) of values a `metrics.` filter compares, if any.
+    pub metrics: Option<(&'static str, &'static str)>,
+    pub params: Option<(&'static str, &'static str)>,
+    pub tags: (&'static str, &'static str),
+    /// Attribute name to SQL expression over the outer row.
+    pub attribute: fn(&str) -> Option<&'static str>,
+    /// Whether dataset filters apply (runs only).
+    pub datasets: bool,
+}
+
+fn cmp_sql(op: Op) -> &'static str {
+    match op {
+        Op::Eq => "=",
+        Op::Ne => "!=",
+        Op::Lt => "<",
+        Op::Le => "<=",
+        Op::Gt => ">",
+        Op::Ge => ">=",
+        Op::Like | Op::ILike => "LIKE",
+        Op::In => "IN",
+        Op::NotIn => "NOT IN",
+        Op::IsNull | Op::IsNotNull => "IS",
+    }
+}
+
+fn num(v: &Value) -> Result<f64> {
+    match v {
+        Value::Num(n) => Ok(*n),
+        other => Err(Error::invalid(format!("expected a number, got {other:?}"))),
+    }
+}
+
+fn text(v: &Value) -> Result<String> {
+    match v {
+        Value::Str(s) => Ok(s.clone()),
+        Value::Num(n) => Ok(n.to_string()),
+        other => Err(Error::invalid(format!("expected a string, got {other:?}"))),
+    }
+}
+
+/// A numeric bind: integral values bind as integers so integer columns compare exactly.
+fn num_bind(n: f64) -> Sql {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        Sql::Integer(n as i64)
+    } else {
+        Sql::Real(n)
+    }
+}
+
+/// `<expr> <op> ?` for string comparisons including ILIKE and lists.
+fn string_cmp(expr: &str, op: Op, value: &Value, binds: &mut Vec<Sql>) -> Result<String> {
+    match op {
+        Op::ILike => {
+            binds.push(Sql::Text(text(value)?));
+            Ok(format!("LOWER({expr}) LIKE LOWER(?)"))
+        }
+        Op::In | Op::NotIn => {
+            let Value::List(items) = value else {
+                return Err(Error::invalid("IN needs a list of quoted values"));
+            };
+            let marks = vec!["?"; items.len()].join(", ");
+            binds.extend(items.iter().cloned().map(Sql::Text));
+            Ok(format!("{expr} {} ({marks})", cmp_sql(op)))
+        }
+        _ => {
+            binds.push(Sql::Text(text(value)?));
+            Ok(format!("{expr} {} ?", cmp_sql(op)))
+        }
+    }
+}
+
+fn key_value_clause(
+    table: &str,
+    owner_col: &str,
+    owner: &str,
+    key: &str,
+    op: Op,
+    value: &Value,
+    binds: &mut Vec<Sql>,
+) -> Result<String> {
+    binds.push(Sql::Text(key.to_string()));
+    let head = format!("SELECT 1 FROM {table} kv WHERE kv.{owner_col} = {owner} AND kv.key = ?");
+    match op {
+        Op::IsNull => Ok(format!("NOT EXISTS ({head})")),
+        Op::IsNotNull => Ok(format!("EXISTS ({head})")),
+        _ => Ok(format!("EXISTS ({head} AND {})", string_cmp("kv.value", op, value, binds)?)),
+    }
+}
+
+/// Renders AND-joined clauses; returns `1` for none.
+pub(crate) fn where_sql(layout: &Layout, clauses: &[Clause], binds: &mut Vec<Sql>) -> Result<String> {
+    let mut parts = Vec::new();
+    for c in clauses {
+        let part = match &c.target {
+            Target::Metric(key) => {
+                let (table, col) = layout
+                    .metrics
+                    .ok_or_else(|| Error::invalid("metrics cannot be searched here"))?;
+                binds.push(Sql::Text(key.clone()));
+                let n = num(&c.value)?;
+                binds.push(Sql::Real(n));
+                let cmp = if c.op == Op::Ne {
+                    "(m.is_nan = 1 OR m.value != ?)".to_string()
+                } else {
+                    format!("m.is_nan = 0 AND m.value {} ?", cmp_sql(c.op))
+                };
+                format!(
+                    "EXISTS (SELECT 1 FROM {table} m WHERE m.{col} = {} AND m.key = ? AND {cmp})",
+                    layout.owner
+                )
+            }
+            Target::Param(key) => {
+                let (table, col) =
+                    layout.params.ok_or_else(|| Error::invalid("params cannot be searched here"))?;
+                key_value_clause(table, col, layout.owner, key, c.op, &c.value, binds)?
+            }
+            Target::Tag(key) => {
+                let (table, col) = layout.tags;
+                key_value_clause(table, col, layout.owner, key, c.op, &c.value, binds)?
+            }
+            Target::Attribute(attr) => {
+                let expr = (layout.attribute)(attr)
+                    .ok_or_else(|| Error::invalid(format!("Invalid attribute key '{attr}'")))?;
+                match &c.value {
+                    Value::Num(n) => {
+                        binds.push(num_bind(*n));
+                        format!("{expr} {} ?", cmp_sql(c.op))
+                    }
+                    v => string_cmp(expr, c.op, v, binds)?,
+                }
+            }
+            Target::Dataset(field) if layout.datasets => {
+                if field == "context" {
+                    binds.push(Sql::Text(plumb_store::DATASET_CONTEXT_TAG.to_string()));
+                    format!(
+                        "EXISTS (SELECT 1 FROM input_tags it WHERE it.run_pk = {} AND it.key = ? AND {})",
+                        layout.owner,
+                        string_cmp("it.value", c.op, &c.value, binds)?
+                    )
+                } else {
+                    let col = if field == "digest" { "d.digest" } else { "d.name" };
+                    format!(
+                        "EXISTS (SELECT 1 FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk \
+                         WHERE ri.run_pk = {} AND {})",
+                        layout.owner,
+                        string_cmp(col, c.op, &c.value, binds)?
+                    )
+                }
+            }
+            Target::Dataset(_) => return Err(Error::invalid("datasets cannot be searched here")),
+        };
+        parts.push(part);
+    }
+    Ok(if parts.is_empty() { "1".to_string() } else { parts.join(" AND ") })
+}
+
+/// Renders ORDER BY terms for the given keys: present values first, then NaN, then missing,
+/// for both directions.
+pub(crate) fn order_sql(layout: &Layout, keys: &[OrderKey], binds: &mut Vec<Sql>) -> Result<Vec<String>> {
+    let mut terms = Vec::new();
+    for k in keys {
+        let dir = if k.ascending { "ASC" } else { "DESC" };
+        match &k.target {
+            Target::Metric(key) => {
+                let (table, col) = layout
+                    .metrics
+                    .ok_or_else(|| Error::invalid("cannot order by metrics here"))?;
+                let sub = |what: &str| {
+                    format!(
+                        "(SELECT {what} FROM {table} m WHERE m.{col} = {} AND m.key = ? ORDER BY m.step DESC, m.timestamp DESC LIMIT 1)",
+                        layout.owner
+                    )
+                };
+                binds.push(Sql::Text(key.clone()));
+                binds.push(Sql::Text(key.clone()));
+                terms.push(format!("COALESCE({}, 2) ASC", sub("m.is_nan")));
+                terms.push(format!("{} {dir}", sub("m.value")));
+            }
+            Target::Param(key) | Target::Tag(key) => {
+                let (table, col) = match &k.target {
+                    Target::Param(_) => layout
+                        .params
+                        .ok_or_else(|| Error::invalid("cannot order by params here"))?,
+                    _ => layout.tags,
+                };
+                let sub = format!(
+                    "(SELECT kv.value FROM {table} kv WHERE kv.{col} = {} AND kv.key = ?)",
+                    layout.owner
+                );
+                binds.push(Sql::Text(key.clone()));
+                binds.push(Sql::Text(key.clone()));
+                terms.push(format!("{sub} IS NULL ASC"));
+                terms.push(format!("{sub} {dir}"));
+            }
+            Target::Attribute(attr) => {
+                let expr = (layout.attribute)(attr)
+                    .ok_or_else(|| Error::invalid(format!("Invalid order_by key '{attr}'")))?;
+                terms.push(format!("{expr} IS NULL ASC"));
+                terms.push(format!("{expr} {dir}"));
+            }
+            Target::Dataset(_) => return Err(Error::invalid("cannot order by datasets")),
+        }
+    }
+    Ok(terms)
+}
