@@ -1,1 +1,250 @@
-//! placeholder
+//! Artifact repository over `object_store`: confined paths, streamed put/get, listing, delete.
+//!
+//! [`ArtifactPath::parse`] is the only way user input becomes an object key. Bytes are streamed
+//! both ways; a whole artifact is never held in memory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use plumb_core::{Error, Result};
+
+mod path;
+
+pub use path::ArtifactPath;
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path relative to the listed store's root.
+    pub path: String,
+    pub is_dir: bool,
+    /// Files only.
+    pub size: Option<u64>,
+}
+
+/// A streamed download.
+pub struct Download {
+    pub size: u64,
+    pub stream: BoxStream<'static, std::result::Result<Bytes, std::io::Error>>,
+}
+
+/// An artifact root: where bytes live (a local folder now; S3 comes with scale-out).
+#[derive(Clone, Debug)]
+pub struct ArtifactStore {
+    inner: Arc<dyn ObjectStore>,
+    /// The canonical folder of a local store, for symlink confinement.
+    local_root: Option<PathBuf>,
+}
+
+fn store_err(e: object_store::Error) -> Error {
+    match e {
+        object_store::Error::NotFound { path, .. } => {
+            Error::not_found(format!("No such artifact: '{path}'"))
+        }
+        other => Error::internal(format!("artifact store error: {other}")),
+    }
+}
+
+impl ArtifactStore {
+    /// A store rooted at a local folder (created if missing).
+    pub fn local(root: impl Into<PathBuf>) -> Result<Self> {
+        let root: PathBuf = root.into();
+        std::fs::create_dir_all(&root)
+            .map_err(|e| Error::internal(format!("cannot create {}: {e}", root.display())))?;
+        let canonical = root
+            .canonicalize()
+            .map_err(|e| Error::internal(format!("cannot resolve {}: {e}", root.display())))?;
+        let fs = LocalFileSystem::new_with_prefix(&canonical)
+            .map_err(|e| Error::internal(format!("cannot open {}: {e}", canonical.display())))?
+            .with_automatic_cleanup(true);
+        Ok(Self {
+            inner: Arc::new(fs),
+            local_root: Some(canonical),
+        })
+    }
+
+    /// A store for a destination URI: a local path or `file://` URI.
+    pub fn from_uri(uri: &str) -> Result<Self> {
+        if let Some(rest) = uri.strip_prefix("file://") {
+            return Self::local(rest);
+        }
+        if uri.contains("://") {
+            return Err(Error::invalid(format!(
+                "unsupported artifact destination '{uri}': use a local path or file:// URI"
+            )));
+        }
+        Self::local(uri)
+    }
+
+    /// A store over any `object_store` backend (tests use the in-memory one).
+    pub fn from_object_store(inner: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            inner,
+            local_root: None,
+        }
+    }
+
+    fn key(path: &ArtifactPath) -> StorePath {
+        StorePath::from_iter(path.segments())
+    }
+
+    /// Refuses paths that resolve, through a symlink, outside a local root.
+    fn confine(&self, path: &ArtifactPath) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let mut probe = root.clone();
+        for seg in path.segments() {
+            probe.push(seg);
+            match std::fs::symlink_metadata(&probe) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let target = probe
+                        .canonicalize()
+                        .map_err(|_| Error::invalid("Invalid path"))?;
+                    if !target.starts_with(root) {
+                        return Err(Error::invalid("Invalid path"));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// True when `path` is an existing directory (local stores) or a non-empty prefix.
+    pub async fn is_dir(&self, path: &ArtifactPath) -> Result<bool> {
+        if let Some(root) = &self.local_root {
+            let mut p = root.clone();
+            p.extend(path.segments());
+            return Ok(p.is_dir());
+        }
+        let listed = self
+            .inner
+            .list_with_delimiter(Some(&Self::key(path)))
+            .await
+            .map_err(store_err)?;
+        Ok(!listed.objects.is_empty() || !listed.common_prefixes.is_empty())
+    }
+
+    /// Writes a stream to `path`, replacing what was there; memory stays bounded by one chunk.
+    pub async fn put<S, E>(&self, path: &ArtifactPath, body: S) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        if path.is_root() {
+            return Err(Error::invalid(
+                "Invalid path: an artifact needs a file name",
+            ));
+        }
+        self.confine(path)?;
+        if self.is_dir(path).await? {
+            return Err(Error::invalid(format!(
+                "Artifact path refers to a directory, not a file: '{path}'"
+            )));
+        }
+        let upload = self
+            .inner
+            .put_multipart(&Self::key(path))
+            .await
+            .map_err(store_err)?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024);
+        let mut total = 0u64;
+        futures::pin_mut!(body);
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(Error::invalid(format!("upload interrupted: {e}")));
+                }
+            };
+            writer.wait_for_capacity(2).await.map_err(store_err)?;
+            total += chunk.len() as u64;
+            writer.write(&chunk);
+        }
+        writer.finish().await.map_err(store_err)?;
+        Ok(total)
+    }
+
+    /// Opens `path` for a streamed read.
+    pub async fn get(&self, path: &ArtifactPath) -> Result<Download> {
+        self.confine(path)?;
+        if path.is_root() || self.is_dir(path).await? {
+            return Err(Error::invalid(format!(
+                "Artifact path refers to a directory, not a file: '{path}'"
+            )));
+        }
+        let got = self
+            .inner
+            .get(&Self::key(path))
+            .await
+            .map_err(|e| match e {
+                object_store::Error::NotFound { .. } => {
+                    Error::not_found(format!("No such artifact: '{path}'"))
+                }
+                other => store_err(other),
+            })?;
+        let size = got.meta.size;
+        let stream = got.into_stream().map_err(std::io::Error::other).boxed();
+        Ok(Download { size, stream })
+    }
+
+    /// Lists the direct children of `dir` (files with sizes, then directories), sorted by path.
+    /// A missing directory, or a file, lists as empty.
+    pub async fn list(&self, dir: &ArtifactPath) -> Result<Vec<Entry>> {
+        self.confine(dir)?;
+        let prefix = Self::key(dir);
+        let listed = self
+            .inner
+            .list_with_delimiter(if dir.is_root() { None } else { Some(&prefix) })
+            .await
+            .map_err(store_err)?;
+        let mut out: Vec<Entry> = listed
+            .objects
+            .into_iter()
+            .filter(|o| o.location != prefix)
+            .map(|o| Entry {
+                path: o.location.to_string(),
+                is_dir: false,
+                size: Some(o.size),
+            })
+            .chain(listed.common_prefixes.into_iter().map(|p| Entry {
+                path: p.to_string(),
+                is_dir: true,
+                size: None,
+            }))
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// Deletes a file, or a directory recursively.
+    pub async fn delete(&self, path: &ArtifactPath) -> Result<()> {
+        self.confine(path)?;
+        let key = Self::key(path);
+        let mut found = false;
+        let mut listing = self
+            .inner
+            .list(if path.is_root() { None } else { Some(&key) });
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(store_err)?;
+            self.inner.delete(&meta.location).await.map_err(store_err)?;
+            found = true;
+        }
+        if !found && !path.is_root() {
+            match self.inner.delete(&key).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(store_err(e)),
+            }
+        }
+        Ok(())
+    }
+}

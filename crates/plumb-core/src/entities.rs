@@ -61,8 +61,13 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 5] =
-        [Self::Running, Self::Scheduled, Self::Finished, Self::Failed, Self::Killed];
+    pub const ALL: [RunStatus; 5] = [
+        Self::Running,
+        Self::Scheduled,
+        Self::Finished,
+        Self::Failed,
+        Self::Killed,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "RUNNING",
@@ -93,7 +98,10 @@ pub struct Tag {
 
 impl Tag {
     pub fn new(key: impl Into<String>, value: impl Into<String>) -> Self {
-        Self { key: key.into(), value: value.into() }
+        Self {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 }
 

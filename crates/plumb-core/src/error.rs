@@ -22,29 +22,76 @@ pub enum ErrorCode {
 
 /// One row per code: (code, wire name, HTTP status, error_class). The single table.
 const TABLE: &[(ErrorCode, &str, u16, Option<&str>)] = &[
-    (ErrorCode::InvalidParameterValue, "INVALID_PARAMETER_VALUE", 400, Some("INVALID_PARAMETER_VALUE")),
-    (ErrorCode::BadRequest, "BAD_REQUEST", 400, Some("INVALID_PARAMETER_VALUE")),
-    (ErrorCode::ResourceAlreadyExists, "RESOURCE_ALREADY_EXISTS", 400, Some("RESOURCE_ALREADY_EXISTS")),
-    (ErrorCode::ResourceDoesNotExist, "RESOURCE_DOES_NOT_EXIST", 404, Some("RESOURCE_NOT_FOUND")),
-    (ErrorCode::EndpointNotFound, "ENDPOINT_NOT_FOUND", 404, Some("RESOURCE_NOT_FOUND")),
-    (ErrorCode::PermissionDenied, "PERMISSION_DENIED", 403, Some("PERMISSION_DENIED")),
+    (
+        ErrorCode::InvalidParameterValue,
+        "INVALID_PARAMETER_VALUE",
+        400,
+        Some("INVALID_PARAMETER_VALUE"),
+    ),
+    (
+        ErrorCode::BadRequest,
+        "BAD_REQUEST",
+        400,
+        Some("INVALID_PARAMETER_VALUE"),
+    ),
+    (
+        ErrorCode::ResourceAlreadyExists,
+        "RESOURCE_ALREADY_EXISTS",
+        400,
+        Some("RESOURCE_ALREADY_EXISTS"),
+    ),
+    (
+        ErrorCode::ResourceDoesNotExist,
+        "RESOURCE_DOES_NOT_EXIST",
+        404,
+        Some("RESOURCE_NOT_FOUND"),
+    ),
+    (
+        ErrorCode::EndpointNotFound,
+        "ENDPOINT_NOT_FOUND",
+        404,
+        Some("RESOURCE_NOT_FOUND"),
+    ),
+    (
+        ErrorCode::PermissionDenied,
+        "PERMISSION_DENIED",
+        403,
+        Some("PERMISSION_DENIED"),
+    ),
     (ErrorCode::Unauthenticated, "UNAUTHENTICATED", 401, None),
     (ErrorCode::ResourceConflict, "RESOURCE_CONFLICT", 409, None),
-    (ErrorCode::RequestLimitExceeded, "REQUEST_LIMIT_EXCEEDED", 429, None),
-    (ErrorCode::InternalError, "INTERNAL_ERROR", 500, Some("CLIENT_INTERNAL_ERROR")),
+    (
+        ErrorCode::RequestLimitExceeded,
+        "REQUEST_LIMIT_EXCEEDED",
+        429,
+        None,
+    ),
+    (
+        ErrorCode::InternalError,
+        "INTERNAL_ERROR",
+        500,
+        Some("CLIENT_INTERNAL_ERROR"),
+    ),
     // MLflow answers INVALID_STATE with 500; plumb answers 400 because it is always a
     // client mistake (e.g. renaming a deleted experiment) and clients retry 5xx for minutes.
-    (ErrorCode::InvalidState, "INVALID_STATE", 400, Some("INVALID_PARAMETER_VALUE")),
+    (
+        ErrorCode::InvalidState,
+        "INVALID_STATE",
+        400,
+        Some("INVALID_PARAMETER_VALUE"),
+    ),
     (ErrorCode::NotImplemented, "NOT_IMPLEMENTED", 501, None),
-    (ErrorCode::TemporarilyUnavailable, "TEMPORARILY_UNAVAILABLE", 503, Some("CLIENT_INTERNAL_ERROR")),
+    (
+        ErrorCode::TemporarilyUnavailable,
+        "TEMPORARILY_UNAVAILABLE",
+        503,
+        Some("CLIENT_INTERNAL_ERROR"),
+    ),
 ];
 
 impl ErrorCode {
     fn row(self) -> &'static (ErrorCode, &'static str, u16, Option<&'static str>) {
-        TABLE
-            .iter()
-            .find(|row| row.0 == self)
-            .unwrap_or(&TABLE[9]) // INTERNAL_ERROR; every variant has a row (tested)
+        TABLE.iter().find(|row| row.0 == self).unwrap_or(&TABLE[9]) // INTERNAL_ERROR; every variant has a row (tested)
     }
 
     /// The wire name, e.g. `RESOURCE_DOES_NOT_EXIST`.
@@ -64,8 +111,13 @@ impl ErrorCode {
 
     /// MLflow 3's `sqlstate`, derived from the status class.
     pub fn sqlstate(self) -> Option<&'static str> {
-        self.error_class()
-            .map(|_| if self.http_status() >= 500 { "XXM00" } else { "KAM00" })
+        self.error_class().map(|_| {
+            if self.http_status() >= 500 {
+                "XXM00"
+            } else {
+                "KAM00"
+            }
+        })
     }
 }
 
@@ -84,7 +136,10 @@ impl fmt::Display for Error {
 
 impl Error {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidParameterValue, message)

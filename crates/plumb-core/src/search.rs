@@ -153,7 +153,9 @@ fn lex(input: &str) -> Result<Vec<Tok>> {
             i += len;
         } else if c.is_ascii_digit()
             || ((c == '-' || c == '+' || c == '.')
-                && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit() || *n == '.'))
+                && chars
+                    .get(i + 1)
+                    .is_some_and(|n| n.is_ascii_digit() || *n == '.'))
         {
             let start = i;
             i += 1;
@@ -173,13 +175,14 @@ fn lex(input: &str) -> Result<Vec<Tok>> {
             }
             let text: String = chars[start..i].iter().collect();
             let n: f64 = text.parse().map_err(|_| {
-                Error::invalid(format!("Invalid filter string '{input}': bad number '{text}'"))
+                Error::invalid(format!(
+                    "Invalid filter string '{input}': bad number '{text}'"
+                ))
             })?;
             toks.push(Tok::Num(n, text));
         } else if c.is_alphanumeric() || c == '_' {
             let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '.'))
-            {
+            while i < chars.len() && (chars[i].is_alphanumeric() || matches!(chars[i], '_' | '.')) {
                 i += 1;
             }
             toks.push(Tok::Word(chars[start..i].iter().collect()));
@@ -231,24 +234,30 @@ impl<'a> Parser<'a> {
                 if let Some(entity) = w.strip_suffix('.') {
                     if !entity.contains('.') {
                         return match self.next() {
-                            Some(Tok::Quoted(k)) | Some(Tok::DQuoted(k)) => {
-                                Ok(RawIdent { entity: entity.to_string(), key: k })
-                            }
+                            Some(Tok::Quoted(k)) | Some(Tok::DQuoted(k)) => Ok(RawIdent {
+                                entity: entity.to_string(),
+                                key: k,
+                            }),
                             _ => Err(self.err(&format!("expected a key after '{w}'"))),
                         };
                     }
                 }
                 match w.split_once('.') {
-                    Some((e, k)) if !k.is_empty() => {
-                        Ok(RawIdent { entity: e.to_string(), key: k.to_string() })
-                    }
+                    Some((e, k)) if !k.is_empty() => Ok(RawIdent {
+                        entity: e.to_string(),
+                        key: k.to_string(),
+                    }),
                     Some(_) => Err(self.err(&format!("invalid identifier '{w}'"))),
-                    None => Ok(RawIdent { entity: String::new(), key: w }),
+                    None => Ok(RawIdent {
+                        entity: String::new(),
+                        key: w,
+                    }),
                 }
             }
-            Some(Tok::Quoted(k)) | Some(Tok::DQuoted(k)) => {
-                Ok(RawIdent { entity: String::new(), key: k })
-            }
+            Some(Tok::Quoted(k)) | Some(Tok::DQuoted(k)) => Ok(RawIdent {
+                entity: String::new(),
+                key: k,
+            }),
             Some(t) => Err(self.err(&format!("expected an identifier, found {}", describe(&t)))),
             None => Err(self.err("expected an identifier")),
         }
@@ -371,7 +380,12 @@ fn describe(t: &Tok) -> String {
 
 fn parse_raw(filter: &str) -> Result<Vec<(RawIdent, Op, Value)>> {
     let toks = lex(filter)?;
-    Parser { toks, pos: 0, input: filter }.clauses()
+    Parser {
+        toks,
+        pos: 0,
+        input: filter,
+    }
+    .clauses()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -421,7 +435,9 @@ fn entity_kind(domain: Domain, entity: &str) -> Result<Kind> {
             Domain::Experiments => "['tag', 'attribute']",
             Domain::LoggedModels => "['metric', 'parameter', 'tag', 'attribute']",
         };
-        Error::invalid(format!("Invalid entity type '{entity}'. Valid values are {valid}"))
+        Error::invalid(format!(
+            "Invalid entity type '{entity}'. Valid values are {valid}"
+        ))
     })
 }
 
@@ -461,8 +477,14 @@ fn bad_comparator(op: Op, what: &str, allowed: &[Op]) -> Error {
 
 const NUMERIC_OPS: &[Op] = &[Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge];
 const STRING_OPS: &[Op] = &[Op::Eq, Op::Ne, Op::Like, Op::ILike];
-const NULLABLE_STRING_OPS: &[Op] =
-    &[Op::Eq, Op::Ne, Op::Like, Op::ILike, Op::IsNull, Op::IsNotNull];
+const NULLABLE_STRING_OPS: &[Op] = &[
+    Op::Eq,
+    Op::Ne,
+    Op::Like,
+    Op::ILike,
+    Op::IsNull,
+    Op::IsNotNull,
+];
 
 fn expect_string(value: Value, what: &str) -> Result<Value> {
     match value {
@@ -509,12 +531,20 @@ fn resolve(domain: Domain, ident: RawIdent, op: Op, value: Value) -> Result<Clau
             } else {
                 STRING_OPS
             };
-            let what = if kind == Kind::Param { "params" } else { "tags" };
+            let what = if kind == Kind::Param {
+                "params"
+            } else {
+                "tags"
+            };
             if !allowed.contains(&op) {
                 return Err(bad_comparator(op, what, allowed));
             }
             let value = expect_string(value, what)?;
-            let target = if kind == Kind::Param { Target::Param(key) } else { Target::Tag(key) };
+            let target = if kind == Kind::Param {
+                Target::Param(key)
+            } else {
+                Target::Tag(key)
+            };
             (target, value)
         }
         Kind::Dataset => {
@@ -580,11 +610,19 @@ pub fn parse_order_by(domain: Domain, order_by: &[String]) -> Result<Vec<OrderKe
     let mut keys: Vec<OrderKey> = Vec::new();
     for clause in order_by {
         let toks = lex(clause).map_err(|_| {
-            Error::invalid(format!("Invalid order_by clause '{clause}'. Could not be parsed."))
+            Error::invalid(format!(
+                "Invalid order_by clause '{clause}'. Could not be parsed."
+            ))
         })?;
-        let mut p = Parser { toks, pos: 0, input: clause };
+        let mut p = Parser {
+            toks,
+            pos: 0,
+            input: clause,
+        };
         let ident = p.ident().map_err(|_| {
-            Error::invalid(format!("Invalid order_by clause '{clause}'. Could not be parsed."))
+            Error::invalid(format!(
+                "Invalid order_by clause '{clause}'. Could not be parsed."
+            ))
         })?;
         let ascending = match p.next() {
             None => true,
@@ -643,24 +681,114 @@ mod tests {
     #[test]
     fn run_filters_parse() {
         let table: &[(&str, Target, Op, Value)] = &[
-            ("metrics.acc > 0.5", Target::Metric("acc".into()), Op::Gt, Value::Num(0.5)),
-            ("metric.acc>=1e-3", Target::Metric("acc".into()), Op::Ge, Value::Num(1e-3)),
-            ("metrics.loss < -1", Target::Metric("loss".into()), Op::Lt, Value::Num(-1.0)),
-            ("params.lr = '0.1'", Target::Param("lr".into()), Op::Eq, Value::Str("0.1".into())),
-            ("param.lr != \"x\"", Target::Param("lr".into()), Op::Ne, Value::Str("x".into())),
-            ("tags.`my tag` LIKE 'a%'", Target::Tag("my tag".into()), Op::Like, Value::Str("a%".into())),
-            ("tags.\"x.y\" ilike '%B'", Target::Tag("x.y".into()), Op::ILike, Value::Str("%B".into())),
-            ("tags.x.y = 'v'", Target::Tag("x.y".into()), Op::Eq, Value::Str("v".into())),
-            ("tags.t IS NULL", Target::Tag("t".into()), Op::IsNull, Value::None),
-            ("params.p is not null", Target::Param("p".into()), Op::IsNotNull, Value::None),
-            ("attributes.status = 'FINISHED'", Target::Attribute("status".into()), Op::Eq, Value::Str("FINISHED".into())),
-            ("status != 'FAILED'", Target::Attribute("status".into()), Op::Ne, Value::Str("FAILED".into())),
-            ("attribute.`Run name` = 'x'", Target::Attribute("run_name".into()), Op::Eq, Value::Str("x".into())),
-            ("run_id IN ('a', 'b')", Target::Attribute("run_id".into()), Op::In, Value::List(vec!["a".into(), "b".into()])),
-            ("attributes.run_id not in ('a')", Target::Attribute("run_id".into()), Op::NotIn, Value::List(vec!["a".into()])),
-            ("attributes.created > 10", Target::Attribute("start_time".into()), Op::Gt, Value::Num(10.0)),
-            ("datasets.context = 'training'", Target::Dataset("context".into()), Op::Eq, Value::Str("training".into())),
-            ("datasets.name IN ('a','b')", Target::Dataset("name".into()), Op::In, Value::List(vec!["a".into(), "b".into()])),
+            (
+                "metrics.acc > 0.5",
+                Target::Metric("acc".into()),
+                Op::Gt,
+                Value::Num(0.5),
+            ),
+            (
+                "metric.acc>=1e-3",
+                Target::Metric("acc".into()),
+                Op::Ge,
+                Value::Num(1e-3),
+            ),
+            (
+                "metrics.loss < -1",
+                Target::Metric("loss".into()),
+                Op::Lt,
+                Value::Num(-1.0),
+            ),
+            (
+                "params.lr = '0.1'",
+                Target::Param("lr".into()),
+                Op::Eq,
+                Value::Str("0.1".into()),
+            ),
+            (
+                "param.lr != \"x\"",
+                Target::Param("lr".into()),
+                Op::Ne,
+                Value::Str("x".into()),
+            ),
+            (
+                "tags.`my tag` LIKE 'a%'",
+                Target::Tag("my tag".into()),
+                Op::Like,
+                Value::Str("a%".into()),
+            ),
+            (
+                "tags.\"x.y\" ilike '%B'",
+                Target::Tag("x.y".into()),
+                Op::ILike,
+                Value::Str("%B".into()),
+            ),
+            (
+                "tags.x.y = 'v'",
+                Target::Tag("x.y".into()),
+                Op::Eq,
+                Value::Str("v".into()),
+            ),
+            (
+                "tags.t IS NULL",
+                Target::Tag("t".into()),
+                Op::IsNull,
+                Value::None,
+            ),
+            (
+                "params.p is not null",
+                Target::Param("p".into()),
+                Op::IsNotNull,
+                Value::None,
+            ),
+            (
+                "attributes.status = 'FINISHED'",
+                Target::Attribute("status".into()),
+                Op::Eq,
+                Value::Str("FINISHED".into()),
+            ),
+            (
+                "status != 'FAILED'",
+                Target::Attribute("status".into()),
+                Op::Ne,
+                Value::Str("FAILED".into()),
+            ),
+            (
+                "attribute.`Run name` = 'x'",
+                Target::Attribute("run_name".into()),
+                Op::Eq,
+                Value::Str("x".into()),
+            ),
+            (
+                "run_id IN ('a', 'b')",
+                Target::Attribute("run_id".into()),
+                Op::In,
+                Value::List(vec!["a".into(), "b".into()]),
+            ),
+            (
+                "attributes.run_id not in ('a')",
+                Target::Attribute("run_id".into()),
+                Op::NotIn,
+                Value::List(vec!["a".into()]),
+            ),
+            (
+                "attributes.created > 10",
+                Target::Attribute("start_time".into()),
+                Op::Gt,
+                Value::Num(10.0),
+            ),
+            (
+                "datasets.context = 'training'",
+                Target::Dataset("context".into()),
+                Op::Eq,
+                Value::Str("training".into()),
+            ),
+            (
+                "datasets.name IN ('a','b')",
+                Target::Dataset("name".into()),
+                Op::In,
+                Value::List(vec!["a".into(), "b".into()]),
+            ),
         ];
         for (f, target, op, value) in table {
             let c = one(Domain::Runs, f);
@@ -671,21 +799,39 @@ mod tests {
     #[test]
     fn and_joins_and_blank_is_empty() {
         assert!(parse_filter(Domain::Runs, "  ").unwrap().is_empty());
-        let v = parse_filter(Domain::Runs, "metrics.a > 1 and params.b = 'x' AND tags.c != 'y'")
-            .unwrap();
+        let v = parse_filter(
+            Domain::Runs,
+            "metrics.a > 1 and params.b = 'x' AND tags.c != 'y'",
+        )
+        .unwrap();
         assert_eq!(v.len(), 3);
     }
 
     #[test]
     fn run_filter_errors_point_at_the_problem() {
         let table: &[(&str, &str)] = &[
-            ("metrics.a > 1 OR metrics.b < 2", "Invalid clause(s) in filter string: 'OR'"),
+            (
+                "metrics.a > 1 OR metrics.b < 2",
+                "Invalid clause(s) in filter string: 'OR'",
+            ),
             ("foo.a = 'x'", "Invalid entity type 'foo'"),
-            ("attributes.lifecycle_stage = 'active'", "Invalid attribute key 'lifecycle_stage'"),
-            ("metrics.a = 'x'", "Expected numeric value type for metric. Found 'x'"),
+            (
+                "attributes.lifecycle_stage = 'active'",
+                "Invalid attribute key 'lifecycle_stage'",
+            ),
+            (
+                "metrics.a = 'x'",
+                "Expected numeric value type for metric. Found 'x'",
+            ),
             ("params.a = 1", "Expected a quoted string value"),
-            ("metrics.a IS NULL", "IS NULL / IS NOT NULL is only supported for tags and params"),
-            ("status IN ('A')", "Only ['run_id'] attributes support comparison"),
+            (
+                "metrics.a IS NULL",
+                "IS NULL / IS NOT NULL is only supported for tags and params",
+            ),
+            (
+                "status IN ('A')",
+                "Only ['run_id'] attributes support comparison",
+            ),
             ("metrics.a LIKE '1'", "Invalid comparator 'LIKE'"),
             ("params.a = 'unterminated", "unterminated quote"),
             ("metrics.a >> 1", "Invalid filter string"),
@@ -714,10 +860,20 @@ mod tests {
     fn order_by() {
         let keys = parse_order_by(
             Domain::Runs,
-            &["metrics.acc DESC".into(), "params.`a b`".into(), "start_time asc".into()],
+            &[
+                "metrics.acc DESC".into(),
+                "params.`a b`".into(),
+                "start_time asc".into(),
+            ],
         )
         .unwrap();
-        assert_eq!(keys[0], OrderKey { target: Target::Metric("acc".into()), ascending: false });
+        assert_eq!(
+            keys[0],
+            OrderKey {
+                target: Target::Metric("acc".into()),
+                ascending: false
+            }
+        );
         assert_eq!(keys[1].target, Target::Param("a b".into()));
         assert!(keys[2].ascending);
         assert!(parse_order_by(Domain::Runs, &["metrics.a up".into()]).is_err());

@@ -139,7 +139,11 @@ pub fn validate_batch_limits(metrics: usize, params: &[Param], tags: usize) -> R
     }
     let total = metrics + params.len() + tags;
     if total > MAX_ENTITIES_PER_BATCH {
-        return Err(too_many(total, MAX_ENTITIES_PER_BATCH, "metrics, params, and tags"));
+        return Err(too_many(
+            total,
+            MAX_ENTITIES_PER_BATCH,
+            "metrics, params, and tags",
+        ));
     }
     let mut seen = std::collections::HashSet::new();
     let mut dups: Vec<&str> = Vec::new();
@@ -215,7 +219,9 @@ pub fn decode_offset_token(token: Option<&str>) -> Result<i64> {
     });
     match offset {
         Some(n) if n > 0 => Ok(n),
-        _ => Err(Error::invalid(format!("Invalid page token, parsed value={value}"))),
+        _ => Err(Error::invalid(format!(
+            "Invalid page token, parsed value={value}"
+        ))),
     }
 }
 
@@ -249,7 +255,11 @@ mod tests {
         let p = |k: &str| Param::new(k, "v");
         assert!(validate_batch_limits(1000, &[], 0).is_ok());
         let e = validate_batch_limits(1001, &[], 0).unwrap_err();
-        assert!(e.message.contains("at most 1000 metrics. Got 1001 metrics"), "{}", e.message);
+        assert!(
+            e.message.contains("at most 1000 metrics. Got 1001 metrics"),
+            "{}",
+            e.message
+        );
         let e = validate_batch_limits(950, &[], 51).unwrap_err();
         assert!(e.message.contains("metrics, params, and tags"));
         let e = validate_batch_limits(0, &[p("a"), p("dup"), p("dup")], 0).unwrap_err();
@@ -266,7 +276,10 @@ mod tests {
     #[test]
     fn page_tokens_round_trip_and_match_mlflow() {
         assert_eq!(encode_offset_token(1), "eyJvZmZzZXQiOiAxfQ==");
-        assert_eq!(decode_offset_token(Some(&encode_offset_token(42))).unwrap(), 42);
+        assert_eq!(
+            decode_offset_token(Some(&encode_offset_token(42))).unwrap(),
+            42
+        );
         assert_eq!(decode_offset_token(None).unwrap(), 0);
         assert!(decode_offset_token(Some("!!!")).is_err());
         assert!(decode_offset_token(Some(&encode_offset_token(0))).is_err());

@@ -1,1 +1,197 @@
-//! placeholder
+//! plumb-server: the HTTP layer. The route table, `AppState`, and `serve(listener, state, shutdown)`.
+//!
+//! Handlers decode a request (`extract`), validate it with `plumb_core`, make store or artifact
+//! calls, and encode the answer (`wire`). They never see SQL or filesystem paths.
+
+mod api;
+mod error;
+mod extract;
+mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use plumb_artifacts::ArtifactStore;
+use plumb_store::TrackingStore;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+
+/// Settings the HTTP layer needs, built once by the binary.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Root of new experiments' artifact locations (e.g. `mlflow-artifacts:/`).
+    pub default_artifact_root: String,
+    /// Whether the `mlflow-artifacts` proxy routes are served.
+    pub serve_artifacts: bool,
+}
+
+/// Everything a handler can reach. No global state exists besides this.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn TrackingStore>,
+    /// Where `mlflow-artifacts:/` bytes live (`--artifacts-destination`).
+    pub artifacts: ArtifactStore,
+    pub config: Arc<ServerConfig>,
+}
+
+/// The MLflow REST routes, relative to a version prefix such as `/api/2.0`.
+fn mlflow_routes() -> Router<AppState> {
+    use api::{artifacts, experiments, metrics, models, runs};
+    Router::new()
+        // experiments
+        .route("/mlflow/experiments/create", post(experiments::create))
+        .route("/mlflow/experiments/get", get(experiments::get))
+        .route(
+            "/mlflow/experiments/get-by-name",
+            get(experiments::get_by_name),
+        )
+        .route(
+            "/mlflow/experiments/search",
+            post(experiments::search).get(experiments::search),
+        )
+        .route("/mlflow/experiments/list", get(experiments::search))
+        .route("/mlflow/experiments/update", post(experiments::update))
+        .route("/mlflow/experiments/delete", post(experiments::delete))
+        .route("/mlflow/experiments/restore", post(experiments::restore))
+        .route(
+            "/mlflow/experiments/set-experiment-tag",
+            post(experiments::set_tag),
+        )
+        .route(
+            "/mlflow/experiments/delete-experiment-tag",
+            post(experiments::delete_tag),
+        )
+        .route(
+            "/mlflow/experiments/search-datasets",
+            post(experiments::search_datasets),
+        )
+        // runs
+        .route("/mlflow/runs/create", post(runs::create))
+        .route("/mlflow/runs/get", get(runs::get))
+        .route("/mlflow/runs/update", post(runs::update))
+        .route("/mlflow/runs/delete", post(runs::delete))
+        .route("/mlflow/runs/restore", post(runs::restore))
+        .route("/mlflow/runs/search", post(runs::search).get(runs::search))
+        .route("/mlflow/runs/set-tag", post(runs::set_tag))
+        .route("/mlflow/runs/delete-tag", post(runs::delete_tag))
+        .route("/mlflow/runs/log-metric", post(runs::log_metric))
+        .route("/mlflow/runs/log-parameter", post(runs::log_param))
+        .route("/mlflow/runs/log-batch", post(runs::log_batch))
+        .route("/mlflow/runs/log-inputs", post(runs::log_inputs))
+        .route("/mlflow/runs/outputs", post(runs::log_outputs))
+        .route("/mlflow/runs/log-model", post(runs::log_model))
+        // metric history
+        .route("/mlflow/metrics/get-history", get(metrics::history))
+        .route("/mlflow/metrics/get-history-bulk", get(metrics::bulk))
+        .route(
+            "/mlflow/metrics/get-history-bulk-interval",
+            get(metrics::bulk_interval),
+        )
+        // run artifacts
+        .route("/mlflow/artifacts/list", get(artifacts::list_run))
+        // logged models (MLflow 3)
+        .route("/mlflow/logged-models", post(models::create))
+        .route("/mlflow/logged-models/search", post(models::search))
+        .route(
+            "/mlflow/logged-models/{model_id}",
+            get(models::get)
+                .patch(models::finalize)
+                .delete(models::delete),
+        )
+        .route(
+            "/mlflow/logged-models/{model_id}/tags",
+            axum::routing::patch(models::set_tags),
+        )
+        .route(
+            "/mlflow/logged-models/{model_id}/tags/{key}",
+            delete(models::delete_tag),
+        )
+        .route(
+            "/mlflow/logged-models/{model_id}/params",
+            post(models::log_params),
+        )
+        .route(
+            "/mlflow/logged-models/{model_id}/artifacts/directories",
+            get(artifacts::list_logged_model),
+        )
+        // artifact proxy
+        .route("/mlflow-artifacts/artifacts", get(artifacts::list_proxy))
+        .route(
+            "/mlflow-artifacts/artifacts/{*path}",
+            get(artifacts::download)
+                .put(artifacts::upload)
+                .delete(artifacts::delete),
+        )
+        .route(
+            "/mlflow-artifacts/mpu/create/{*path}",
+            post(artifacts::multipart_unsupported),
+        )
+        .route(
+            "/mlflow-artifacts/mpu/complete/{*path}",
+            post(artifacts::multipart_unsupported),
+        )
+        .route(
+            "/mlflow-artifacts/mpu/abort/{*path}",
+            post(artifacts::multipart_unsupported),
+        )
+        .route(
+            "/mlflow-artifacts/presigned/{*path}",
+            get(artifacts::multipart_unsupported),
+        )
+}
+
+/// The whole application: MLflow routes under `/api` and `/ajax-api` (2.0 and 3.0), plus
+/// `/health`, `/version`, `/get-artifact` and the 3.x `server-info` probe.
+pub fn router(state: AppState) -> Router {
+    let mlflow = mlflow_routes();
+    let server_info = get(api::misc::server_info);
+    Router::new()
+        .route("/health", get(api::misc::health))
+        .route("/version", get(api::misc::version))
+        .route("/get-artifact", get(api::artifacts::get_artifact))
+        .route("/api/3.0/mlflow/server-info", server_info.clone())
+        .route("/ajax-api/3.0/mlflow/server-info", server_info)
+        .nest("/api/2.0", mlflow.clone())
+        .nest("/ajax-api/2.0", mlflow.clone())
+        .nest("/api/3.0", mlflow.clone())
+        .nest("/ajax-api/3.0", mlflow)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError::new(
+        plumb_core::ErrorCode::EndpointNotFound,
+        format!("No endpoint {} {}", req.method(), req.uri().path()),
+    )
+    .into_response()
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    let mut resp = ApiError::new(
+        plumb_core::ErrorCode::BadRequest,
+        format!("Method {method} is not allowed on this endpoint"),
+    )
+    .into_response();
+    *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    resp
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves; in-flight requests then finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -21,8 +21,8 @@ use plumb_core::entities::{
 };
 use plumb_core::{Error, Result};
 use plumb_store::{
-    Batch, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment, NewLoggedModel,
-    NewRun, RunQuery, RunUpdate, TrackingStore,
+    Batch, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment, NewLoggedModel, NewRun,
+    RunQuery, RunUpdate, TrackingStore,
 };
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -35,6 +35,12 @@ const MAX_IDLE_READERS: usize = 8;
 type Finish = Box<dyn FnOnce(Result<()>) + Send>;
 type Job = Box<dyn FnOnce(&Connection) -> (bool, Finish) + Send>;
 
+/// What the writer thread receives: a write, or the request to close the database.
+enum Msg {
+    Job(Job),
+    Close(oneshot::Sender<()>),
+}
+
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -44,15 +50,17 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     default_artifact_root: String,
-    writer: mpsc::Sender<Job>,
+    writer: mpsc::Sender<Msg>,
     readers: Mutex<Vec<Connection>>,
 }
 
 /// Maps a SQLite failure to an MLflow error; busy/locked become 503 (retried by clients).
 pub(crate) fn db_err(e: rusqlite::Error) -> Error {
     if let rusqlite::Error::SqliteFailure(f, _) = &e {
-        if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-        {
+        if matches!(
+            f.code,
+            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+        ) {
             return Error::unavailable(format!("database busy: {e}"));
         }
     }
@@ -80,14 +88,13 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>, default_artifact_root: &str) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                Error::internal(format!("cannot create {}: {e}", parent.display()))
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| Error::internal(format!("cannot create {}: {e}", parent.display())))?;
         }
         let mut conn = open_connection(&path)?;
         migrate::run(&mut conn)?;
         queries::experiments::ensure_default(&conn, default_artifact_root)?;
-        let (tx, rx) = mpsc::channel::<Job>(4096);
+        let (tx, rx) = mpsc::channel::<Msg>(4096);
         std::thread::Builder::new()
             .name("plumb-sqlite-writer".into())
             .spawn(move || writer_loop(conn, rx))
@@ -119,11 +126,22 @@ impl SqliteStore {
         });
         self.inner
             .writer
-            .send(job)
+            .send(Msg::Job(job))
             .await
             .map_err(|_| Error::unavailable("the store is shutting down"))?;
         rx.await
             .map_err(|_| Error::unavailable("the write was not committed; try again"))?
+    }
+
+    /// Finishes queued writes, checkpoints the WAL and stops the writer. Later writes get 503.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.writer.send(Msg::Close(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        if let Ok(mut idle) = self.inner.readers.lock() {
+            idle.clear();
+        }
     }
 
     /// Runs `f` on a pooled read connection, off the async runtime.
@@ -152,55 +170,80 @@ impl SqliteStore {
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
+    let mut closed: Option<oneshot::Sender<()>> = None;
     while let Some(first) = rx.blocking_recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
+        let mut jobs = Vec::new();
+        let mut msg = Some(first);
+        while let Some(m) = msg.take() {
+            match m {
+                Msg::Job(job) => jobs.push(job),
+                Msg::Close(reply) => closed = Some(reply),
+            }
+            if closed.is_none() && jobs.len() < MAX_GROUP {
+                msg = rx.try_recv().ok();
             }
         }
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            // Dropping the jobs drops their reply channels: callers get 503 and retry.
-            tracing::error!(error = %db_err(e), "cannot begin a write transaction");
-            drop(jobs);
-            continue;
+        if !jobs.is_empty() {
+            commit_group(&conn, jobs);
         }
-        let mut finishes = Vec::with_capacity(jobs.len());
-        for job in jobs {
-            let savepoint = conn.execute_batch("SAVEPOINT job");
-            let (ok, finish) = job(&conn);
-            if savepoint.is_ok() {
-                let end = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
-                if let Err(e) = conn.execute_batch(end) {
-                    tracing::error!(error = %e, "savepoint handling failed");
-                }
-            }
-            finishes.push(finish);
-        }
-        let committed = conn.execute_batch("COMMIT").map_err(|e| {
-            let _ = conn.execute_batch("ROLLBACK");
-            db_err(e)
-        });
-        for finish in finishes {
-            finish(committed.clone());
+        if closed.is_some() {
+            break;
         }
     }
-    // All senders are gone: the store was dropped. Checkpoint so the database closes cleanly.
+    rx.close();
     let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+    drop(conn);
     tracing::debug!("sqlite writer stopped");
+    if let Some(reply) = closed {
+        let _ = reply.send(());
+    }
+}
+
+/// Runs queued writes in one transaction, each in its own savepoint, then commits once and
+/// only then answers every caller.
+fn commit_group(conn: &Connection, jobs: Vec<Job>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Dropping the jobs drops their reply channels: callers get 503 and retry.
+        tracing::error!(error = %db_err(e), "cannot begin a write transaction");
+        return;
+    }
+    let mut finishes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let (ok, finish) = job(conn);
+        if savepoint.is_ok() {
+            let end = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::error!(error = %e, "savepoint handling failed");
+            }
+        }
+        finishes.push(finish);
+    }
+    let committed = conn.execute_batch("COMMIT").map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        db_err(e)
+    });
+    for finish in finishes {
+        finish(committed.clone());
+    }
 }
 
 #[async_trait]
 impl TrackingStore for SqliteStore {
     async fn ping(&self) -> Result<()> {
-        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err)).await
+        self.read(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err))
+            .await
     }
 
     async fn create_experiment(&self, new: NewExperiment) -> Result<String> {
         let root = self.inner.default_artifact_root.clone();
-        self.write(move |c| queries::experiments::create(c, &new, &root)).await
+        self.write(move |c| queries::experiments::create(c, &new, &root))
+            .await
     }
     async fn get_experiment(&self, id: &str) -> Result<Experiment> {
         let id = id.to_string();
@@ -208,30 +251,37 @@ impl TrackingStore for SqliteStore {
     }
     async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
         let name = name.to_string();
-        self.read(move |c| queries::experiments::get_by_name(c, &name)).await
+        self.read(move |c| queries::experiments::get_by_name(c, &name))
+            .await
     }
     async fn search_experiments(&self, q: ExperimentQuery) -> Result<Page<Experiment>> {
-        self.read(move |c| queries::experiments::search(c, &q)).await
+        self.read(move |c| queries::experiments::search(c, &q))
+            .await
     }
     async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
         let (id, new_name) = (id.to_string(), new_name.to_string());
-        self.write(move |c| queries::experiments::rename(c, &id, &new_name)).await
+        self.write(move |c| queries::experiments::rename(c, &id, &new_name))
+            .await
     }
     async fn delete_experiment(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write(move |c| queries::experiments::set_lifecycle(c, &id, true)).await
+        self.write(move |c| queries::experiments::set_lifecycle(c, &id, true))
+            .await
     }
     async fn restore_experiment(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write(move |c| queries::experiments::set_lifecycle(c, &id, false)).await
+        self.write(move |c| queries::experiments::set_lifecycle(c, &id, false))
+            .await
     }
     async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
         let id = id.to_string();
-        self.write(move |c| queries::experiments::set_tag(c, &id, &tag)).await
+        self.write(move |c| queries::experiments::set_tag(c, &id, &tag))
+            .await
     }
     async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
         let (id, key) = (id.to_string(), key.to_string());
-        self.write(move |c| queries::experiments::delete_tag(c, &id, &key)).await
+        self.write(move |c| queries::experiments::delete_tag(c, &id, &key))
+            .await
     }
 
     async fn create_run(&self, new: NewRun) -> Result<Run> {
@@ -244,30 +294,36 @@ impl TrackingStore for SqliteStore {
     }
     async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
         let run_id = run_id.to_string();
-        self.write(move |c| queries::runs::update(c, &run_id, &update)).await
+        self.write(move |c| queries::runs::update(c, &run_id, &update))
+            .await
     }
     async fn delete_run(&self, run_id: &str) -> Result<()> {
         let run_id = run_id.to_string();
-        self.write(move |c| queries::runs::set_lifecycle(c, &run_id, true)).await
+        self.write(move |c| queries::runs::set_lifecycle(c, &run_id, true))
+            .await
     }
     async fn restore_run(&self, run_id: &str) -> Result<()> {
         let run_id = run_id.to_string();
-        self.write(move |c| queries::runs::set_lifecycle(c, &run_id, false)).await
+        self.write(move |c| queries::runs::set_lifecycle(c, &run_id, false))
+            .await
     }
     async fn search_runs(&self, q: RunQuery) -> Result<Page<Run>> {
         self.read(move |c| queries::runs::search(c, &q)).await
     }
     async fn log_batch(&self, run_id: &str, batch: Batch) -> Result<()> {
         let run_id = run_id.to_string();
-        self.write(move |c| queries::runs::log_batch(c, &run_id, &batch)).await
+        self.write(move |c| queries::runs::log_batch(c, &run_id, &batch))
+            .await
     }
     async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
         let (run_id, key) = (run_id.to_string(), key.to_string());
-        self.write(move |c| queries::runs::delete_tag(c, &run_id, &key)).await
+        self.write(move |c| queries::runs::delete_tag(c, &run_id, &key))
+            .await
     }
     async fn append_logged_model_history(&self, run_id: &str, model_json: &str) -> Result<()> {
         let (run_id, json) = (run_id.to_string(), model_json.to_string());
-        self.write(move |c| queries::runs::append_model_history(c, &run_id, &json)).await
+        self.write(move |c| queries::runs::append_model_history(c, &run_id, &json))
+            .await
     }
     async fn log_inputs(
         &self,
@@ -276,14 +332,17 @@ impl TrackingStore for SqliteStore {
         model_ids: Vec<String>,
     ) -> Result<()> {
         let run_id = run_id.to_string();
-        self.write(move |c| queries::runs::log_inputs(c, &run_id, &datasets, &model_ids)).await
+        self.write(move |c| queries::runs::log_inputs(c, &run_id, &datasets, &model_ids))
+            .await
     }
     async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()> {
         let run_id = run_id.to_string();
-        self.write(move |c| queries::runs::log_outputs(c, &run_id, &models)).await
+        self.write(move |c| queries::runs::log_outputs(c, &run_id, &models))
+            .await
     }
     async fn search_datasets(&self, experiment_ids: Vec<String>) -> Result<Vec<DatasetSummary>> {
-        self.read(move |c| queries::runs::search_datasets(c, &experiment_ids)).await
+        self.read(move |c| queries::runs::search_datasets(c, &experiment_ids))
+            .await
     }
 
     async fn metric_history(
@@ -294,7 +353,8 @@ impl TrackingStore for SqliteStore {
         limit: Option<i64>,
     ) -> Result<Page<Metric>> {
         let (run_id, key) = (run_id.to_string(), key.to_string());
-        self.read(move |c| queries::metrics::history(c, &run_id, &key, offset, limit)).await
+        self.read(move |c| queries::metrics::history(c, &run_id, &key, offset, limit))
+            .await
     }
     async fn metric_history_bulk(
         &self,
@@ -303,19 +363,24 @@ impl TrackingStore for SqliteStore {
         limit: i64,
     ) -> Result<Vec<RunMetric>> {
         let key = key.to_string();
-        self.read(move |c| queries::metrics::bulk(c, &run_ids, &key, limit)).await
+        self.read(move |c| queries::metrics::bulk(c, &run_ids, &key, limit))
+            .await
     }
     async fn metric_history_bulk_interval(&self, q: IntervalQuery) -> Result<Vec<RunMetric>> {
-        self.read(move |c| queries::metrics::bulk_interval(c, &q)).await
+        self.read(move |c| queries::metrics::bulk_interval(c, &q))
+            .await
     }
 
     async fn create_logged_model(&self, new: NewLoggedModel) -> Result<LoggedModel> {
-        let id = self.write(move |c| queries::models::create(c, &new)).await?;
+        let id = self
+            .write(move |c| queries::models::create(c, &new))
+            .await?;
         self.get_logged_model(&id, false).await
     }
     async fn get_logged_model(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel> {
         let id = model_id.to_string();
-        self.read(move |c| queries::models::get(c, &id, allow_deleted)).await
+        self.read(move |c| queries::models::get(c, &id, allow_deleted))
+            .await
     }
     async fn finalize_logged_model(
         &self,
@@ -323,7 +388,8 @@ impl TrackingStore for SqliteStore {
         status: LoggedModelStatus,
     ) -> Result<LoggedModel> {
         let id = model_id.to_string();
-        self.write(move |c| queries::models::set_status(c, &id, status)).await?;
+        self.write(move |c| queries::models::set_status(c, &id, status))
+            .await?;
         self.get_logged_model(model_id, false).await
     }
     async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
@@ -332,15 +398,18 @@ impl TrackingStore for SqliteStore {
     }
     async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()> {
         let id = model_id.to_string();
-        self.write(move |c| queries::models::set_tags(c, &id, &tags)).await
+        self.write(move |c| queries::models::set_tags(c, &id, &tags))
+            .await
     }
     async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
         let (id, key) = (model_id.to_string(), key.to_string());
-        self.write(move |c| queries::models::delete_tag(c, &id, &key)).await
+        self.write(move |c| queries::models::delete_tag(c, &id, &key))
+            .await
     }
     async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()> {
         let id = model_id.to_string();
-        self.write(move |c| queries::models::log_params(c, &id, &params)).await
+        self.write(move |c| queries::models::log_params(c, &id, &params))
+            .await
     }
     async fn search_logged_models(&self, q: LoggedModelQuery) -> Result<Page<LoggedModel>> {
         self.read(move |c| queries::models::search(c, &q)).await

@@ -12,7 +12,11 @@ pub(crate) fn run(conn: &mut Connection) -> Result<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS plumb_schema (version INTEGER NOT NULL)")
         .map_err(db_err)?;
     let current: i64 = conn
-        .query_row("SELECT COALESCE(MAX(version), 0) FROM plumb_schema", [], |r| r.get(0))
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM plumb_schema",
+            [],
+            |r| r.get(0),
+        )
         .map_err(db_err)?;
     let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
     if current > latest {
@@ -24,7 +28,8 @@ pub(crate) fn run(conn: &mut Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
         let tx = conn.transaction().map_err(db_err)?;
         tx.execute_batch(sql).map_err(db_err)?;
-        tx.execute("INSERT INTO plumb_schema (version) VALUES (?1)", [version]).map_err(db_err)?;
+        tx.execute("INSERT INTO plumb_schema (version) VALUES (?1)", [version])
+            .map_err(db_err)?;
         tx.commit().map_err(db_err)?;
         tracing::info!(version, "applied sqlite migration");
     }

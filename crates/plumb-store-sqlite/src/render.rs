@@ -96,12 +96,19 @@ fn key_value_clause(
     match op {
         Op::IsNull => Ok(format!("NOT EXISTS ({head})")),
         Op::IsNotNull => Ok(format!("EXISTS ({head})")),
-        _ => Ok(format!("EXISTS ({head} AND {})", string_cmp("kv.value", op, value, binds)?)),
+        _ => Ok(format!(
+            "EXISTS ({head} AND {})",
+            string_cmp("kv.value", op, value, binds)?
+        )),
     }
 }
 
 /// Renders AND-joined clauses; returns `1` for none.
-pub(crate) fn where_sql(layout: &Layout, clauses: &[Clause], binds: &mut Vec<Sql>) -> Result<String> {
+pub(crate) fn where_sql(
+    layout: &Layout,
+    clauses: &[Clause],
+    binds: &mut Vec<Sql>,
+) -> Result<String> {
     let mut parts = Vec::new();
     for c in clauses {
         let part = match &c.target {
@@ -123,8 +130,9 @@ pub(crate) fn where_sql(layout: &Layout, clauses: &[Clause], binds: &mut Vec<Sql
                 )
             }
             Target::Param(key) => {
-                let (table, col) =
-                    layout.params.ok_or_else(|| Error::invalid("params cannot be searched here"))?;
+                let (table, col) = layout
+                    .params
+                    .ok_or_else(|| Error::invalid("params cannot be searched here"))?;
                 key_value_clause(table, col, layout.owner, key, c.op, &c.value, binds)?
             }
             Target::Tag(key) => {
@@ -151,7 +159,11 @@ pub(crate) fn where_sql(layout: &Layout, clauses: &[Clause], binds: &mut Vec<Sql
                         string_cmp("it.value", c.op, &c.value, binds)?
                     )
                 } else {
-                    let col = if field == "digest" { "d.digest" } else { "d.name" };
+                    let col = if field == "digest" {
+                        "d.digest"
+                    } else {
+                        "d.name"
+                    };
                     format!(
                         "EXISTS (SELECT 1 FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk \
                          WHERE ri.run_pk = {} AND {})",
@@ -164,12 +176,20 @@ pub(crate) fn where_sql(layout: &Layout, clauses: &[Clause], binds: &mut Vec<Sql
         };
         parts.push(part);
     }
-    Ok(if parts.is_empty() { "1".to_string() } else { parts.join(" AND ") })
+    Ok(if parts.is_empty() {
+        "1".to_string()
+    } else {
+        parts.join(" AND ")
+    })
 }
 
 /// Renders ORDER BY terms for the given keys: present values first, then NaN, then missing,
 /// for both directions.
-pub(crate) fn order_sql(layout: &Layout, keys: &[OrderKey], binds: &mut Vec<Sql>) -> Result<Vec<String>> {
+pub(crate) fn order_sql(
+    layout: &Layout,
+    keys: &[OrderKey],
+    binds: &mut Vec<Sql>,
+) -> Result<Vec<String>> {
     let mut terms = Vec::new();
     for k in keys {
         let dir = if k.ascending { "ASC" } else { "DESC" };

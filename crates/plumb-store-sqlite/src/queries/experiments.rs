@@ -13,7 +13,9 @@ use crate::render::{order_sql, where_sql, Layout};
 
 fn parse_id(id: &str) -> Result<i64> {
     id.parse::<i64>().map_err(|_| {
-        Error::invalid(format!("Invalid experiment ID '{id}'. Experiment ID must be a valid integer."))
+        Error::invalid(format!(
+            "Invalid experiment ID '{id}'. Experiment ID must be a valid integer."
+        ))
     })
 }
 
@@ -36,7 +38,11 @@ pub(crate) fn ensure_default(conn: &Connection, root: &str) -> Result<()> {
 
 pub(crate) fn create(conn: &Connection, new: &NewExperiment, root: &str) -> Result<String> {
     let exists: Option<i64> = conn
-        .query_row("SELECT experiment_id FROM experiments WHERE name = ?1", [&new.name], |r| r.get(0))
+        .query_row(
+            "SELECT experiment_id FROM experiments WHERE name = ?1",
+            [&new.name],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(db_err)?;
     if exists.is_some() {
@@ -97,10 +103,14 @@ fn row_to_experiment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Experiment> {
 fn load_tags(conn: &Connection, exp: &mut Experiment) -> Result<()> {
     let id: i64 = exp.experiment_id.parse().unwrap_or(-1);
     let mut stmt = conn
-        .prepare_cached("SELECT key, value FROM experiment_tags WHERE experiment_id = ?1 ORDER BY key")
+        .prepare_cached(
+            "SELECT key, value FROM experiment_tags WHERE experiment_id = ?1 ORDER BY key",
+        )
         .map_err(db_err)?;
     exp.tags = stmt
-        .query_map([id], |r| Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .query_map([id], |r| {
+            Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
         .and_then(|rows| rows.collect())
         .map_err(db_err)?;
     Ok(())
@@ -139,9 +149,11 @@ pub(crate) fn get_by_name(conn: &Connection, name: &str) -> Result<Experiment> {
 pub(crate) fn require_active(conn: &Connection, id: &str) -> Result<i64> {
     let num = parse_id(id)?;
     let stage: Option<String> = conn
-        .query_row("SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?1", [num], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?1",
+            [num],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(db_err)?;
     match stage.as_deref() {
@@ -162,7 +174,11 @@ pub(crate) fn rename(conn: &Connection, id: &str, new_name: &str) -> Result<()> 
         ));
     }
     let taken: Option<i64> = conn
-        .query_row("SELECT experiment_id FROM experiments WHERE name = ?1", [new_name], |r| r.get(0))
+        .query_row(
+            "SELECT experiment_id FROM experiments WHERE name = ?1",
+            [new_name],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(db_err)?;
     if taken.is_some_and(|t| t.to_string() != exp.experiment_id) {
@@ -182,7 +198,11 @@ pub(crate) fn rename(conn: &Connection, id: &str, new_name: &str) -> Result<()> 
 pub(crate) fn set_lifecycle(conn: &Connection, id: &str, delete: bool) -> Result<()> {
     let num = parse_id(id)?;
     let exp = get(conn, id)?;
-    let (from, to) = if delete { ("active", "deleted") } else { ("deleted", "active") };
+    let (from, to) = if delete {
+        ("active", "deleted")
+    } else {
+        ("deleted", "active")
+    };
     if exp.lifecycle_stage.as_str() != from {
         return Err(not_found(id));
     }
@@ -209,10 +229,15 @@ pub(crate) fn set_tag(conn: &Connection, id: &str, tag: &Tag) -> Result<()> {
 pub(crate) fn delete_tag(conn: &Connection, id: &str, key: &str) -> Result<()> {
     let num = require_active(conn, id)?;
     let n = conn
-        .execute("DELETE FROM experiment_tags WHERE experiment_id = ?1 AND key = ?2", params![num, key])
+        .execute(
+            "DELETE FROM experiment_tags WHERE experiment_id = ?1 AND key = ?2",
+            params![num, key],
+        )
         .map_err(db_err)?;
     if n == 0 {
-        return Err(Error::not_found(format!("No tag with name: {key} in experiment with id {id}")));
+        return Err(Error::not_found(format!(
+            "No tag with name: {key} in experiment with id {id}"
+        )));
     }
     Ok(())
 }
@@ -251,7 +276,11 @@ pub(crate) fn search(conn: &Connection, q: &ExperimentQuery) -> Result<Page<Expe
     if q.order_by.is_empty() {
         order.push("e.creation_time DESC".into());
         order.push("e.experiment_id ASC".into());
-    } else if !q.order_by.iter().any(|k: &OrderKey| k.target == Target::Attribute("experiment_id".into())) {
+    } else if !q
+        .order_by
+        .iter()
+        .any(|k: &OrderKey| k.target == Target::Attribute("experiment_id".into()))
+    {
         order.push("e.experiment_id ASC".into());
     }
     binds.push(Sql::Integer(q.max_results + 1));
@@ -276,5 +305,8 @@ pub(crate) fn search(conn: &Connection, q: &ExperimentQuery) -> Result<Page<Expe
     for exp in &mut items {
         load_tags(conn, exp)?;
     }
-    Ok(Page { items, next_page_token })
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }

@@ -13,7 +13,12 @@ fn row_to_metric(key: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Metric> {
     // columns: step, timestamp, value, is_nan
     let is_nan: bool = r.get(3)?;
     let value: f64 = r.get(2)?;
-    Ok(Metric::new(key, if is_nan { f64::NAN } else { value }, r.get(1)?, r.get(0)?))
+    Ok(Metric::new(
+        key,
+        if is_nan { f64::NAN } else { value },
+        r.get(1)?,
+        r.get(0)?,
+    ))
 }
 
 fn run_pk(conn: &Connection, run_id: &str) -> Result<Option<i64>> {
@@ -30,7 +35,10 @@ pub(crate) fn history(
     limit: Option<i64>,
 ) -> Result<Page<Metric>> {
     let Some(pk) = run_pk(conn, run_id)? else {
-        return Ok(Page { items: Vec::new(), next_page_token: None });
+        return Ok(Page {
+            items: Vec::new(),
+            next_page_token: None,
+        });
     };
     let fetch = limit.map(|l| l + 1).unwrap_or(-1);
     let mut stmt = conn
@@ -50,10 +58,18 @@ pub(crate) fn history(
         }
         _ => None,
     };
-    Ok(Page { items, next_page_token })
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }
 
-pub(crate) fn bulk(conn: &Connection, run_ids: &[String], key: &str, limit: i64) -> Result<Vec<RunMetric>> {
+pub(crate) fn bulk(
+    conn: &Connection,
+    run_ids: &[String],
+    key: &str,
+    limit: i64,
+) -> Result<Vec<RunMetric>> {
     let mut sorted: Vec<String> = run_ids.to_vec();
     sorted.sort();
     sorted.dedup();
@@ -64,7 +80,10 @@ pub(crate) fn bulk(conn: &Connection, run_ids: &[String], key: &str, limit: i64)
             break;
         }
         let page = history(conn, &run_id, key, 0, Some(remaining))?;
-        out.extend(page.items.into_iter().map(|metric| RunMetric { run_id: run_id.clone(), metric }));
+        out.extend(page.items.into_iter().map(|metric| RunMetric {
+            run_id: run_id.clone(),
+            metric,
+        }));
     }
     Ok(out)
 }
@@ -79,7 +98,10 @@ pub(crate) fn bulk_interval(conn: &Connection, q: &IntervalQuery) -> Result<Vec<
     let mut out = Vec::new();
     for (pk, run_id) in order {
         let points = sample_run(conn, pk, &q.metric_key, q.steps, q.max_results.max(1))?;
-        out.extend(points.into_iter().map(|metric| RunMetric { run_id: run_id.clone(), metric }));
+        out.extend(points.into_iter().map(|metric| RunMetric {
+            run_id: run_id.clone(),
+            metric,
+        }));
     }
     Ok(out)
 }
@@ -111,7 +133,9 @@ fn sample_run(
         .map_err(db_err)?;
     if span <= max as u128 {
         let rows: Vec<Metric> = range
-            .query_map(params![pk, key, min, max_step, (4 * max) as i64 + 1], |r| row_to_metric(key, r))
+            .query_map(params![pk, key, min, max_step, (4 * max) as i64 + 1], |r| {
+                row_to_metric(key, r)
+            })
             .and_then(|rows| rows.collect())
             .map_err(db_err)?;
         if rows.len() <= max {
@@ -136,7 +160,9 @@ fn sample_run(
             continue;
         }
         if let Some(m) = seek
-            .query_row(params![pk, key, target, max_step], |r| row_to_metric(key, r))
+            .query_row(params![pk, key, target, max_step], |r| {
+                row_to_metric(key, r)
+            })
             .optional()
             .map_err(db_err)?
         {
@@ -173,5 +199,9 @@ fn even_pick(rows: Vec<Metric>, max: usize) -> Vec<Metric> {
     }
     let wanted: std::collections::BTreeSet<usize> =
         (0..max).map(|i| i * (n - 1) / (max - 1)).collect();
-    rows.into_iter().enumerate().filter(|(i, _)| wanted.contains(i)).map(|(_, m)| m).collect()
+    rows.into_iter()
+        .enumerate()
+        .filter(|(i, _)| wanted.contains(i))
+        .map(|(_, m)| m)
+        .collect()
 }

@@ -1,6 +1,8 @@
 //! MLflow 3 logged-model queries: create, get, finalize, delete, tags, params, search.
 
-use plumb_core::entities::{LifecycleStage, LoggedModel, LoggedModelStatus, Metric, Page, Param, RunMetric, Tag};
+use plumb_core::entities::{
+    LifecycleStage, LoggedModel, LoggedModelStatus, Metric, Page, Param, RunMetric, Tag,
+};
 use plumb_core::validation::encode_offset_token;
 use plumb_core::{now_millis, Error, Result};
 use plumb_store::{join_artifact_uri, LoggedModelQuery, NewLoggedModel};
@@ -23,10 +25,18 @@ fn random_model_name() -> String {
 pub(crate) fn create(conn: &Connection, new: &NewLoggedModel) -> Result<String> {
     let exp = experiments::require_active(conn, &new.experiment_id)?;
     let location: String = conn
-        .query_row("SELECT artifact_location FROM experiments WHERE experiment_id = ?1", [exp], |r| r.get(0))
+        .query_row(
+            "SELECT artifact_location FROM experiments WHERE experiment_id = ?1",
+            [exp],
+            |r| r.get(0),
+        )
         .map_err(db_err)?;
     let model_id = format!("m-{}", uuid::Uuid::new_v4().simple());
-    let name = new.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(random_model_name);
+    let name = new
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(random_model_name);
     let now = now_millis();
     conn.execute(
         "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, creation_timestamp_ms,
@@ -56,7 +66,8 @@ fn upsert_kv(conn: &Connection, table: &str, model_id: &str, items: &[Tag]) -> R
     );
     let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
     for t in items {
-        stmt.execute(params![model_id, t.key, t.value]).map_err(db_err)?;
+        stmt.execute(params![model_id, t.key, t.value])
+            .map_err(db_err)?;
     }
     Ok(())
 }
@@ -86,12 +97,16 @@ fn row_to_model(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoggedModel> {
 
 fn load_details(conn: &Connection, m: &mut LoggedModel) -> Result<()> {
     let kv = |table: &str| -> Result<Vec<Tag>> {
-        conn.prepare_cached(&format!("SELECT key, value FROM {table} WHERE model_id = ?1 ORDER BY key"))
-            .and_then(|mut s| {
-                s.query_map([&m.model_id], |r| Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                    .collect()
-            })
-            .map_err(db_err)
+        conn.prepare_cached(&format!(
+            "SELECT key, value FROM {table} WHERE model_id = ?1 ORDER BY key"
+        ))
+        .and_then(|mut s| {
+            s.query_map([&m.model_id], |r| {
+                Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect()
+        })
+        .map_err(db_err)
     };
     m.tags = kv("logged_model_tags")?;
     m.params = kv("logged_model_params")?;
@@ -111,7 +126,10 @@ fn load_details(conn: &Connection, m: &mut LoggedModel) -> Result<()> {
                 );
                 metric.dataset_name = r.get(6)?;
                 metric.dataset_digest = r.get(7)?;
-                Ok(RunMetric { run_id: r.get(5)?, metric })
+                Ok(RunMetric {
+                    run_id: r.get(5)?,
+                    metric,
+                })
             })?
             .collect()
         })
@@ -124,7 +142,9 @@ fn load_details(conn: &Connection, m: &mut LoggedModel) -> Result<()> {
 
 pub(crate) fn get(conn: &Connection, id: &str, allow_deleted: bool) -> Result<LoggedModel> {
     let mut m = conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM logged_models m WHERE m.model_id = ?1"))
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM logged_models m WHERE m.model_id = ?1"
+        ))
         .and_then(|mut s| s.query_row([id], row_to_model).optional())
         .map_err(db_err)?
         .filter(|m| allow_deleted || m.lifecycle_stage == LifecycleStage::Active)
@@ -161,10 +181,15 @@ pub(crate) fn set_tags(conn: &Connection, id: &str, tags: &[Tag]) -> Result<()> 
 pub(crate) fn delete_tag(conn: &Connection, id: &str, key: &str) -> Result<()> {
     get(conn, id, false)?;
     let n = conn
-        .execute("DELETE FROM logged_model_tags WHERE model_id = ?1 AND key = ?2", params![id, key])
+        .execute(
+            "DELETE FROM logged_model_tags WHERE model_id = ?1 AND key = ?2",
+            params![id, key],
+        )
         .map_err(db_err)?;
     if n == 0 {
-        return Err(Error::not_found(format!("No tag with key '{key}' found for model with ID '{id}'.")));
+        return Err(Error::not_found(format!(
+            "No tag with key '{key}' found for model with ID '{id}'."
+        )));
     }
     Ok(())
 }
@@ -174,7 +199,8 @@ pub(crate) fn log_params(conn: &Connection, id: &str, params: &[Param]) -> Resul
     upsert_kv(conn, "logged_model_params", id, params)
 }
 
-const STATUS_NAME: &str = "(CASE m.status WHEN 1 THEN 'LOGGED_MODEL_PENDING' WHEN 2 THEN 'LOGGED_MODEL_READY' \
+const STATUS_NAME: &str =
+    "(CASE m.status WHEN 1 THEN 'LOGGED_MODEL_PENDING' WHEN 2 THEN 'LOGGED_MODEL_READY' \
      WHEN 3 THEN 'LOGGED_MODEL_UPLOAD_FAILED' ELSE 'LOGGED_MODEL_STATUS_UNSPECIFIED' END)";
 
 fn attribute(name: &str) -> Option<&'static str> {
@@ -200,9 +226,16 @@ const LAYOUT: Layout = Layout {
 };
 
 pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<LoggedModel>> {
-    let ids: Vec<i64> = q.experiment_ids.iter().filter_map(|i| i.parse().ok()).collect();
+    let ids: Vec<i64> = q
+        .experiment_ids
+        .iter()
+        .filter_map(|i| i.parse().ok())
+        .collect();
     if ids.is_empty() {
-        return Ok(Page { items: Vec::new(), next_page_token: None });
+        return Ok(Page {
+            items: Vec::new(),
+            next_page_token: None,
+        });
     }
     let marks = vec!["?"; ids.len()].join(", ");
     let mut binds: Vec<Sql> = ids.into_iter().map(Sql::Integer).collect();
@@ -232,5 +265,8 @@ pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<Log
     for m in &mut items {
         load_details(conn, m)?;
     }
-    Ok(Page { items, next_page_token })
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }

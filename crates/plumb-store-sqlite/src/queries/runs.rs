@@ -47,7 +47,10 @@ fn run_not_found(run_id: &str) -> Error {
 /// The row id and lifecycle of a run.
 fn lookup(conn: &Connection, run_id: &str) -> Result<(i64, String)> {
     conn.prepare_cached("SELECT run_pk, lifecycle_stage FROM runs WHERE run_uuid = ?1")
-        .and_then(|mut s| s.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .and_then(|mut s| {
+            s.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
         .map_err(db_err)?
         .ok_or_else(|| run_not_found(run_id))
 }
@@ -87,7 +90,11 @@ pub(crate) fn create(conn: &Connection, new: NewRun) -> Result<String> {
             |r| r.get(0),
         )
         .map_err(db_err)?;
-    let tag_name = new.tags.iter().find(|t| t.key == RUN_NAME_TAG).map(|t| t.value.clone());
+    let tag_name = new
+        .tags
+        .iter()
+        .find(|t| t.key == RUN_NAME_TAG)
+        .map(|t| t.value.clone());
     let given = new.run_name.clone().filter(|n| !n.is_empty());
     if let (Some(given), Some(tagged)) = (&given, &tag_name) {
         if given != tagged {
@@ -104,7 +111,14 @@ pub(crate) fn create(conn: &Connection, new: NewRun) -> Result<String> {
         "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time,
                            lifecycle_stage, artifact_uri, deleted_time)
          VALUES (?1, ?2, ?3, ?4, 'RUNNING', ?5, NULL, 'active', ?6, NULL)",
-        params![run_id, exp_num, name, new.user_id, new.start_time.unwrap_or_else(now_millis), artifact_uri],
+        params![
+            run_id,
+            exp_num,
+            name,
+            new.user_id,
+            new.start_time.unwrap_or_else(now_millis),
+            artifact_uri
+        ],
     )
     .map_err(db_err)?;
     let pk = conn.last_insert_rowid();
@@ -148,8 +162,10 @@ fn stored_to_value(value: f64, is_nan: bool) -> f64 {
 fn load_kv(conn: &Connection, sql: &str, pk: i64) -> Result<Vec<Tag>> {
     conn.prepare_cached(sql)
         .and_then(|mut s| {
-            s.query_map([pk], |r| Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                .collect()
+            s.query_map([pk], |r| {
+                Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect()
         })
         .map_err(db_err)
 }
@@ -172,17 +188,41 @@ fn load_run(conn: &Connection, pk: i64, info: RunInfo) -> Result<Run> {
             .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db_err)?;
-    let params = load_kv(conn, "SELECT key, value FROM params WHERE run_pk = ?1 ORDER BY key", pk)?;
-    let tags = load_kv(conn, "SELECT key, value FROM tags WHERE run_pk = ?1 ORDER BY key", pk)?;
+    let params = load_kv(
+        conn,
+        "SELECT key, value FROM params WHERE run_pk = ?1 ORDER BY key",
+        pk,
+    )?;
+    let tags = load_kv(
+        conn,
+        "SELECT key, value FROM tags WHERE run_pk = ?1 ORDER BY key",
+        pk,
+    )?;
     let inputs = load_inputs(conn, pk)?;
     let outputs = conn
-        .prepare_cached("SELECT model_id, step FROM run_model_outputs WHERE run_pk = ?1 ORDER BY model_id")
+        .prepare_cached(
+            "SELECT model_id, step FROM run_model_outputs WHERE run_pk = ?1 ORDER BY model_id",
+        )
         .and_then(|mut s| {
-            s.query_map([pk], |r| Ok(ModelOutput { model_id: r.get(0)?, step: r.get(1)? }))?
-                .collect::<rusqlite::Result<Vec<_>>>()
+            s.query_map([pk], |r| {
+                Ok(ModelOutput {
+                    model_id: r.get(0)?,
+                    step: r.get(1)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
         })
         .map_err(db_err)?;
-    Ok(Run { info, data: RunData { metrics, params, tags }, inputs, outputs })
+    Ok(Run {
+        info,
+        data: RunData {
+            metrics,
+            params,
+            tags,
+        },
+        inputs,
+        outputs,
+    })
 }
 
 fn load_inputs(conn: &Connection, pk: i64) -> Result<RunInputs> {
@@ -224,16 +264,24 @@ fn load_inputs(conn: &Connection, pk: i64) -> Result<RunInputs> {
     }
     let model_inputs = conn
         .prepare_cached("SELECT model_id FROM run_model_inputs WHERE run_pk = ?1 ORDER BY model_id")
-        .and_then(|mut s| s.query_map([pk], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>())
+        .and_then(|mut s| {
+            s.query_map([pk], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()
+        })
         .map_err(db_err)?;
-    Ok(RunInputs { dataset_inputs, model_inputs })
+    Ok(RunInputs {
+        dataset_inputs,
+        model_inputs,
+    })
 }
 
 fn get_info(conn: &Connection, run_id: &str) -> Result<(i64, RunInfo)> {
-    conn.prepare_cached(&format!("SELECT {INFO_COLUMNS} FROM runs r WHERE r.run_uuid = ?1"))
-        .and_then(|mut s| s.query_row([run_id], row_to_info).optional())
-        .map_err(db_err)?
-        .ok_or_else(|| run_not_found(run_id))
+    conn.prepare_cached(&format!(
+        "SELECT {INFO_COLUMNS} FROM runs r WHERE r.run_uuid = ?1"
+    ))
+    .and_then(|mut s| s.query_row([run_id], row_to_info).optional())
+    .map_err(db_err)?
+    .ok_or_else(|| run_not_found(run_id))
 }
 
 pub(crate) fn get(conn: &Connection, run_id: &str) -> Result<Run> {
@@ -244,12 +292,18 @@ pub(crate) fn get(conn: &Connection, run_id: &str) -> Result<Run> {
 pub(crate) fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<RunInfo> {
     let pk = require_active(conn, run_id)?;
     if let Some(status) = u.status {
-        conn.execute("UPDATE runs SET status = ?1 WHERE run_pk = ?2", params![status.as_str(), pk])
-            .map_err(db_err)?;
+        conn.execute(
+            "UPDATE runs SET status = ?1 WHERE run_pk = ?2",
+            params![status.as_str(), pk],
+        )
+        .map_err(db_err)?;
     }
     if let Some(end) = u.end_time {
-        conn.execute("UPDATE runs SET end_time = ?1 WHERE run_pk = ?2", params![end, pk])
-            .map_err(db_err)?;
+        conn.execute(
+            "UPDATE runs SET end_time = ?1 WHERE run_pk = ?2",
+            params![end, pk],
+        )
+        .map_err(db_err)?;
     }
     if let Some(name) = u.run_name.as_ref().filter(|n| !n.is_empty()) {
         upsert_tag(conn, pk, &Tag::new(RUN_NAME_TAG, name.clone()))?;
@@ -259,7 +313,11 @@ pub(crate) fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<R
 
 pub(crate) fn set_lifecycle(conn: &Connection, run_id: &str, delete: bool) -> Result<()> {
     let (pk, _) = lookup(conn, run_id)?;
-    let (stage, deleted_time) = if delete { ("deleted", Some(now_millis())) } else { ("active", None) };
+    let (stage, deleted_time) = if delete {
+        ("deleted", Some(now_millis()))
+    } else {
+        ("active", None)
+    };
     conn.execute(
         "UPDATE runs SET lifecycle_stage = ?1, deleted_time = ?2 WHERE run_pk = ?3",
         params![stage, deleted_time, pk],
@@ -288,7 +346,9 @@ pub(crate) fn log_batch(conn: &Connection, run_id: &str, batch: &Batch) -> Resul
             .prepare_cached("INSERT OR IGNORE INTO params (run_pk, key, value) VALUES (?1, ?2, ?3)")
             .map_err(db_err)?;
         for p in &batch.params {
-            insert.execute(params![pk, p.key, p.value]).map_err(db_err)?;
+            insert
+                .execute(params![pk, p.key, p.value])
+                .map_err(db_err)?;
         }
     }
     if !batch.metrics.is_empty() {
@@ -311,8 +371,12 @@ pub(crate) fn log_batch(conn: &Connection, run_id: &str, batch: &Batch) -> Resul
             .map_err(db_err)?;
         for m in &batch.metrics {
             let (value, is_nan) = stored(m.value);
-            point.execute(params![pk, m.key, m.step, m.timestamp, value, is_nan]).map_err(db_err)?;
-            latest.execute(params![pk, m.key, m.step, m.timestamp, value, is_nan]).map_err(db_err)?;
+            point
+                .execute(params![pk, m.key, m.step, m.timestamp, value, is_nan])
+                .map_err(db_err)?;
+            latest
+                .execute(params![pk, m.key, m.step, m.timestamp, value, is_nan])
+                .map_err(db_err)?;
             if let Some(model_id) = m.model_id.as_deref().filter(|s| !s.is_empty()) {
                 conn.prepare_cached(
                     "INSERT OR REPLACE INTO logged_model_metrics
@@ -349,8 +413,10 @@ fn check_params(conn: &Connection, pk: i64, run_id: &str, params: &[Param]) -> R
         .map_err(db_err)?;
     let mut conflicts = Vec::new();
     for p in params {
-        let old: Option<String> =
-            existing.query_row(params![pk, p.key], |r| r.get(0)).optional().map_err(db_err)?;
+        let old: Option<String> = existing
+            .query_row(params![pk, p.key], |r| r.get(0))
+            .optional()
+            .map_err(db_err)?;
         if let Some(old) = old.filter(|old| *old != p.value) {
             conflicts.push((p, old));
         }
@@ -366,7 +432,10 @@ fn check_params(conn: &Connection, pk: i64, run_id: &str, params: &[Param]) -> R
             let list: Vec<String> = many
                 .iter()
                 .map(|(p, old)| {
-                    format!("{{'key': '{}', 'old_value': '{old}', 'new_value': '{}'}}", p.key, p.value)
+                    format!(
+                        "{{'key': '{}', 'old_value': '{old}', 'new_value': '{}'}}",
+                        p.key, p.value
+                    )
                 })
                 .collect();
             Err(Error::invalid(format!(
@@ -380,24 +449,36 @@ fn check_params(conn: &Connection, pk: i64, run_id: &str, params: &[Param]) -> R
 pub(crate) fn delete_tag(conn: &Connection, run_id: &str, key: &str) -> Result<()> {
     let pk = require_active(conn, run_id)?;
     let n = conn
-        .execute("DELETE FROM tags WHERE run_pk = ?1 AND key = ?2", params![pk, key])
+        .execute(
+            "DELETE FROM tags WHERE run_pk = ?1 AND key = ?2",
+            params![pk, key],
+        )
         .map_err(db_err)?;
     if n == 0 {
-        return Err(Error::not_found(format!("No tag with name: {key} in run with id {run_id}")));
+        return Err(Error::not_found(format!(
+            "No tag with name: {key} in run with id {run_id}"
+        )));
     }
     Ok(())
 }
 
-pub(crate) fn append_model_history(conn: &Connection, run_id: &str, model_json: &str) -> Result<()> {
+pub(crate) fn append_model_history(
+    conn: &Connection,
+    run_id: &str,
+    model_json: &str,
+) -> Result<()> {
     let pk = require_active(conn, run_id)?;
     let current: Option<String> = conn
-        .query_row("SELECT value FROM tags WHERE run_pk = ?1 AND key = ?2", params![pk, LOG_MODEL_HISTORY_TAG], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT value FROM tags WHERE run_pk = ?1 AND key = ?2",
+            params![pk, LOG_MODEL_HISTORY_TAG],
+            |r| r.get(0),
+        )
         .optional()
         .map_err(db_err)?;
-    let mut list: Vec<serde_json::Value> =
-        current.and_then(|s| serde_json::from_str(&s).ok()).unwrap_or_default();
+    let mut list: Vec<serde_json::Value> = current
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
     let model: serde_json::Value = serde_json::from_str(model_json)
         .map_err(|e| Error::invalid(format!("Malformed model_json: {e}")))?;
     list.push(model);
@@ -413,7 +494,11 @@ pub(crate) fn log_inputs(
 ) -> Result<()> {
     let pk = require_active(conn, run_id)?;
     let exp: i64 = conn
-        .query_row("SELECT experiment_id FROM runs WHERE run_pk = ?1", [pk], |r| r.get(0))
+        .query_row(
+            "SELECT experiment_id FROM runs WHERE run_pk = ?1",
+            [pk],
+            |r| r.get(0),
+        )
         .map_err(db_err)?;
     for input in datasets {
         let d = &input.dataset;
@@ -431,7 +516,11 @@ pub(crate) fn log_inputs(
             )
             .map_err(db_err)?;
         let seq: i64 = conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM run_inputs WHERE run_pk = ?1", [pk], |r| r.get(0))
+            .query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM run_inputs WHERE run_pk = ?1",
+                [pk],
+                |r| r.get(0),
+            )
             .map_err(db_err)?;
         let added = conn
             .execute(
@@ -471,8 +560,14 @@ pub(crate) fn log_outputs(conn: &Connection, run_id: &str, models: &[ModelOutput
     Ok(())
 }
 
-pub(crate) fn search_datasets(conn: &Connection, experiment_ids: &[String]) -> Result<Vec<DatasetSummary>> {
-    let ids: Vec<i64> = experiment_ids.iter().filter_map(|i| i.parse().ok()).collect();
+pub(crate) fn search_datasets(
+    conn: &Connection,
+    experiment_ids: &[String],
+) -> Result<Vec<DatasetSummary>> {
+    let ids: Vec<i64> = experiment_ids
+        .iter()
+        .filter_map(|i| i.parse().ok())
+        .collect();
     let marks = vec!["?"; ids.len()].join(", ");
     let sql = format!(
         "SELECT DISTINCT d.experiment_id, d.name, d.digest, it.value
@@ -522,9 +617,16 @@ const LAYOUT: Layout = Layout {
 };
 
 pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
-    let ids: Vec<i64> = q.experiment_ids.iter().filter_map(|i| i.parse().ok()).collect();
+    let ids: Vec<i64> = q
+        .experiment_ids
+        .iter()
+        .filter_map(|i| i.parse().ok())
+        .collect();
     if ids.is_empty() {
-        return Ok(Page { items: Vec::new(), next_page_token: None });
+        return Ok(Page {
+            items: Vec::new(),
+            next_page_token: None,
+        });
     }
     let mut binds: Vec<Sql> = ids.iter().copied().map(Sql::Integer).collect();
     let marks = vec!["?"; ids.len()].join(", ");
@@ -535,7 +637,11 @@ pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
     };
     let filter = where_sql(&LAYOUT, &q.filter, &mut binds)?;
     let mut order = order_sql(&LAYOUT, &q.order_by, &mut binds)?;
-    if !q.order_by.iter().any(|k| k.target == Target::Attribute("start_time".into())) {
+    if !q
+        .order_by
+        .iter()
+        .any(|k| k.target == Target::Attribute("start_time".into()))
+    {
         order.push("r.start_time DESC".into());
     }
     order.push("r.run_uuid ASC".into());
@@ -562,15 +668,24 @@ pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
     for (pk, info) in rows {
         items.push(load_run(conn, pk, info)?);
     }
-    Ok(Page { items, next_page_token })
+    Ok(Page {
+        items,
+        next_page_token,
+    })
 }
 
 /// Run ids to row ids, skipping unknown ones.
 pub(crate) fn pks(conn: &Connection, run_ids: &[String]) -> Result<HashMap<i64, String>> {
     let mut out = HashMap::new();
-    let mut stmt = conn.prepare_cached("SELECT run_pk FROM runs WHERE run_uuid = ?1").map_err(db_err)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT run_pk FROM runs WHERE run_uuid = ?1")
+        .map_err(db_err)?;
     for id in run_ids {
-        if let Some(pk) = stmt.query_row([id], |r| r.get::<_, i64>(0)).optional().map_err(db_err)? {
+        if let Some(pk) = stmt
+            .query_row([id], |r| r.get::<_, i64>(0))
+            .optional()
+            .map_err(db_err)?
+        {
             out.insert(pk, id.clone());
         }
     }

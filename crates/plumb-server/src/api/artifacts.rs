@@ -1,0 +1,236 @@
+//! Artifact endpoints: the `mlflow-artifacts` proxy (streamed PUT/GET, list, DELETE), run and
+//! logged-model listings, and `/get-artifact`. Paths become keys only through `ArtifactPath`.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use plumb_artifacts::{ArtifactPath, ArtifactStore, Entry};
+use plumb_core::ErrorCode;
+use serde_json::{json, Map, Value};
+
+use crate::api::empty;
+use crate::error::ApiResult;
+use crate::extract::Params;
+use crate::{ApiError, AppState};
+
+const PROXY_MARKER: &str = "/mlflow-artifacts/artifacts";
+
+fn proxy_store(st: &AppState) -> ApiResult<&ArtifactStore> {
+    if st.config.serve_artifacts {
+        Ok(&st.artifacts)
+    } else {
+        Err(ApiError::new(
+            ErrorCode::TemporarilyUnavailable,
+            "Artifact proxying is disabled: the server runs with --no-serve-artifacts.",
+        ))
+    }
+}
+
+/// Where a run's or model's artifact root lives: a store and a base path inside it.
+/// `None` means a local folder that does not exist (yet): it lists as empty.
+fn resolve_root(st: &AppState, root_uri: &str) -> ApiResult<Option<(ArtifactStore, ArtifactPath)>> {
+    let proxied = if let Some(rest) = root_uri.strip_prefix("mlflow-artifacts:") {
+        // mlflow-artifacts:/1/x or mlflow-artifacts://host:port/1/x
+        let rest = match rest.strip_prefix("//") {
+            Some(with_host) => with_host.split_once('/').map(|(_, p)| p).unwrap_or(""),
+            None => rest.trim_start_matches('/'),
+        };
+        Some(rest.to_string())
+    } else if root_uri.starts_with("http://") || root_uri.starts_with("https://") {
+        root_uri.find(PROXY_MARKER).map(|i| {
+            root_uri[i + PROXY_MARKER.len()..]
+                .trim_start_matches('/')
+                .to_string()
+        })
+    } else {
+        None
+    };
+    if let Some(rest) = proxied {
+        let store = proxy_store(st)?.clone();
+        return Ok(Some((store, ArtifactPath::parse(&rest)?)));
+    }
+    let local = root_uri.strip_prefix("file://").unwrap_or(root_uri);
+    if local.contains("://") {
+        return Err(ApiError::invalid(format!(
+            "The artifact root '{root_uri}' is not served by this server; read it with the client directly."
+        )));
+    }
+    if !std::path::Path::new(local).is_dir() {
+        return Ok(None);
+    }
+    Ok(Some((ArtifactStore::local(local)?, ArtifactPath::root())))
+}
+
+fn file_info(e: &Entry, name: &str) -> Value {
+    let mut m = Map::new();
+    m.insert("path".into(), json!(name));
+    m.insert("is_dir".into(), json!(e.is_dir));
+    if let Some(size) = e.size {
+        m.insert("file_size".into(), json!(size));
+    }
+    Value::Object(m)
+}
+
+/// Lists `dir` under a root; entries are named relative to `relative_to`.
+async fn list_under(
+    store: &ArtifactStore,
+    base: &ArtifactPath,
+    dir: &ArtifactPath,
+    basenames: bool,
+) -> ApiResult<Vec<Value>> {
+    let full = base.join(dir);
+    let entries = store.list(&full).await?;
+    let prefix_len = if base.is_root() {
+        0
+    } else {
+        base.as_str().len() + 1
+    };
+    Ok(entries
+        .iter()
+        .map(|e| {
+            let name = if basenames {
+                e.path.rsplit('/').next().unwrap_or(&e.path).to_string()
+            } else {
+                e.path.get(prefix_len..).unwrap_or(&e.path).to_string()
+            };
+            file_info(e, &name)
+        })
+        .collect())
+}
+
+fn files_response(root_uri: Option<&str>, files: Vec<Value>) -> Json<Value> {
+    let mut m = Map::new();
+    if let Some(root) = root_uri {
+        m.insert("root_uri".into(), json!(root));
+    }
+    if !files.is_empty() {
+        m.insert("files".into(), Value::Array(files));
+    }
+    Json(Value::Object(m))
+}
+
+/// `GET /mlflow/artifacts/list?run_id=&path=`
+pub async fn list_run(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+    let run = st.store.get_run(&p.run_id()?).await?;
+    let dir = ArtifactPath::parse(&p.opt_str("path")?.unwrap_or_default())?;
+    let root = run.info.artifact_uri.clone();
+    let files = match resolve_root(&st, &root)? {
+        Some((store, base)) => list_under(&store, &base, &dir, false).await?,
+        None => Vec::new(),
+    };
+    Ok(files_response(Some(&root), files))
+}
+
+/// `GET /mlflow/logged-models/{id}/artifacts/directories`
+pub async fn list_logged_model(
+    State(st): State<AppState>,
+    Path(model_id): Path<String>,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    let model = st.store.get_logged_model(&model_id, false).await?;
+    let dir = ArtifactPath::parse(&p.opt_str("artifact_directory_path")?.unwrap_or_default())?;
+    let files = match resolve_root(&st, &model.artifact_uri)? {
+        Some((store, base)) => list_under(&store, &base, &dir, false).await?,
+        None => Vec::new(),
+    };
+    Ok(files_response(Some(&model.artifact_uri), files))
+}
+
+/// `GET /mlflow-artifacts/artifacts?path=`: basenames only; a missing dir or a file gives `{}`.
+pub async fn list_proxy(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+    let store = proxy_store(&st)?;
+    let dir = ArtifactPath::parse(&p.opt_str("path")?.unwrap_or_default())?;
+    let files = list_under(store, &ArtifactPath::root(), &dir, true).await?;
+    Ok(files_response(None, files))
+}
+
+fn content_type(name: &str) -> &'static str {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" | "log" | "yaml" | "yml" | "md" | "py" | "csv" | "tsv" | "cfg" | "ini" | "toml" => {
+            "text/plain"
+        }
+        "json" => "application/json",
+        "html" | "htm" => "text/plain", // never rendered as a page: artifacts are untrusted
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "pdf" => "application/pdf",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn stream_file(store: &ArtifactStore, path: &ArtifactPath) -> ApiResult<Response> {
+    let download = store.get(path).await?;
+    let name = path.file_name().replace(['"', '\r', '\n'], "_");
+    let mut resp = Body::from_stream(download.stream).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(&name)),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(download.size));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
+}
+
+/// `GET /mlflow-artifacts/artifacts/{path}`: streams the file.
+pub async fn download(State(st): State<AppState>, Path(path): Path<String>) -> ApiResult<Response> {
+    let store = proxy_store(&st)?;
+    let path = ArtifactPath::parse_file(&path)?;
+    stream_file(store, &path).await
+}
+
+/// `PUT /mlflow-artifacts/artifacts/{path}`: the raw body is the file, streamed to the store.
+pub async fn upload(
+    State(st): State<AppState>,
+    Path(path): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let store = proxy_store(&st)?;
+    let path = ArtifactPath::parse_file(&path)?;
+    store.put(&path, body.into_data_stream()).await?;
+    Ok(empty())
+}
+
+/// `DELETE /mlflow-artifacts/artifacts/{path}`: a file or a whole directory.
+pub async fn delete(
+    State(st): State<AppState>,
+    Path(path): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let store = proxy_store(&st)?;
+    let path = ArtifactPath::parse_file(&path)?;
+    store.delete(&path).await?;
+    Ok(empty())
+}
+
+/// Multipart and presigned transfers: not offered (server-info says so), as MLflow answers
+/// for a local destination.
+pub async fn multipart_unsupported() -> ApiResult<Json<Value>> {
+    Err(ApiError::new(
+        ErrorCode::NotImplemented,
+        "Multipart upload is not supported for the current artifact repository",
+    ))
+}
+
+/// `GET /get-artifact?run_id=&path=`: the UI's download of one run artifact.
+pub async fn get_artifact(State(st): State<AppState>, p: Params) -> ApiResult<Response> {
+    let run = st.store.get_run(&p.run_id()?).await?;
+    let path = ArtifactPath::parse_file(&p.req_str("path")?)?;
+    match resolve_root(&st, &run.info.artifact_uri)? {
+        Some((store, base)) => stream_file(&store, &base.join(&path)).await,
+        None => Err(plumb_core::Error::not_found(format!("No such artifact: '{path}'")).into()),
+    }
+}

@@ -1,0 +1,344 @@
+//! Request decoding as MLflow's server does it: query string or JSON body into one `Params` map,
+//! read with protobuf-JSON leniency (snake_case or lowerCamel names, int64 as strings, "NaN").
+//! Every decode failure is an `ApiError`, so malformed requests still get MLflow-shaped answers.
+
+use axum::body::to_bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, Method};
+use plumb_core::Error;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// The largest JSON body accepted (dataset profiles may reach 16 MB).
+const MAX_JSON_BODY: usize = 32 * 1024 * 1024;
+
+/// A request's parameters, from the query string (GET) or the JSON body.
+#[derive(Debug, Clone, Default)]
+pub struct Params(pub Map<String, Value>);
+
+fn parse_query(query: &str) -> Map<String, Value> {
+    let mut map = Map::new();
+    for (k, v) in form_urlencoded_pairs(query) {
+        match map.get_mut(&k) {
+            Some(Value::Array(items)) => items.push(Value::String(v)),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, Value::String(v)]);
+            }
+            None => {
+                map.insert(k, Value::String(v));
+            }
+        }
+    }
+    map
+}
+
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| {
+                percent_encoding::percent_decode_str(&s.replace('+', " "))
+                    .decode_utf8_lossy()
+                    .into_owned()
+            };
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            plumb_core::ErrorCode::BadRequest,
+            format!("Malformed JSON body: {e}"),
+        )
+    })?;
+    match value {
+        Value::Object(map) => Ok(map),
+        // Legacy double encoding: a JSON string holding JSON.
+        Value::String(inner) => match serde_json::from_str::<Value>(&inner) {
+            Ok(Value::Object(map)) => Ok(map),
+            _ => Err(ApiError::new(
+                plumb_core::ErrorCode::BadRequest,
+                "Malformed JSON body: expected a JSON object",
+            )),
+        },
+        _ => Err(ApiError::new(
+            plumb_core::ErrorCode::BadRequest,
+            "Malformed JSON body: expected a JSON object",
+        )),
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = req.uri().query().unwrap_or("").to_string();
+        let method = req.method().clone();
+        if method == Method::GET && !query.is_empty() {
+            return Ok(Params(parse_query(&query)));
+        }
+        if method == Method::POST || method == Method::PUT {
+            match req.headers().get(header::CONTENT_TYPE) {
+                None => {
+                    return Err(ApiError::invalid(
+                        "Bad Request. Content-Type header is missing.",
+                    ))
+                }
+                Some(ct) => {
+                    let ct = ct.to_str().unwrap_or("");
+                    let mime = ct.split(';').next().unwrap_or("").trim();
+                    if !mime.eq_ignore_ascii_case("application/json") {
+                        return Err(ApiError::invalid(
+                            "Bad Request. Content-Type must be one of ['application/json'].",
+                        ));
+                    }
+                }
+            }
+        }
+        let bytes = to_bytes(req.into_body(), MAX_JSON_BODY)
+            .await
+            .map_err(|e| ApiError::invalid(format!("Cannot read the request body: {e}")))?;
+        let mut map = parse_body(&bytes)?;
+        if map.is_empty() && !query.is_empty() {
+            map = parse_query(&query);
+        }
+        Ok(Params(map))
+    }
+}
+
+fn camel(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+/// MLflow's wording for a value of the wrong type.
+pub fn bad_type(field: &str, v: &Value) -> ApiError {
+    ApiError::invalid(format!(
+        "Invalid value {v} for parameter '{field}' supplied:  Hint: Value was of type '{}'. See the API docs for more information about request parameters.",
+        type_name(v)
+    ))
+}
+
+impl Params {
+    /// The raw value of a field under its proto or lowerCamel name; both at once is an error.
+    pub fn raw(&self, name: &str) -> Result<Option<&Value>, ApiError> {
+        let camel_name = camel(name);
+        let a = self.0.get(name).filter(|v| !v.is_null());
+        let b = if camel_name != name {
+            self.0.get(&camel_name).filter(|v| !v.is_null())
+        } else {
+            None
+        };
+        match (a, b) {
+            (Some(_), Some(_)) => Err(ApiError::invalid(format!(
+                "Request specifies both '{name}' and '{camel_name}'; provide only one of them."
+            ))),
+            (a, b) => Ok(a.or(b)),
+        }
+    }
+
+    pub fn opt_str(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.raw(name)? {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(Value::Array(items)) if items.len() == 1 => match &items[0] {
+                Value::String(s) => Ok(Some(s.clone())),
+                other => Err(bad_type(name, other)),
+            },
+            Some(v) => Err(bad_type(name, v)),
+        }
+    }
+
+    /// A required string: missing or empty gives MLflow's "Missing value" error.
+    pub fn req_str(&self, name: &str) -> Result<String, ApiError> {
+        match self.opt_str(name)? {
+            Some(s) if !s.is_empty() => Ok(s),
+            _ => Err(Error::missing(name).into()),
+        }
+    }
+
+    /// `run_id`, falling back to the legacy `run_uuid`.
+    pub fn run_id(&self) -> Result<String, ApiError> {
+        match self.opt_str("run_id")?.filter(|s| !s.is_empty()) {
+            Some(id) => Ok(id),
+            None => match self.opt_str("run_uuid")?.filter(|s| !s.is_empty()) {
+                Some(id) => Ok(id),
+                None => Err(Error::missing("run_id").into()),
+            },
+        }
+    }
+
+    pub fn opt_i64(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.raw(name)? {
+            None => Ok(None),
+            Some(v @ Value::Number(n)) => match n.as_i64() {
+                Some(i) => Ok(Some(i)),
+                None => match n.as_f64() {
+                    Some(f) if f.fract() == 0.0 && f.abs() < 9.2e18 => Ok(Some(f as i64)),
+                    _ => Err(bad_type(name, v)),
+                },
+            },
+            Some(v @ Value::String(s)) => s
+                .trim()
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| bad_type(name, v)),
+            Some(v) => Err(bad_type(name, v)),
+        }
+    }
+
+    pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.raw(name)? {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
+            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
+            Some(Value::String(s)) => Err(ApiError::invalid(format!(
+                "Invalid boolean value: {s}, must be 'true' or 'false'."
+            ))),
+            Some(v) => Err(bad_type(name, v)),
+        }
+    }
+
+    /// A repeated string field (a single value counts as a list of one).
+    pub fn str_list(&self, name: &str) -> Result<Vec<String>, ApiError> {
+        match self.raw(name)? {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Number(n) => Ok(n.to_string()),
+                    other => Err(bad_type(name, other)),
+                })
+                .collect(),
+            Some(Value::String(s)) => Ok(vec![s.clone()]),
+            Some(Value::Number(n)) => Ok(vec![n.to_string()]),
+            Some(v) => Err(bad_type(name, v)),
+        }
+    }
+
+    /// A repeated message field, each item as its own `Params`.
+    pub fn objects(&self, name: &str) -> Result<Vec<Params>, ApiError> {
+        match self.raw(name)? {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| match v {
+                    Value::Object(m) => Ok(Params(m.clone())),
+                    other => Err(bad_type(name, other)),
+                })
+                .collect(),
+            Some(v) => Err(bad_type(name, v)),
+        }
+    }
+
+    /// A nested message field.
+    pub fn object(&self, name: &str) -> Result<Option<Params>, ApiError> {
+        match self.raw(name)? {
+            None => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(Params(m.clone()))),
+            Some(v) => Err(bad_type(name, v)),
+        }
+    }
+}
+
+/// A double as protobuf JSON allows it: a number, a numeric string, "NaN", "Infinity", "-Infinity".
+pub fn value_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => match s.trim() {
+            "NaN" | "nan" => Some(f64::NAN),
+            "Infinity" | "inf" => Some(f64::INFINITY),
+            "-Infinity" | "-inf" => Some(f64::NEG_INFINITY),
+            t => t.parse::<f64>().ok(),
+        },
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(v: Value) -> Params {
+        Params(v.as_object().cloned().unwrap_or_default())
+    }
+
+    #[test]
+    fn snake_and_camel_and_both() {
+        assert_eq!(
+            p(json!({"experimentIds": ["1"]}))
+                .str_list("experiment_ids")
+                .unwrap(),
+            vec!["1"]
+        );
+        assert!(p(json!({"experiment_ids": ["1"], "experimentIds": ["2"]}))
+            .str_list("experiment_ids")
+            .is_err());
+    }
+
+    #[test]
+    fn lenient_scalars() {
+        let q = p(json!({"a": "17", "b": 17, "c": "NaN", "d": "-Infinity", "e": "TRUE", "f": "x"}));
+        assert_eq!(q.opt_i64("a").unwrap(), Some(17));
+        assert_eq!(q.opt_i64("b").unwrap(), Some(17));
+        assert!(q.opt_f64("c").unwrap().unwrap().is_nan());
+        assert_eq!(q.opt_f64("d").unwrap(), Some(f64::NEG_INFINITY));
+        assert_eq!(q.opt_bool("e").unwrap(), Some(true));
+        assert!(q.opt_i64("f").is_err());
+        let e = q.opt_bool("f").unwrap_err();
+        assert!(e.0.message.contains("Invalid boolean value: x"));
+    }
+
+    #[test]
+    fn query_strings_repeat_keys_into_lists() {
+        let m = parse_query("run_ids=a&run_ids=b&metric_key=loss%20x&flag=1+2");
+        assert_eq!(m["run_ids"], json!(["a", "b"]));
+        assert_eq!(m["metric_key"], json!("loss x"));
+        assert_eq!(m["flag"], json!("1 2"));
+    }
+
+    #[test]
+    fn bodies() {
+        assert!(parse_body(b"").unwrap().is_empty());
+        assert_eq!(parse_body(br#""{\"a\": 1}""#).unwrap()["a"], json!(1));
+        assert!(parse_body(b"[1]").is_err());
+        assert!(parse_body(b"{").is_err());
+    }
+}
