@@ -18,9 +18,11 @@ pub async fn history(State(st): State<AppState>, p: Params) -> ApiResult<Json<Va
     let run_id = p.run_id()?;
     let key = p.req_str("metric_key")?;
     let limit = match p.opt_i64("max_results")? {
-        Some(n) if n <= 0 => return Err(ApiError::invalid(format!(
+        Some(n) if n <= 0 => {
+            return Err(ApiError::invalid(format!(
             "Invalid value {n} for parameter 'max_results' supplied. It must be a positive integer"
-        ))),
+        )))
+        }
         other => other,
     };
     let offset = decode_offset_token(p.opt_str("page_token")?.as_deref())?;

@@ -1,0 +1,961 @@
+//! The store conformance suite: every MLflow invariant that depends on stored state, written once
+//! and run against every backend through [`conformance_tests!`](crate::conformance_tests).
+
+use std::sync::Arc;
+
+use plumb_core::entities::{
+    Dataset, DatasetInput, LifecycleStage, LoggedModelStatus, Metric, ModelOutput, Param,
+    RunStatus, Tag, ViewType,
+};
+use plumb_core::search::{parse_filter, parse_order_by, Domain};
+use plumb_core::ErrorCode;
+
+use crate::{
+    Batch, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment, NewLoggedModel, NewRun,
+    RunQuery, RunUpdate, TrackingStore,
+};
+
+pub type Store = Arc<dyn TrackingStore>;
+
+/// Expands to one `#[tokio::test]` per conformance case, each on a fresh store from `$factory`
+/// (an async expression evaluating to `Arc<dyn TrackingStore>`).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::conformance_tests!(@cases $factory;
+            default_experiment_exists, experiment_lifecycle, experiment_search, run_lifecycle,
+            params_are_immutable_and_batches_atomic, latest_metric_rules, metric_history_pages,
+            run_search_filters_and_order, run_search_pagination, bulk_interval_sampling,
+            datasets_and_outputs, logged_models, concurrent_writers_lose_nothing);
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store: $crate::conformance::Store = $factory.await;
+                $crate::conformance::$case(store).await;
+            }
+        )*
+    };
+}
+
+async fn experiment(store: &Store, name: &str) -> String {
+    store
+        .create_experiment(NewExperiment {
+            name: name.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create experiment")
+}
+
+async fn run(store: &Store, exp: &str, name: &str) -> String {
+    store
+        .create_run(NewRun {
+            experiment_id: exp.into(),
+            user_id: "tester".into(),
+            run_name: Some(name.into()),
+            start_time: Some(1000),
+            tags: vec![],
+        })
+        .await
+        .expect("create run")
+        .info
+        .run_id
+}
+
+fn metric(key: &str, value: f64, ts: i64, step: i64) -> Metric {
+    Metric::new(key, value, ts, step)
+}
+
+async fn log(
+    store: &Store,
+    run_id: &str,
+    metrics: Vec<Metric>,
+    params: Vec<Param>,
+    tags: Vec<Tag>,
+) {
+    store
+        .log_batch(
+            run_id,
+            Batch {
+                metrics,
+                params,
+                tags,
+            },
+        )
+        .await
+        .expect("log batch");
+}
+
+fn query(exp: &str, filter: &str, order: &[&str]) -> RunQuery {
+    RunQuery {
+        experiment_ids: vec![exp.into()],
+        filter: parse_filter(Domain::Runs, filter).expect("filter"),
+        order_by: parse_order_by(
+            Domain::Runs,
+            &order.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+        .expect("order"),
+        view_type: ViewType::ActiveOnly,
+        max_results: 1000,
+        offset: 0,
+    }
+}
+
+async fn names(store: &Store, q: RunQuery) -> Vec<String> {
+    store
+        .search_runs(q)
+        .await
+        .expect("search")
+        .items
+        .into_iter()
+        .map(|r| r.info.run_name)
+        .collect()
+}
+
+pub async fn default_experiment_exists(store: Store) {
+    let e = store.get_experiment("0").await.expect("experiment 0");
+    assert_eq!(e.name, "Default");
+    assert_eq!(e.lifecycle_stage, LifecycleStage::Active);
+    assert!(
+        e.artifact_location.ends_with('0'),
+        "{}",
+        e.artifact_location
+    );
+}
+
+pub async fn experiment_lifecycle(store: Store) {
+    let id = experiment(&store, "exp-a").await;
+    let e = store
+        .get_experiment_by_name("exp-a")
+        .await
+        .expect("by name");
+    assert_eq!(e.experiment_id, id);
+    assert!(e.artifact_location.ends_with(&id));
+    let dup = store
+        .create_experiment(NewExperiment {
+            name: "exp-a".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("duplicate");
+    assert_eq!(dup.code, ErrorCode::ResourceAlreadyExists);
+    assert_eq!(
+        store.get_experiment("999").await.expect_err("missing").code,
+        ErrorCode::ResourceDoesNotExist
+    );
+
+    store
+        .set_experiment_tag(&id, Tag::new("team", "a"))
+        .await
+        .expect("tag");
+    store
+        .set_experiment_tag(&id, Tag::new("team", "b"))
+        .await
+        .expect("upsert tag");
+    assert_eq!(
+        store.get_experiment(&id).await.expect("get").tags,
+        vec![Tag::new("team", "b")]
+    );
+    store
+        .delete_experiment_tag(&id, "team")
+        .await
+        .expect("delete tag");
+    let missing = store
+        .delete_experiment_tag(&id, "team")
+        .await
+        .expect_err("missing tag");
+    assert_eq!(missing.code, ErrorCode::ResourceDoesNotExist);
+
+    let r = run(&store, &id, "r1").await;
+    store.delete_experiment(&id).await.expect("delete");
+    assert_eq!(
+        store
+            .get_experiment(&id)
+            .await
+            .expect("still readable")
+            .lifecycle_stage,
+        LifecycleStage::Deleted
+    );
+    assert_eq!(
+        store.get_run(&r).await.expect("run").info.lifecycle_stage,
+        LifecycleStage::Deleted
+    );
+    assert!(
+        store.rename_experiment(&id, "x").await.is_err(),
+        "renaming a deleted experiment"
+    );
+    assert!(store
+        .set_experiment_tag(&id, Tag::new("k", "v"))
+        .await
+        .is_err());
+    let taken = store
+        .create_experiment(NewExperiment {
+            name: "exp-a".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("name stays taken while deleted");
+    assert_eq!(taken.code, ErrorCode::ResourceAlreadyExists);
+    store.restore_experiment(&id).await.expect("restore");
+    assert_eq!(
+        store.get_run(&r).await.expect("run").info.lifecycle_stage,
+        LifecycleStage::Active
+    );
+    assert!(
+        store.restore_experiment(&id).await.is_err(),
+        "restoring an active experiment"
+    );
+
+    store.rename_experiment(&id, "exp-b").await.expect("rename");
+    assert!(store.get_experiment_by_name("exp-a").await.is_err());
+    let explicit = store
+        .create_experiment(NewExperiment {
+            name: "explicit".into(),
+            artifact_location: Some("/tmp/somewhere".into()),
+            tags: vec![Tag::new("k", "v")],
+        })
+        .await
+        .expect("explicit location");
+    let e = store.get_experiment(&explicit).await.expect("get");
+    assert_eq!(e.artifact_location, "/tmp/somewhere");
+    assert_eq!(e.tags, vec![Tag::new("k", "v")]);
+}
+
+pub async fn experiment_search(store: Store) {
+    for name in ["alpha", "beta", "gamma"] {
+        experiment(&store, name).await;
+    }
+    let gamma = store
+        .get_experiment_by_name("gamma")
+        .await
+        .expect("gamma")
+        .experiment_id;
+    store
+        .set_experiment_tag(&gamma, Tag::new("team", "ml"))
+        .await
+        .expect("tag");
+    let search =
+        |filter: &str, order: &[&str], view: ViewType, max: i64, offset: i64| ExperimentQuery {
+            filter: parse_filter(Domain::Experiments, filter).expect("filter"),
+            order_by: parse_order_by(
+                Domain::Experiments,
+                &order.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+            .expect("order"),
+            view_type: view,
+            max_results: max,
+            offset,
+        };
+    let page = store
+        .search_experiments(search(
+            "name LIKE '%a'",
+            &["name DESC"],
+            ViewType::All,
+            10,
+            0,
+        ))
+        .await
+        .expect("search");
+    let got: Vec<_> = page.items.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(got, ["gamma", "beta", "alpha"]);
+    let page = store
+        .search_experiments(search("tags.team = 'ml'", &[], ViewType::ActiveOnly, 10, 0))
+        .await
+        .expect("tags");
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].tags, vec![Tag::new("team", "ml")]);
+    let page = store
+        .search_experiments(search("", &["name ASC"], ViewType::ActiveOnly, 2, 0))
+        .await
+        .expect("page 1");
+    assert_eq!(page.items.len(), 2);
+    let token = page.next_page_token.expect("more pages");
+    let offset = plumb_core::validation::decode_offset_token(Some(&token)).expect("token");
+    let page2 = store
+        .search_experiments(search("", &["name ASC"], ViewType::ActiveOnly, 2, offset))
+        .await
+        .expect("page 2");
+    assert_eq!(page2.items.len(), 2);
+    assert!(page2.next_page_token.is_none());
+    store.delete_experiment(&gamma).await.expect("delete");
+    let deleted = store
+        .search_experiments(search("", &[], ViewType::DeletedOnly, 10, 0))
+        .await
+        .expect("deleted");
+    assert_eq!(deleted.items.len(), 1);
+    assert_eq!(deleted.items[0].name, "gamma");
+}
+
+pub async fn run_lifecycle(store: Store) {
+    let exp = experiment(&store, "runs").await;
+    let r = run(&store, &exp, "first").await;
+    let got = store.get_run(&r).await.expect("get");
+    assert_eq!(got.info.run_name, "first");
+    assert_eq!(got.info.status, RunStatus::Running);
+    assert_eq!(got.info.start_time, Some(1000));
+    assert!(got.info.artifact_uri.ends_with(&format!("{r}/artifacts")));
+    assert!(got
+        .data
+        .tags
+        .contains(&Tag::new(crate::RUN_NAME_TAG, "first")));
+
+    let unnamed = store
+        .create_run(NewRun {
+            experiment_id: exp.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("unnamed");
+    assert!(!unnamed.info.run_name.is_empty());
+    assert!(unnamed
+        .data
+        .tags
+        .iter()
+        .any(|t| t.key == crate::RUN_NAME_TAG && t.value == unnamed.info.run_name));
+    let clash = store
+        .create_run(NewRun {
+            experiment_id: exp.clone(),
+            run_name: Some("a".into()),
+            tags: vec![Tag::new(crate::RUN_NAME_TAG, "b")],
+            ..Default::default()
+        })
+        .await
+        .expect_err("run_name and tag differ");
+    assert_eq!(clash.code, ErrorCode::InvalidParameterValue);
+    assert_eq!(
+        store
+            .create_run(NewRun {
+                experiment_id: "4242".into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err("no exp")
+            .code,
+        ErrorCode::ResourceDoesNotExist
+    );
+
+    let info = store
+        .update_run(
+            &r,
+            RunUpdate {
+                status: Some(RunStatus::Finished),
+                end_time: Some(2000),
+                run_name: Some("renamed".into()),
+            },
+        )
+        .await
+        .expect("update");
+    assert_eq!(
+        (info.status, info.end_time, info.run_name.as_str()),
+        (RunStatus::Finished, Some(2000), "renamed")
+    );
+    log(
+        &store,
+        &r,
+        vec![],
+        vec![],
+        vec![Tag::new(crate::RUN_NAME_TAG, "via-tag")],
+    )
+    .await;
+    assert_eq!(
+        store.get_run(&r).await.expect("get").info.run_name,
+        "via-tag"
+    );
+
+    store.delete_run(&r).await.expect("delete");
+    assert_eq!(
+        store
+            .get_run(&r)
+            .await
+            .expect("deleted is readable")
+            .info
+            .lifecycle_stage,
+        LifecycleStage::Deleted
+    );
+    let e = store
+        .log_batch(
+            &r,
+            Batch {
+                metrics: vec![metric("m", 1.0, 1, 0)],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("deleted run");
+    assert_eq!(e.code, ErrorCode::InvalidParameterValue);
+    assert!(
+        e.message.contains("must be in the 'active' state"),
+        "{}",
+        e.message
+    );
+    store.restore_run(&r).await.expect("restore");
+    log(&store, &r, vec![metric("m", 1.0, 1, 0)], vec![], vec![]).await;
+    store
+        .delete_tag(&r, crate::RUN_NAME_TAG)
+        .await
+        .expect("delete tag");
+    assert_eq!(
+        store
+            .delete_tag(&r, "nope")
+            .await
+            .expect_err("missing")
+            .code,
+        ErrorCode::ResourceDoesNotExist
+    );
+    assert_eq!(
+        store
+            .get_run("0123456789abcdef")
+            .await
+            .expect_err("missing")
+            .code,
+        ErrorCode::ResourceDoesNotExist
+    );
+}
+
+pub async fn params_are_immutable_and_batches_atomic(store: Store) {
+    let exp = experiment(&store, "params").await;
+    let r = run(&store, &exp, "p").await;
+    log(&store, &r, vec![], vec![Param::new("lr", "0.1")], vec![]).await;
+    log(&store, &r, vec![], vec![Param::new("lr", "0.1")], vec![]).await; // same value: fine
+    let e = store
+        .log_batch(
+            &r,
+            Batch {
+                params: vec![Param::new("lr", "0.2")],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("changed param");
+    assert!(
+        e.message.contains("Changing param values is not allowed"),
+        "{}",
+        e.message
+    );
+    // A batch whose param conflicts writes nothing at all.
+    let e = store
+        .log_batch(
+            &r,
+            Batch {
+                metrics: vec![metric("loss", 1.0, 1, 0)],
+                params: vec![Param::new("new", "x"), Param::new("lr", "0.3")],
+                tags: vec![Tag::new("t", "v")],
+            },
+        )
+        .await
+        .expect_err("conflict");
+    assert_eq!(e.code, ErrorCode::InvalidParameterValue);
+    let got = store.get_run(&r).await.expect("get");
+    assert_eq!(got.data.params, vec![Param::new("lr", "0.1")]);
+    assert!(got.data.metrics.is_empty());
+    assert!(!got.data.tags.iter().any(|t| t.key == "t"));
+}
+
+pub async fn latest_metric_rules(store: Store) {
+    let exp = experiment(&store, "latest").await;
+    let r = run(&store, &exp, "m").await;
+    log(
+        &store,
+        &r,
+        vec![metric("loss", 5.0, 100, 5), metric("loss", 9.0, 50, 1)],
+        vec![],
+        vec![],
+    )
+    .await;
+    log(&store, &r, vec![metric("loss", 3.0, 90, 5)], vec![], vec![]).await; // same step, older ts
+    let latest = store.get_run(&r).await.expect("get").data.metrics;
+    assert_eq!(latest.len(), 1);
+    assert_eq!(
+        (latest[0].value, latest[0].step, latest[0].timestamp),
+        (5.0, 5, 100)
+    );
+    log(&store, &r, vec![metric("loss", 1.0, 10, 6)], vec![], vec![]).await; // higher step wins
+    let latest = store.get_run(&r).await.expect("get").data.metrics;
+    assert_eq!((latest[0].value, latest[0].step), (1.0, 6));
+
+    log(
+        &store,
+        &r,
+        vec![
+            metric("nan", f64::NAN, 1, 0),
+            metric("inf", f64::INFINITY, 1, 0),
+            metric("ninf", f64::NEG_INFINITY, 1, 0),
+        ],
+        vec![],
+        vec![],
+    )
+    .await;
+    let run = store.get_run(&r).await.expect("get");
+    let value = |k: &str| run.data.metrics.iter().find(|m| m.key == k).expect(k).value;
+    assert!(value("nan").is_nan());
+    assert_eq!(value("inf"), f64::MAX);
+    assert_eq!(value("ninf"), -f64::MAX);
+
+    // An identical point is stored once.
+    log(
+        &store,
+        &r,
+        vec![metric("dup", 1.0, 1, 1), metric("dup", 1.0, 1, 1)],
+        vec![],
+        vec![],
+    )
+    .await;
+    log(&store, &r, vec![metric("dup", 1.0, 1, 1)], vec![], vec![]).await;
+    let hist = store
+        .metric_history(&r, "dup", 0, None)
+        .await
+        .expect("history");
+    assert_eq!(hist.items.len(), 1);
+    let nan_hist = store
+        .metric_history(&r, "nan", 0, None)
+        .await
+        .expect("nan history");
+    assert!(nan_hist.items[0].value.is_nan());
+}
+
+pub async fn metric_history_pages(store: Store) {
+    let exp = experiment(&store, "history").await;
+    let r = run(&store, &exp, "h").await;
+    let points: Vec<Metric> = (0..25)
+        .map(|i| metric("acc", i as f64, 1000 + i, i))
+        .collect();
+    log(&store, &r, points, vec![], vec![]).await;
+    let all = store.metric_history(&r, "acc", 0, None).await.expect("all");
+    assert_eq!(all.items.len(), 25);
+    assert!(all.next_page_token.is_none());
+    assert!(all
+        .items
+        .windows(2)
+        .all(|w| w[0].timestamp <= w[1].timestamp));
+    let mut seen = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = store
+            .metric_history(&r, "acc", offset, Some(10))
+            .await
+            .expect("page");
+        seen.extend(page.items.iter().map(|m| m.step));
+        match page.next_page_token {
+            Some(t) => {
+                offset = plumb_core::validation::decode_offset_token(Some(&t)).expect("token")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..25).collect::<Vec<_>>());
+    assert!(store
+        .metric_history(&r, "missing", 0, None)
+        .await
+        .expect("empty")
+        .items
+        .is_empty());
+    assert!(store
+        .metric_history("00000000000000000000000000000000", "acc", 0, None)
+        .await
+        .expect("unknown run")
+        .items
+        .is_empty());
+    let bulk = store
+        .metric_history_bulk(vec![r.clone(), r.clone()], "acc", 7)
+        .await
+        .expect("bulk");
+    assert_eq!(bulk.len(), 7);
+    assert!(bulk.iter().all(|p| p.run_id == r));
+}
+
+pub async fn run_search_filters_and_order(store: Store) {
+    let exp = experiment(&store, "search").await;
+    let a = run(&store, &exp, "a").await;
+    let b = run(&store, &exp, "b").await;
+    let c = run(&store, &exp, "c").await;
+    log(
+        &store,
+        &a,
+        vec![metric("acc", 0.9, 1, 0)],
+        vec![Param::new("model", "rf")],
+        vec![Tag::new("env", "prod")],
+    )
+    .await;
+    log(
+        &store,
+        &b,
+        vec![metric("acc", 0.5, 1, 0)],
+        vec![Param::new("model", "lr")],
+        vec![Tag::new("env", "Dev")],
+    )
+    .await;
+    log(
+        &store,
+        &c,
+        vec![metric("acc", f64::NAN, 1, 0)],
+        vec![],
+        vec![],
+    )
+    .await;
+
+    assert_eq!(
+        names(&store, query(&exp, "metrics.acc > 0.6", &[])).await,
+        ["a"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            query(&exp, "metrics.acc != 0.5", &["attributes.run_name"])
+        )
+        .await,
+        ["a", "c"]
+    );
+    assert_eq!(
+        names(&store, query(&exp, "params.model = 'lr'", &[])).await,
+        ["b"]
+    );
+    assert_eq!(
+        names(&store, query(&exp, "params.model != 'lr'", &[])).await,
+        ["a"]
+    );
+    assert_eq!(
+        names(&store, query(&exp, "params.model IS NULL", &[])).await,
+        ["c"]
+    );
+    assert_eq!(
+        names(&store, query(&exp, "tags.env LIKE 'D%'", &[])).await,
+        ["b"]
+    );
+    assert_eq!(
+        names(&store, query(&exp, "tags.env LIKE 'd%'", &[])).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        names(&store, query(&exp, "tags.env ILIKE 'd%'", &[])).await,
+        ["b"]
+    );
+    assert_eq!(
+        names(&store, query(&exp, "attributes.run_name = 'c'", &[])).await,
+        ["c"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            query(
+                &exp,
+                &format!("run_id IN ('{a}', '{b}')"),
+                &["run_name DESC"]
+            )
+        )
+        .await,
+        ["b", "a"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            query(&exp, "metrics.acc > 0.1 and params.model = 'rf'", &[])
+        )
+        .await,
+        ["a"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            query(&exp, "attributes.status = 'RUNNING'", &["run_name"])
+        )
+        .await,
+        ["a", "b", "c"]
+    );
+    // Present values first, then NaN, then missing, for both directions.
+    let d = run(&store, &exp, "d").await;
+    let _ = d;
+    assert_eq!(
+        names(&store, query(&exp, "", &["metrics.acc DESC"])).await,
+        ["a", "b", "c", "d"]
+    );
+    assert_eq!(
+        names(&store, query(&exp, "", &["metrics.acc ASC"])).await,
+        ["b", "a", "c", "d"]
+    );
+    assert_eq!(
+        names(&store, query(&exp, "", &["params.model ASC"])).await[..2],
+        ["b", "a"]
+    );
+    store.delete_run(&b).await.expect("delete");
+    assert_eq!(
+        names(&store, query(&exp, "params.model = 'lr'", &[])).await,
+        Vec::<String>::new()
+    );
+    let mut deleted = query(&exp, "", &[]);
+    deleted.view_type = ViewType::DeletedOnly;
+    assert_eq!(names(&store, deleted).await, ["b"]);
+    let mut unknown = query(&exp, "", &[]);
+    unknown.experiment_ids = vec!["987654".into()];
+    assert!(names(&store, unknown).await.is_empty());
+}
+
+pub async fn run_search_pagination(store: Store) {
+    let exp = experiment(&store, "pages").await;
+    for i in 0..7 {
+        run(&store, &exp, &format!("r{i}")).await;
+    }
+    let mut q = query(&exp, "", &["attributes.run_name ASC"]);
+    q.max_results = 3;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.search_runs(q.clone()).await.expect("page");
+        seen.extend(page.items.into_iter().map(|r| r.info.run_name));
+        match page.next_page_token {
+            Some(t) => {
+                q.offset = plumb_core::validation::decode_offset_token(Some(&t)).expect("token")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, (0..7).map(|i| format!("r{i}")).collect::<Vec<_>>());
+}
+
+pub async fn bulk_interval_sampling(store: Store) {
+    let exp = experiment(&store, "interval").await;
+    let r = run(&store, &exp, "long").await;
+    for chunk in (0..3000i64).collect::<Vec<_>>().chunks(1000) {
+        let points = chunk
+            .iter()
+            .map(|&s| metric("loss", s as f64, 10_000 + s, s))
+            .collect();
+        log(&store, &r, points, vec![], vec![]).await;
+    }
+    let q = |steps: Option<(i64, i64)>, max: usize| IntervalQuery {
+        run_ids: vec![r.clone()],
+        metric_key: "loss".into(),
+        steps,
+        max_results: max,
+    };
+    let got = store
+        .metric_history_bulk_interval(q(None, 100))
+        .await
+        .expect("sample");
+    assert!(got.len() <= 100 && got.len() >= 90, "{}", got.len());
+    assert_eq!(got.first().map(|p| p.metric.step), Some(0));
+    assert_eq!(got.last().map(|p| p.metric.step), Some(2999));
+    assert!(got.windows(2).all(|w| w[0].metric.step < w[1].metric.step));
+    let ranged = store
+        .metric_history_bulk_interval(q(Some((100, 149)), 100))
+        .await
+        .expect("range");
+    assert_eq!(ranged.len(), 50);
+    assert_eq!(ranged[0].metric.step, 100);
+    let one = store
+        .metric_history_bulk_interval(q(None, 1))
+        .await
+        .expect("one");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].metric.step, 2999);
+}
+
+pub async fn datasets_and_outputs(store: Store) {
+    let exp = experiment(&store, "datasets").await;
+    let r = run(&store, &exp, "d").await;
+    let input = DatasetInput {
+        tags: vec![
+            Tag::new(crate::DATASET_CONTEXT_TAG, "training"),
+            Tag::new("b", "2"),
+            Tag::new("a", "1"),
+        ],
+        dataset: Dataset {
+            name: "iris".into(),
+            digest: "abc123".into(),
+            source_type: "local".into(),
+            source: "{\"uri\": \"x\"}".into(),
+            schema: Some("{}".into()),
+            profile: None,
+        },
+    };
+    store
+        .log_inputs(&r, vec![input.clone()], vec!["m-1".into()])
+        .await
+        .expect("inputs");
+    store
+        .log_inputs(&r, vec![input.clone()], vec![])
+        .await
+        .expect("again: no new edge");
+    let got = store.get_run(&r).await.expect("get");
+    assert_eq!(got.inputs.dataset_inputs, vec![input]);
+    assert_eq!(got.inputs.model_inputs, vec!["m-1".to_string()]);
+    let summaries = store
+        .search_datasets(vec![exp.clone()])
+        .await
+        .expect("summaries");
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].context.as_deref(), Some("training"));
+    assert_eq!(
+        names(&store, query(&exp, "datasets.name = 'iris'", &[])).await,
+        ["d"]
+    );
+    assert_eq!(
+        names(&store, query(&exp, "datasets.context = 'training'", &[])).await,
+        ["d"]
+    );
+    assert!(names(&store, query(&exp, "datasets.digest = 'zzz'", &[]))
+        .await
+        .is_empty());
+    store
+        .log_outputs(
+            &r,
+            vec![ModelOutput {
+                model_id: "m-2".into(),
+                step: 3,
+            }],
+        )
+        .await
+        .expect("outputs");
+    assert_eq!(
+        store.get_run(&r).await.expect("get").outputs,
+        vec![ModelOutput {
+            model_id: "m-2".into(),
+            step: 3
+        }]
+    );
+}
+
+pub async fn logged_models(store: Store) {
+    let exp = experiment(&store, "models").await;
+    let r = run(&store, &exp, "train").await;
+    let m = store
+        .create_logged_model(NewLoggedModel {
+            experiment_id: exp.clone(),
+            name: Some("model".into()),
+            source_run_id: Some(r.clone()),
+            params: vec![Param::new("n", "50")],
+            tags: vec![Tag::new("mlflow.user", "me")],
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    assert!(m.model_id.starts_with("m-"));
+    assert_eq!(m.status, LoggedModelStatus::Pending);
+    assert!(m
+        .artifact_uri
+        .ends_with(&format!("models/{}/artifacts", m.model_id)));
+    let mut linked = metric("acc", 0.9, 5, 0);
+    linked.model_id = Some(m.model_id.clone());
+    log(&store, &r, vec![linked.clone()], vec![], vec![]).await;
+    log(&store, &r, vec![linked], vec![], vec![]).await;
+    let ready = store
+        .finalize_logged_model(&m.model_id, LoggedModelStatus::Ready)
+        .await
+        .expect("finalize");
+    assert_eq!(ready.status, LoggedModelStatus::Ready);
+    assert_eq!(ready.metrics.len(), 1);
+    assert_eq!(ready.metrics[0].run_id, r);
+    assert_eq!(
+        store
+            .metric_history(&r, "acc", 0, None)
+            .await
+            .expect("history")
+            .items
+            .len(),
+        1
+    );
+    store
+        .set_logged_model_tags(&m.model_id, vec![Tag::new("stage", "x")])
+        .await
+        .expect("tags");
+    store
+        .delete_logged_model_tag(&m.model_id, "stage")
+        .await
+        .expect("delete tag");
+    assert_eq!(
+        store
+            .delete_logged_model_tag(&m.model_id, "stage")
+            .await
+            .expect_err("missing")
+            .code,
+        ErrorCode::ResourceDoesNotExist
+    );
+    store
+        .log_logged_model_params(&m.model_id, vec![Param::new("depth", "3")])
+        .await
+        .expect("params");
+    let search = |filter: &str| LoggedModelQuery {
+        experiment_ids: vec![exp.clone()],
+        filter: parse_filter(Domain::LoggedModels, filter).expect("filter"),
+        order_by: vec![],
+        max_results: 100,
+        offset: 0,
+    };
+    let found = store
+        .search_logged_models(search("name = 'model'"))
+        .await
+        .expect("search");
+    assert_eq!(found.items.len(), 1);
+    assert_eq!(found.items[0].params.len(), 2);
+    assert_eq!(
+        store
+            .search_logged_models(search("metrics.acc > 0.5"))
+            .await
+            .expect("metric")
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .search_logged_models(search("status = 'LOGGED_MODEL_READY'"))
+            .await
+            .expect("status")
+            .items
+            .len(),
+        1
+    );
+    assert!(store
+        .search_logged_models(search("name = 'other'"))
+        .await
+        .expect("none")
+        .items
+        .is_empty());
+    store
+        .delete_logged_model(&m.model_id)
+        .await
+        .expect("delete");
+    assert_eq!(
+        store
+            .get_logged_model(&m.model_id, false)
+            .await
+            .expect_err("hidden")
+            .code,
+        ErrorCode::ResourceDoesNotExist
+    );
+    assert!(store.get_logged_model(&m.model_id, true).await.is_ok());
+}
+
+pub async fn concurrent_writers_lose_nothing(store: Store) {
+    let exp = experiment(&store, "concurrent").await;
+    let r = run(&store, &exp, "c").await;
+    let mut tasks = Vec::new();
+    for w in 0..32i64 {
+        let (store, r) = (store.clone(), r.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25i64 {
+                let step = w * 100 + i;
+                store
+                    .log_batch(
+                        &r,
+                        Batch {
+                            metrics: vec![metric("x", step as f64, step, step)],
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .expect("concurrent write");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let hist = store
+        .metric_history(&r, "x", 0, None)
+        .await
+        .expect("history");
+    assert_eq!(hist.items.len(), 32 * 25);
+    let latest = store.get_run(&r).await.expect("get").data.metrics;
+    assert_eq!(latest[0].step, 31 * 100 + 24);
+}
