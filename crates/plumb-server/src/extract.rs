@@ -14,8 +14,9 @@ use crate::error::ApiError;
 const MAX_JSON_BODY: usize = 32 * 1024 * 1024;
 
 /// A request's parameters, from the query string (GET) or the JSON body.
+/// `.1` is true when the values came from a query string (all strings, repeated keys as lists).
 #[derive(Debug, Clone, Default)]
-pub struct Params(pub Map<String, Value>);
+pub struct Params(pub Map<String, Value>, pub bool);
 
 fn parse_query(query: &str) -> Map<String, Value> {
     let mut map = Map::new();
@@ -84,7 +85,7 @@ impl<S: Send + Sync> FromRequest<S> for Params {
         let query = req.uri().query().unwrap_or("").to_string();
         let method = req.method().clone();
         if method == Method::GET && !query.is_empty() {
-            return Ok(Params(parse_query(&query)));
+            return Ok(Params(parse_query(&query), true));
         }
         if method == Method::POST || method == Method::PUT {
             match req.headers().get(header::CONTENT_TYPE) {
@@ -107,11 +108,11 @@ impl<S: Send + Sync> FromRequest<S> for Params {
         let bytes = to_bytes(req.into_body(), MAX_JSON_BODY)
             .await
             .map_err(|e| ApiError::invalid(format!("Cannot read the request body: {e}")))?;
-        let mut map = parse_body(&bytes)?;
+        let map = parse_body(&bytes)?;
         if map.is_empty() && !query.is_empty() {
-            map = parse_query(&query);
+            return Ok(Params(parse_query(&query), true));
         }
-        Ok(Params(map))
+        Ok(Params(map, false))
     }
 }
 
@@ -173,12 +174,10 @@ impl Params {
         match self.raw(name)? {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(Value::Array(items)) if items.len() == 1 => match &items[0] {
-                Value::String(s) => Ok(Some(s.clone())),
-                other => Err(bad_type(name, other)),
-            },
+            // A query string repeats a key into a list; the first one wins, as in Flask.
+            Some(Value::Array(items)) if self.1 => {
+                Ok(items.first().and_then(Value::as_str).map(str::to_string))
+            }
             Some(v) => Err(bad_type(name, v)),
         }
     }
@@ -242,12 +241,10 @@ impl Params {
                 .iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
-                    Value::Number(n) => Ok(n.to_string()),
                     other => Err(bad_type(name, other)),
                 })
                 .collect(),
             Some(Value::String(s)) => Ok(vec![s.clone()]),
-            Some(Value::Number(n)) => Ok(vec![n.to_string()]),
             Some(v) => Err(bad_type(name, v)),
         }
     }
@@ -259,7 +256,7 @@ impl Params {
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|v| match v {
-                    Value::Object(m) => Ok(Params(m.clone())),
+                    Value::Object(m) => Ok(Params(m.clone(), false)),
                     other => Err(bad_type(name, other)),
                 })
                 .collect(),
@@ -271,7 +268,7 @@ impl Params {
     pub fn object(&self, name: &str) -> Result<Option<Params>, ApiError> {
         match self.raw(name)? {
             None => Ok(None),
-            Some(Value::Object(m)) => Ok(Some(Params(m.clone()))),
+            Some(Value::Object(m)) => Ok(Some(Params(m.clone(), false))),
             Some(v) => Err(bad_type(name, v)),
         }
     }
@@ -297,7 +294,7 @@ mod tests {
     use serde_json::json;
 
     fn p(v: Value) -> Params {
-        Params(v.as_object().cloned().unwrap_or_default())
+        Params(v.as_object().cloned().unwrap_or_default(), false)
     }
 
     #[test]
@@ -318,8 +315,8 @@ mod tests {
         let q = p(json!({"a": "17", "b": 17, "c": "NaN", "d": "-Infinity", "e": "TRUE", "f": "x"}));
         assert_eq!(q.opt_i64("a").unwrap(), Some(17));
         assert_eq!(q.opt_i64("b").unwrap(), Some(17));
-        assert!(q.opt_f64("c").unwrap().unwrap().is_nan());
-        assert_eq!(q.opt_f64("d").unwrap(), Some(f64::NEG_INFINITY));
+        assert!(value_f64(&q.0["c"]).unwrap().is_nan());
+        assert_eq!(value_f64(&q.0["d"]), Some(f64::NEG_INFINITY));
         assert_eq!(q.opt_bool("e").unwrap(), Some(true));
         assert!(q.opt_i64("f").is_err());
         let e = q.opt_bool("f").unwrap_err();

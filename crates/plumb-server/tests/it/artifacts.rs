@@ -1,0 +1,179 @@
+//! The artifact proxy: streamed round trips, listings, and every path-escape shape refused with
+//! 400 on both `/api` and `/ajax-api`.
+
+use serde_json::json;
+
+use crate::support::TestServer;
+
+#[tokio::test]
+async fn upload_download_list_delete_round_trip() {
+    let s = TestServer::spawn().await;
+    let big: Vec<u8> = (0..(5 * 1024 * 1024 + 17))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let put = s
+        .client
+        .put(s.url("/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts/model/data.bin"))
+        .header("content-type", "application/octet-stream")
+        .body(big.clone())
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status().as_u16(), 200);
+    let put = s
+        .client
+        .put(s.url("/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts/notes.txt"))
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status().as_u16(), 200);
+
+    let got = s
+        .client
+        .get(s.url("/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts/model/data.bin"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(
+        got.headers()["content-disposition"],
+        "attachment; filename=\"data.bin\""
+    );
+    assert_eq!(got.bytes().await.expect("bytes").as_ref(), big.as_slice());
+
+    let (_, listed) = s
+        .get("/api/2.0/mlflow-artifacts/artifacts?path=1/run/artifacts")
+        .await;
+    assert_eq!(
+        listed,
+        json!({"files": [
+            {"path": "model", "is_dir": true},
+            {"path": "notes.txt", "is_dir": false, "file_size": 5},
+        ]})
+    );
+    let (_, missing) = s
+        .get("/api/2.0/mlflow-artifacts/artifacts?path=1/nothing")
+        .await;
+    assert_eq!(missing, json!({}));
+    let (status, body) = s
+        .get("/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts/absent.txt")
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error_code"], "RESOURCE_DOES_NOT_EXIST");
+
+    let (status, _) = s
+        .send(
+            s.client
+                .delete(s.url("/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts/model")),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, listed) = s
+        .get("/api/2.0/mlflow-artifacts/artifacts?path=1/run/artifacts")
+        .await;
+    assert_eq!(
+        listed,
+        json!({"files": [{"path": "notes.txt", "is_dir": false, "file_size": 5}]})
+    );
+}
+
+#[tokio::test]
+async fn run_artifact_listing_uses_paths_relative_to_the_run() {
+    let s = TestServer::spawn().await;
+    let run = s
+        .ok("/api/2.0/mlflow/runs/create", json!({"experiment_id": "0"}))
+        .await;
+    let run_id = run["run"]["info"]["run_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let key = format!("0/{run_id}/artifacts/sub/dir/f.txt");
+    let put = s
+        .client
+        .put(s.url(&format!("/api/2.0/mlflow-artifacts/artifacts/{key}")))
+        .body("x")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status().as_u16(), 200);
+    let (_, listed) = s
+        .get(&format!(
+            "/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=sub"
+        ))
+        .await;
+    assert_eq!(
+        listed["files"],
+        json!([{"path": "sub/dir", "is_dir": true}])
+    );
+    assert_eq!(
+        listed["root_uri"],
+        format!("mlflow-artifacts:/0/{run_id}/artifacts")
+    );
+    let got = s
+        .client
+        .get(s.url(&format!("/get-artifact?run_id={run_id}&path=sub/dir/f.txt")))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(got.text().await.expect("text"), "x");
+    let (status, _) = s
+        .get(&format!(
+            "/api/2.0/mlflow/artifacts/list?run_id={run_id}&path=../x"
+        ))
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn hostile_paths_are_refused_on_both_prefixes_and_change_nothing() {
+    let s = TestServer::spawn().await;
+    let outside = s.dir.path().join("outside.txt");
+    std::fs::write(&outside, "secret").expect("write");
+    // A symlink inside the root pointing out of it.
+    let root = s.dir.path().join("artifacts");
+    std::os::unix::fs::symlink(s.dir.path(), root.join("link")).expect("symlink");
+    // Raw, on-the-wire spellings (reqwest does not normalise percent escapes).
+    let hostile = [
+        "..%2Foutside.txt",
+        "a/..%2F..%2Foutside.txt",
+        "%2e%2e/outside.txt",
+        "%252e%252e/outside.txt",
+        "%2Fetc%2Fpasswd",
+        "a%5C..%5C..%5Coutside.txt",
+        "C:%5Cwindows",
+        "a%00b",
+        "a%0Ab",
+        "a//b",
+        "link/outside.txt",
+    ];
+    for prefix in ["/api/2.0", "/ajax-api/2.0"] {
+        for p in hostile {
+            let url = format!("{prefix}/mlflow-artifacts/artifacts/{p}");
+            let (g, gb) = s.raw("GET", &url, b"").await;
+            let (u, ub) = s.raw("PUT", &url, b"pwned").await;
+            let (d, db) = s.raw("DELETE", &url, b"").await;
+            for (what, status, body) in [("GET", g, gb), ("PUT", u, ub), ("DELETE", d, db)] {
+                assert_eq!(status, 400, "{what} {prefix} {p}: {body}");
+                assert_eq!(body["error_code"], "INVALID_PARAMETER_VALUE", "{what} {p}");
+            }
+            let list = format!("{prefix}/mlflow-artifacts/artifacts?path={p}");
+            let (status, body) = s.raw("GET", &list, b"").await;
+            assert_eq!(status, 400, "list {prefix} {p}: {body}");
+        }
+    }
+    assert_eq!(
+        std::fs::read_to_string(&outside).expect("still there"),
+        "secret"
+    );
+    let (status, _) = s
+        .send(
+            s.client
+                .post(s.url("/api/2.0/mlflow-artifacts/mpu/create/1/x"))
+                .json(&json!({"path": "1/x"})),
+        )
+        .await;
+    assert_eq!(status, 501);
+}

@@ -1,0 +1,6 @@
+//! HTTP integration tests of plumb-server: one binary, a real server on 127.0.0.1:0 per test.
+
+mod artifacts;
+mod errors;
+mod support;
+mod tracking;
