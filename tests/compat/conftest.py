@@ -23,7 +23,7 @@ def _free_port():
 
 
 class Server:
-    def __init__(self, workdir):
+    def __init__(self, workdir, *extra_args):
         self.workdir = workdir
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -31,7 +31,7 @@ class Server:
         binary = os.path.abspath(os.environ.get("PLUMB_BIN") or os.path.join(HERE, "..", "..", "target", "debug", "plumb"))
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [binary, "server", "--port", str(self.port)],
+            [binary, "server", "--port", str(self.port), *extra_args],
             cwd=workdir,
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -273,3 +273,28 @@ def test_rest_errors_are_4xx_json(server):
         assert 400 <= r.status_code < 500, r.text
         body = r.json()
         assert set(body) >= {"error_code", "message"}, body
+
+
+def test_file_artifact_root_is_written_by_the_client_and_listed_by_the_server(tmp_path):
+    """`--default-artifact-root` as a local path: the client writes there itself, as with MLflow."""
+    from conftest import Server
+    from mlflow.tracking import MlflowClient
+
+    root = tmp_path / "shared-artifacts"
+    srv = Server(str(tmp_path), "--default-artifact-root", f"file://{root}", "--no-serve-artifacts")
+    try:
+        c = MlflowClient(tracking_uri=srv.url)
+        eid = c.create_experiment("file-root")
+        assert c.get_experiment(eid).artifact_location == f"file://{root}/{eid}"
+        run = c.create_run(eid)
+        f = tmp_path / "report.txt"
+        f.write_text("local bytes")
+        c.log_artifact(run.info.run_id, str(f), artifact_path="reports")
+        assert (root / eid / run.info.run_id / "artifacts" / "reports" / "report.txt").read_text() == "local bytes"
+        listed = c.list_artifacts(run.info.run_id, "reports")
+        assert [(a.path, a.file_size) for a in listed] == [("reports/report.txt", 11)]
+        r = requests.get(f"{srv.url}/api/2.0/mlflow-artifacts/artifacts", params={"path": "x"})
+        assert r.status_code == 503, "the proxy is off with --no-serve-artifacts"
+    finally:
+        srv.stop()
+    assert srv.proc.returncode == 0
