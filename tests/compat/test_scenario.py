@@ -35,6 +35,10 @@ def test_experiments(server, client):
     assert error_code(e) == "RESOURCE_ALREADY_EXISTS"
 
     client.set_experiment_tag(exp_id, "stage", "dev")
+    client.set_experiment_tag(exp_id, "temp", "x")
+    if hasattr(client, "delete_experiment_tag"):
+        client.delete_experiment_tag(exp_id, "temp")
+        assert "temp" not in client.get_experiment(exp_id).tags
     client.rename_experiment(exp_id, "scen-exp-renamed")
     assert client.get_experiment(exp_id).name == "scen-exp-renamed"
     assert client.get_experiment(exp_id).tags["stage"] == "dev"
@@ -243,6 +247,14 @@ def test_logged_model_and_load_back(server, client):
         client.delete_logged_model_tag(info.model_id, "stage")
         assert "stage" not in client.get_logged_model(info.model_id).tags
         assert "acc" in {m.key for m in client.get_logged_model(info.model_id).metrics}
+        other = client.create_logged_model(run.info.experiment_id, name="scratch", params={"k": "v"})
+        client.log_model_params(other.model_id, {"k2": "v2"})
+        assert client.get_logged_model(other.model_id).params == {"k": "v", "k2": "v2"}
+        client.finalize_logged_model(other.model_id, mlflow.entities.LoggedModelStatus.READY)
+        client.delete_logged_model(other.model_id)
+        with pytest.raises(MlflowException) as e:
+            client.get_logged_model(other.model_id)
+        assert error_code(e) == "RESOURCE_DOES_NOT_EXIST"
 
 
 def test_mlflow_cli_over_rest(server, client):

@@ -159,120 +159,132 @@ fn stored_to_value(value: f64, is_nan: bool) -> f64 {
     }
 }
 
-fn load_kv(conn: &Connection, sql: &str, pk: i64) -> Result<Vec<Tag>> {
-    conn.prepare_cached(sql)
-        .and_then(|mut s| {
-            s.query_map([pk], |r| {
-                Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?
-            .collect()
-        })
-        .map_err(db_err)
-}
-
-/// Loads the data, inputs and outputs of one run.
-fn load_run(conn: &Connection, pk: i64, info: RunInfo) -> Result<Run> {
-    let metrics = conn
-        .prepare_cached(
-            "SELECT key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_pk = ?1 ORDER BY key",
-        )
-        .and_then(|mut s| {
-            s.query_map([pk], |r| {
-                Ok(Metric::new(
-                    r.get::<_, String>(0)?,
-                    stored_to_value(r.get(1)?, r.get(4)?),
-                    r.get(2)?,
-                    r.get(3)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db_err)?;
-    let params = load_kv(
-        conn,
-        "SELECT key, value FROM params WHERE run_pk = ?1 ORDER BY key",
-        pk,
-    )?;
-    let tags = load_kv(
-        conn,
-        "SELECT key, value FROM tags WHERE run_pk = ?1 ORDER BY key",
-        pk,
-    )?;
-    let inputs = load_inputs(conn, pk)?;
-    let outputs = conn
-        .prepare_cached(
-            "SELECT model_id, step FROM run_model_outputs WHERE run_pk = ?1 ORDER BY model_id",
-        )
-        .and_then(|mut s| {
-            s.query_map([pk], |r| {
-                Ok(ModelOutput {
-                    model_id: r.get(0)?,
-                    step: r.get(1)?,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db_err)?;
-    Ok(Run {
-        info,
-        data: RunData {
-            metrics,
-            params,
-            tags,
-        },
-        inputs,
-        outputs,
-    })
-}
-
-fn load_inputs(conn: &Connection, pk: i64) -> Result<RunInputs> {
-    let rows: Vec<(i64, Dataset)> = conn
-        .prepare_cached(
-            "SELECT d.dataset_pk, d.name, d.digest, d.source_type, d.source, d.schema, d.profile
-             FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk
-             WHERE ri.run_pk = ?1 ORDER BY ri.seq",
-        )
-        .and_then(|mut s| {
-            s.query_map([pk], |r| {
-                Ok((
-                    r.get(0)?,
-                    Dataset {
-                        name: r.get(1)?,
-                        digest: r.get(2)?,
-                        source_type: r.get(3)?,
-                        source: r.get(4)?,
-                        schema: r.get(5)?,
-                        profile: r.get(6)?,
-                    },
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })
-        .map_err(db_err)?;
-    let mut dataset_inputs = Vec::with_capacity(rows.len());
-    for (dpk, dataset) in rows {
-        let tags = conn
-            .prepare_cached(
-                "SELECT key, value FROM input_tags WHERE run_pk = ?1 AND dataset_pk = ?2 ORDER BY idx",
-            )
-            .and_then(|mut s| {
-                s.query_map(params![pk, dpk], |r| Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
-                    .collect::<rusqlite::Result<Vec<_>>>()
-            })
+/// Runs `sql` (which has `{pks}` where the run-row-id list goes) over `pks` in chunks and
+/// groups the mapped rows by their first column (the run row id).
+fn grouped<T>(
+    conn: &Connection,
+    sql: &str,
+    pks: &[i64],
+    map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<HashMap<i64, Vec<T>>> {
+    let mut out: HashMap<i64, Vec<T>> = HashMap::new();
+    for chunk in pks.chunks(500) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let mut stmt = conn
+            .prepare_cached(&sql.replace("{pks}", &marks))
             .map_err(db_err)?;
-        dataset_inputs.push(DatasetInput { tags, dataset });
+        let mut rows = stmt.query(params_from_iter(chunk.iter())).map_err(db_err)?;
+        while let Some(row) = rows.next().map_err(db_err)? {
+            let pk: i64 = row.get(0).map_err(db_err)?;
+            out.entry(pk).or_default().push(map(row).map_err(db_err)?);
+        }
     }
-    let model_inputs = conn
-        .prepare_cached("SELECT model_id FROM run_model_inputs WHERE run_pk = ?1 ORDER BY model_id")
-        .and_then(|mut s| {
-            s.query_map([pk], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()
+    Ok(out)
+}
+
+fn kv_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tag> {
+    Ok(Tag::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+}
+
+/// Loads data, inputs and outputs of many runs with one query per kind (not per run).
+fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
+    let pks: Vec<i64> = rows.iter().map(|(pk, _)| *pk).collect();
+    let mut metrics = grouped(
+        conn,
+        "SELECT run_pk, key, value, timestamp, step, is_nan FROM latest_metrics
+         WHERE run_pk IN ({pks}) ORDER BY run_pk, key",
+        &pks,
+        |r| {
+            Ok(Metric::new(
+                r.get::<_, String>(1)?,
+                stored_to_value(r.get(2)?, r.get(5)?),
+                r.get(3)?,
+                r.get(4)?,
+            ))
+        },
+    )?;
+    let mut params = grouped(
+        conn,
+        "SELECT run_pk, key, value FROM params WHERE run_pk IN ({pks}) ORDER BY run_pk, key",
+        &pks,
+        kv_row,
+    )?;
+    let mut tags = grouped(
+        conn,
+        "SELECT run_pk, key, value FROM tags WHERE run_pk IN ({pks}) ORDER BY run_pk, key",
+        &pks,
+        kv_row,
+    )?;
+    let mut outputs = grouped(
+        conn,
+        "SELECT run_pk, model_id, step FROM run_model_outputs WHERE run_pk IN ({pks}) ORDER BY run_pk, model_id",
+        &pks,
+        |r| Ok(ModelOutput { model_id: r.get(1)?, step: r.get(2)? }),
+    )?;
+    let mut model_inputs = grouped(
+        conn,
+        "SELECT run_pk, model_id FROM run_model_inputs WHERE run_pk IN ({pks}) ORDER BY run_pk, model_id",
+        &pks,
+        |r| r.get::<_, String>(1),
+    )?;
+    let mut datasets = grouped(
+        conn,
+        "SELECT ri.run_pk, d.dataset_pk, d.name, d.digest, d.source_type, d.source, d.schema, d.profile
+         FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk
+         WHERE ri.run_pk IN ({pks}) ORDER BY ri.run_pk, ri.seq",
+        &pks,
+        |r| {
+            Ok((
+                r.get::<_, i64>(1)?,
+                Dataset {
+                    name: r.get(2)?,
+                    digest: r.get(3)?,
+                    source_type: r.get(4)?,
+                    source: r.get(5)?,
+                    schema: r.get(6)?,
+                    profile: r.get(7)?,
+                },
+            ))
+        },
+    )?;
+    let mut input_tags = grouped(
+        conn,
+        "SELECT run_pk, dataset_pk, key, value FROM input_tags WHERE run_pk IN ({pks}) ORDER BY run_pk, dataset_pk, idx",
+        &pks,
+        |r| Ok((r.get::<_, i64>(1)?, Tag::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?))),
+    )?;
+    Ok(rows
+        .into_iter()
+        .map(|(pk, info)| {
+            let run_tags = input_tags.remove(&pk).unwrap_or_default();
+            let dataset_inputs = datasets
+                .remove(&pk)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(dpk, dataset)| DatasetInput {
+                    tags: run_tags
+                        .iter()
+                        .filter(|(d, _)| *d == dpk)
+                        .map(|(_, t)| t.clone())
+                        .collect(),
+                    dataset,
+                })
+                .collect();
+            Run {
+                info,
+                data: RunData {
+                    metrics: metrics.remove(&pk).unwrap_or_default(),
+                    params: params.remove(&pk).unwrap_or_default(),
+                    tags: tags.remove(&pk).unwrap_or_default(),
+                },
+                inputs: RunInputs {
+                    dataset_inputs,
+                    model_inputs: model_inputs.remove(&pk).unwrap_or_default(),
+                },
+                outputs: outputs.remove(&pk).unwrap_or_default(),
+            }
         })
-        .map_err(db_err)?;
-    Ok(RunInputs {
-        dataset_inputs,
-        model_inputs,
-    })
+        .collect())
 }
 
 fn get_info(conn: &Connection, run_id: &str) -> Result<(i64, RunInfo)> {
@@ -285,8 +297,10 @@ fn get_info(conn: &Connection, run_id: &str) -> Result<(i64, RunInfo)> {
 }
 
 pub(crate) fn get(conn: &Connection, run_id: &str) -> Result<Run> {
-    let (pk, info) = get_info(conn, run_id)?;
-    load_run(conn, pk, info)
+    let row = get_info(conn, run_id)?;
+    load_runs(conn, vec![row])?
+        .pop()
+        .ok_or_else(|| run_not_found(run_id))
 }
 
 pub(crate) fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<RunInfo> {
@@ -664,12 +678,8 @@ pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
     } else {
         None
     };
-    let mut items = Vec::with_capacity(rows.len());
-    for (pk, info) in rows {
-        items.push(load_run(conn, pk, info)?);
-    }
     Ok(Page {
-        items,
+        items: load_runs(conn, rows)?,
         next_page_token,
     })
 }
