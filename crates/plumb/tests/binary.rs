@@ -122,3 +122,77 @@ async fn kill_9_loses_no_acknowledged_point() {
     again.child.kill().expect("kill");
     again.child.wait().expect("wait");
 }
+
+/// Peak resident memory of a process, from /proc (Linux).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+#[tokio::test]
+async fn large_artifacts_stream_through_without_being_held_in_memory() {
+    const CHUNK: usize = 1024 * 1024;
+    const CHUNKS: usize = 256; // 256 MiB each way
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut plumb = Plumb::start(dir.path()).await;
+    let url = format!(
+        "{}/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts/big.bin",
+        plumb.base
+    );
+    let body = futures_stream(CHUNK, CHUNKS);
+    let resp = reqwest::Client::new()
+        .put(&url)
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .expect("upload");
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert_eq!(
+        std::fs::metadata(dir.path().join("mlartifacts/1/run/artifacts/big.bin"))
+            .expect("stored")
+            .len(),
+        (CHUNK * CHUNKS) as u64
+    );
+    let mut resp = reqwest::get(&url).await.expect("download");
+    assert!(resp.status().is_success());
+    let mut total = 0usize;
+    let mut expected_byte = 0u8;
+    while let Some(chunk) = resp.chunk().await.expect("chunk") {
+        for b in chunk.iter() {
+            assert_eq!(*b, expected_byte);
+            expected_byte = expected_byte.wrapping_add(1);
+        }
+        total += chunk.len();
+    }
+    assert_eq!(total, CHUNK * CHUNKS);
+    let peak_mib = peak_rss_kib(plumb.child.id()) / 1024;
+    eprintln!("plumb peak RSS moving 256 MiB each way: {peak_mib} MiB");
+    assert!(
+        peak_mib < 128,
+        "plumb peaked at {peak_mib} MiB moving 256 MiB each way"
+    );
+    plumb.child.kill().expect("kill");
+    plumb.child.wait().expect("wait");
+}
+
+/// `chunks` chunks of `size` bytes counting 0, 1, 2, ... (mod 256), produced lazily.
+fn futures_stream(
+    size: usize,
+    chunks: usize,
+) -> impl futures::stream::Stream<Item = Result<Vec<u8>, std::io::Error>> {
+    let mut next = 0u8;
+    futures::stream::iter((0..chunks).map(move |_| {
+        let chunk: Vec<u8> = (0..size)
+            .map(|_| {
+                let b = next;
+                next = next.wrapping_add(1);
+                b
+            })
+            .collect();
+        Ok(chunk)
+    }))
+}
