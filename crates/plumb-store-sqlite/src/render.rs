@@ -236,3 +236,34 @@ pub(crate) fn order_sql(
     }
     Ok(terms)
 }
+
+/// Experiment ids that parse as integers (others can match nothing).
+pub(crate) fn experiment_ids(ids: &[String]) -> Vec<i64> {
+    ids.iter().filter_map(|i| i.parse().ok()).collect()
+}
+
+/// Runs a search that was rendered with `LIMIT max_results + 1 OFFSET offset` as its last two
+/// binds; returns at most `max_results` rows and the next page's token when there is more.
+pub(crate) fn fetch_page<T>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    binds: Vec<Sql>,
+    max_results: i64,
+    offset: i64,
+    map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<(Vec<T>, Option<String>)> {
+    let mut stmt = conn.prepare(sql).map_err(crate::db_err)?;
+    let mut rows: Vec<T> = stmt
+        .query_map(rusqlite::params_from_iter(binds), map)
+        .and_then(|rows| rows.collect())
+        .map_err(crate::db_err)?;
+    let next = if rows.len() as i64 > max_results {
+        rows.truncate(max_results as usize);
+        Some(plumb_core::validation::encode_offset_token(
+            offset + max_results,
+        ))
+    } else {
+        None
+    };
+    Ok((rows, next))
+}

@@ -2,14 +2,13 @@
 
 use plumb_core::entities::{Experiment, LifecycleStage, Page, Tag, ViewType};
 use plumb_core::search::{OrderKey, Target};
-use plumb_core::validation::encode_offset_token;
 use plumb_core::{now_millis, Error, Result};
 use plumb_store::{join_artifact_uri, ExperimentQuery, NewExperiment};
 use rusqlite::types::Value as Sql;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::db_err;
-use crate::render::{order_sql, where_sql, Layout};
+use crate::render::{fetch_page, order_sql, where_sql, Layout};
 
 fn parse_id(id: &str) -> Result<i64> {
     id.parse::<i64>().map_err(|_| {
@@ -291,17 +290,14 @@ pub(crate) fn search(conn: &Connection, q: &ExperimentQuery) -> Result<Page<Expe
         stage = stage_sql(q.view_type),
         order = order.join(", "),
     );
-    let mut stmt = conn.prepare(&sql).map_err(db_err)?;
-    let mut items: Vec<Experiment> = stmt
-        .query_map(params_from_iter(binds), row_to_experiment)
-        .and_then(|rows| rows.collect())
-        .map_err(db_err)?;
-    let next_page_token = if items.len() as i64 > q.max_results {
-        items.truncate(q.max_results as usize);
-        Some(encode_offset_token(q.offset + q.max_results))
-    } else {
-        None
-    };
+    let (mut items, next_page_token) = fetch_page(
+        conn,
+        &sql,
+        binds,
+        q.max_results,
+        q.offset,
+        row_to_experiment,
+    )?;
     for exp in &mut items {
         load_tags(conn, exp)?;
     }

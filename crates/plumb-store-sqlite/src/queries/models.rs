@@ -3,15 +3,14 @@
 use plumb_core::entities::{
     LifecycleStage, LoggedModel, LoggedModelStatus, Metric, Page, Param, RunMetric, Tag,
 };
-use plumb_core::validation::encode_offset_token;
 use plumb_core::{now_millis, Error, Result};
 use plumb_store::{join_artifact_uri, LoggedModelQuery, NewLoggedModel};
 use rusqlite::types::Value as Sql;
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::db_err;
 use crate::queries::experiments;
-use crate::render::{order_sql, where_sql, Layout};
+use crate::render::{experiment_ids, fetch_page, order_sql, where_sql, Layout};
 
 fn not_found(id: &str) -> Error {
     Error::not_found(format!("Logged model with ID '{id}' not found."))
@@ -226,11 +225,7 @@ const LAYOUT: Layout = Layout {
 };
 
 pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<LoggedModel>> {
-    let ids: Vec<i64> = q
-        .experiment_ids
-        .iter()
-        .filter_map(|i| i.parse().ok())
-        .collect();
+    let ids = experiment_ids(&q.experiment_ids);
     if ids.is_empty() {
         return Ok(Page {
             items: Vec::new(),
@@ -251,17 +246,8 @@ pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<Log
          ORDER BY {} LIMIT ? OFFSET ?",
         order.join(", ")
     );
-    let mut stmt = conn.prepare(&sql).map_err(db_err)?;
-    let mut items: Vec<LoggedModel> = stmt
-        .query_map(params_from_iter(binds), row_to_model)
-        .and_then(|rows| rows.collect())
-        .map_err(db_err)?;
-    let next_page_token = if items.len() as i64 > q.max_results {
-        items.truncate(q.max_results as usize);
-        Some(encode_offset_token(q.offset + q.max_results))
-    } else {
-        None
-    };
+    let (mut items, next_page_token) =
+        fetch_page(conn, &sql, binds, q.max_results, q.offset, row_to_model)?;
     for m in &mut items {
         load_details(conn, m)?;
     }

@@ -7,7 +7,7 @@ use plumb_core::entities::{
     RunData, RunInfo, RunInputs, RunStatus, Tag, ViewType,
 };
 use plumb_core::search::Target;
-use plumb_core::validation::{encode_offset_token, CLAMPED_INF};
+use plumb_core::validation::CLAMPED_INF;
 use plumb_core::{now_millis, Error, Result};
 use plumb_store::{
     join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, DATASET_CONTEXT_TAG,
@@ -18,7 +18,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::db_err;
 use crate::queries::experiments;
-use crate::render::{order_sql, where_sql, Layout};
+use crate::render::{experiment_ids, fetch_page, order_sql, where_sql, Layout};
 
 const ADJECTIVES: &[&str] = &[
     "amber", "bold", "brisk", "calm", "clever", "crisp", "dapper", "eager", "fancy", "gentle",
@@ -578,10 +578,7 @@ pub(crate) fn search_datasets(
     conn: &Connection,
     experiment_ids: &[String],
 ) -> Result<Vec<DatasetSummary>> {
-    let ids: Vec<i64> = experiment_ids
-        .iter()
-        .filter_map(|i| i.parse().ok())
-        .collect();
+    let ids = crate::render::experiment_ids(experiment_ids);
     let marks = vec!["?"; ids.len()].join(", ");
     let sql = format!(
         "SELECT DISTINCT d.experiment_id, d.name, d.digest, it.value
@@ -631,11 +628,7 @@ const LAYOUT: Layout = Layout {
 };
 
 pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
-    let ids: Vec<i64> = q
-        .experiment_ids
-        .iter()
-        .filter_map(|i| i.parse().ok())
-        .collect();
+    let ids = experiment_ids(&q.experiment_ids);
     if ids.is_empty() {
         return Ok(Page {
             items: Vec::new(),
@@ -667,17 +660,8 @@ pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
          ORDER BY {} LIMIT ? OFFSET ?",
         order.join(", ")
     );
-    let mut stmt = conn.prepare(&sql).map_err(db_err)?;
-    let mut rows: Vec<(i64, RunInfo)> = stmt
-        .query_map(params_from_iter(binds), row_to_info)
-        .and_then(|rows| rows.collect())
-        .map_err(db_err)?;
-    let next_page_token = if rows.len() as i64 > q.max_results {
-        rows.truncate(q.max_results as usize);
-        Some(encode_offset_token(q.offset + q.max_results))
-    } else {
-        None
-    };
+    let (rows, next_page_token) =
+        fetch_page(conn, &sql, binds, q.max_results, q.offset, row_to_info)?;
     Ok(Page {
         items: load_runs(conn, rows)?,
         next_page_token,
