@@ -82,13 +82,7 @@ async fn upload_download_list_delete_round_trip() {
 #[tokio::test]
 async fn run_artifact_listing_uses_paths_relative_to_the_run() {
     let s = TestServer::spawn().await;
-    let run = s
-        .ok("/api/2.0/mlflow/runs/create", json!({"experiment_id": "0"}))
-        .await;
-    let run_id = run["run"]["info"]["run_id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let run_id = s.new_run().await;
     let key = format!("0/{run_id}/artifacts/sub/dir/f.txt");
     let put = s
         .client

@@ -7,13 +7,7 @@ use crate::support::TestServer;
 #[tokio::test]
 async fn client_mistakes_are_mlflow_shaped_4xx() {
     let s = TestServer::spawn().await;
-    let run = s
-        .ok("/api/2.0/mlflow/runs/create", json!({"experiment_id": "0"}))
-        .await;
-    let run_id = run["run"]["info"]["run_id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let run_id = s.new_run().await;
     s.ok(
         "/api/2.0/mlflow/runs/log-parameter",
         json!({"run_id": run_id, "key": "lr", "value": "0.1"}),

@@ -92,6 +92,20 @@ impl TestServer {
         (status, serde_json::from_str(body).unwrap_or(Value::Null))
     }
 
+    /// Creates a run in the Default experiment and returns its id.
+    pub async fn new_run(&self) -> String {
+        let run = self
+            .ok(
+                "/api/2.0/mlflow/runs/create",
+                serde_json::json!({"experiment_id": "0"}),
+            )
+            .await;
+        run["run"]["info"]["run_id"]
+            .as_str()
+            .expect("run id")
+            .to_string()
+    }
+
     /// POST that must succeed.
     pub async fn ok(&self, path: &str, body: Value) -> Value {
         let (status, v) = self.post(path, body).await;

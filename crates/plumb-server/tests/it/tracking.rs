@@ -115,13 +115,7 @@ async fn ajax_prefix_and_get_query_strings_reach_the_same_handlers() {
 #[tokio::test]
 async fn bulk_interval_and_logged_model_flow() {
     let s = TestServer::spawn().await;
-    let run = s
-        .ok("/api/2.0/mlflow/runs/create", json!({"experiment_id": "0"}))
-        .await;
-    let run_id = run["run"]["info"]["run_id"]
-        .as_str()
-        .expect("id")
-        .to_string();
+    let run_id = s.new_run().await;
     let metrics: Vec<_> = (0..1000)
         .map(|i| json!({"key": "m", "value": i, "timestamp": i, "step": i}))
         .collect();
