@@ -539,7 +539,14 @@ fn resolve(domain: Domain, ident: RawIdent, op: Op, value: Value) -> Result<Clau
             if !allowed.contains(&op) {
                 return Err(bad_comparator(op, what, allowed));
             }
-            let value = expect_string(value, what)?;
+            let value = expect_string(
+                value,
+                if kind == Kind::Param {
+                    "parameter"
+                } else {
+                    "tag"
+                },
+            )?;
             let target = if kind == Kind::Param {
                 Target::Param(key)
             } else {

@@ -189,7 +189,8 @@ pub fn search_max_results(max_results: Option<i64>) -> Result<i64> {
         None => Ok(SEARCH_MAX_RESULTS_DEFAULT),
         Some(n) if (1..=SEARCH_MAX_RESULTS_THRESHOLD).contains(&n) => Ok(n),
         Some(n) if n > SEARCH_MAX_RESULTS_THRESHOLD => Err(Error::invalid(format!(
-            "Invalid value {n} for parameter 'max_results' supplied. It must be at most {SEARCH_MAX_RESULTS_THRESHOLD}"
+            "Invalid value {n} for parameter 'max_results' supplied:  Hint: Value was of type 'int'. \
+             See the API docs for more information about request parameters."
         ))),
         Some(n) => Err(Error::invalid(format!(
             "Invalid value {n} for parameter 'max_results' supplied. It must be a positive integer"

@@ -179,12 +179,15 @@ pub fn logged_model(m: &LoggedModel) -> Value {
     );
     info.insert("artifact_uri".into(), json!(m.artifact_uri));
     info.insert("status".into(), json!(m.status.as_str()));
-    if let Some(t) = &m.model_type {
-        info.insert("model_type".into(), json!(t));
-    }
-    if let Some(r) = &m.source_run_id {
-        info.insert("source_run_id".into(), json!(r));
-    }
+    // MLflow emits these two as "" when unset.
+    info.insert(
+        "model_type".into(),
+        json!(m.model_type.as_deref().unwrap_or("")),
+    );
+    info.insert(
+        "source_run_id".into(),
+        json!(m.source_run_id.as_deref().unwrap_or("")),
+    );
     if let Some(s) = &m.status_message {
         info.insert("status_message".into(), json!(s));
     }

@@ -9,12 +9,13 @@ CREATE TABLE experiments (
 );
 CREATE INDEX experiments_creation ON experiments (creation_time);
 
+-- Tag and param tables keep a rowid: they list in insertion order, as MLflow's do.
 CREATE TABLE experiment_tags (
     experiment_id INTEGER NOT NULL REFERENCES experiments (experiment_id),
     key           TEXT NOT NULL,
     value         TEXT NOT NULL,
     PRIMARY KEY (experiment_id, key)
-) WITHOUT ROWID;
+);
 
 -- run_pk is the integer surrogate every per-run table is keyed on; run_uuid is the public id.
 CREATE TABLE runs (
@@ -37,7 +38,7 @@ CREATE TABLE params (
     key    TEXT NOT NULL,
     value  TEXT NOT NULL,
     PRIMARY KEY (run_pk, key)
-) WITHOUT ROWID;
+);
 CREATE INDEX params_key_value ON params (key, value);
 
 CREATE TABLE tags (
@@ -45,7 +46,7 @@ CREATE TABLE tags (
     key    TEXT NOT NULL,
     value  TEXT NOT NULL,
     PRIMARY KEY (run_pk, key)
-) WITHOUT ROWID;
+);
 CREATE INDEX tags_key_value ON tags (key, value);
 
 -- Every point, clustered for chart reads by (run, key, step). An identical point is stored once.

@@ -75,7 +75,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 20000;
          PRAGMA case_sensitive_like = ON;
-         PRAGMA cache_size = -16000;",
+         PRAGMA cache_size = -4000;",
     )
     .map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(64);

@@ -732,10 +732,18 @@ pub async fn bulk_interval_sampling(store: Store) {
         .metric_history_bulk_interval(q(None, 100))
         .await
         .expect("sample");
-    assert!(got.len() <= 100 && got.len() >= 90, "{}", got.len());
-    assert_eq!(got.first().map(|p| p.metric.step), Some(0));
-    assert_eq!(got.last().map(|p| p.metric.step), Some(2999));
-    assert!(got.windows(2).all(|w| w[0].metric.step < w[1].metric.step));
+    // MLflow's sampling: 100 NTILE buckets of 30 rows, first row of each, the last row kept.
+    let steps: Vec<i64> = got.iter().map(|p| p.metric.step).collect();
+    let mut want: Vec<i64> = (0..99).map(|k| k * 30).collect();
+    want.push(2999);
+    assert_eq!(steps, want);
+    // 3000 rows in 7 buckets (429 x 4, then 428 x 3): bucket starts, then the last row.
+    let got = store
+        .metric_history_bulk_interval(q(None, 7))
+        .await
+        .expect("sample 7");
+    let steps: Vec<i64> = got.iter().map(|p| p.metric.step).collect();
+    assert_eq!(steps, [0, 429, 858, 1287, 1716, 2144, 2999]);
     let ranged = store
         .metric_history_bulk_interval(q(Some((100, 149)), 100))
         .await

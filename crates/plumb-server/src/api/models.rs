@@ -20,7 +20,7 @@ fn validate_name(name: &str) -> ApiResult<()> {
         .any(|c| matches!(c, '/' | ':' | '.' | '%' | '"' | '\''))
     {
         return Err(ApiError::invalid(format!(
-            "Invalid model name '{name}'. Names cannot contain the following characters: ('/', ':', '.', '%', '\"', \"'\")"
+            "Invalid model name ('{name}') provided. Model name must be a non-empty string and cannot contain the following characters: ('/', ':', '.', '%', '\"', \"'\")"
         )));
     }
     Ok(())

@@ -103,7 +103,7 @@ fn load_tags(conn: &Connection, exp: &mut Experiment) -> Result<()> {
     let id: i64 = exp.experiment_id.parse().unwrap_or(-1);
     let mut stmt = conn
         .prepare_cached(
-            "SELECT key, value FROM experiment_tags WHERE experiment_id = ?1 ORDER BY key",
+            "SELECT key, value FROM experiment_tags WHERE experiment_id = ?1 ORDER BY rowid",
         )
         .map_err(db_err)?;
     exp.tags = stmt

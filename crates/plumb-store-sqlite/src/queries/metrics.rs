@@ -88,15 +88,25 @@ pub(crate) fn bulk(
     Ok(out)
 }
 
-/// Per run: at most `max_results` points spread evenly over the step range, the first and the
-/// last step always kept. Dense ranges are read whole; sparse sampling seeks the (run, key, step)
-/// index once per sample, so a million-point metric costs ~max_results index probes.
+/// Per run, in the order the runs were asked for: MLflow 3.17's sampling. The rows of the step
+/// range, ordered by (step, timestamp, value, is_nan), are cut into `max_results` NTILE buckets
+/// and the first row of each is kept; the overall last row is always included, replacing the
+/// last sample when there are already `max_results`.
 pub(crate) fn bulk_interval(conn: &Connection, q: &IntervalQuery) -> Result<Vec<RunMetric>> {
     let by_pk = pks(conn, &q.run_ids)?;
-    let mut order: Vec<(i64, String)> = by_pk.into_iter().collect();
-    order.sort_by(|a, b| a.1.cmp(&b.1));
     let mut out = Vec::new();
-    for (pk, run_id) in order {
+    let mut seen = std::collections::HashSet::new();
+    for run_id in &q.run_ids {
+        let Some(pk) = by_pk
+            .iter()
+            .find(|(_, id)| *id == run_id)
+            .map(|(pk, _)| *pk)
+        else {
+            continue;
+        };
+        if !seen.insert(pk) {
+            continue;
+        }
         let points = sample_run(conn, pk, &q.metric_key, q.steps, q.max_results.max(1))?;
         out.extend(points.into_iter().map(|metric| RunMetric {
             run_id: run_id.clone(),
@@ -114,94 +124,65 @@ fn sample_run(
     max: usize,
 ) -> Result<Vec<Metric>> {
     let (lo, hi) = steps.unwrap_or((i64::MIN, i64::MAX));
-    let bounds: Option<(Option<i64>, Option<i64>)> = conn
+    // NTILE(max) over n rows: the first n % max buckets hold n / max + 1 rows, the others
+    // n / max; keep each bucket's first row. Computed from the count, then one ordered walk of
+    // the (run, key, step, ...) primary key that decodes only the kept rows.
+    let n: i64 = conn
         .prepare_cached(
-            "SELECT MIN(step), MAX(step) FROM metrics WHERE run_pk = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4",
+            "SELECT COUNT(*) FROM metrics WHERE run_pk = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4",
         )
-        .and_then(|mut s| s.query_row(params![pk, key, lo, hi], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .and_then(|mut s| s.query_row(params![pk, key, lo, hi], |r| r.get(0)))
         .map_err(db_err)?;
-    let Some((Some(min), Some(max_step))) = bounds else {
+    if n == 0 {
         return Ok(Vec::new());
-    };
-    let span = (max_step as i128 - min as i128 + 1) as u128;
-    let mut range = conn
-        .prepare_cached(
-            "SELECT step, timestamp, value, is_nan FROM metrics
-             WHERE run_pk = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4
-             ORDER BY step, timestamp, value, is_nan LIMIT ?5",
-        )
-        .map_err(db_err)?;
-    if span <= max as u128 {
-        let rows: Vec<Metric> = range
-            .query_map(params![pk, key, min, max_step, (4 * max) as i64 + 1], |r| {
-                row_to_metric(key, r)
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(db_err)?;
-        if rows.len() <= max {
-            return Ok(rows);
-        }
-        return Ok(even_pick(rows, max));
     }
-    // Sparse: one probe per evenly spaced target step, plus the last point.
-    let mut seek = conn
-        .prepare_cached(
-            "SELECT step, timestamp, value, is_nan FROM metrics
-             WHERE run_pk = ?1 AND key = ?2 AND step >= ?3 AND step <= ?4
-             ORDER BY step, timestamp, value, is_nan LIMIT 1",
-        )
-        .map_err(db_err)?;
-    let mut out: Vec<Metric> = Vec::with_capacity(max);
-    let slots = max.saturating_sub(1).max(1);
-    for i in 0..slots {
-        let target = min as i128 + (span - 1) as i128 * i as i128 / slots as i128;
-        let target = target as i64;
-        if out.last().is_some_and(|m| m.step >= target) {
-            continue;
-        }
-        if let Some(m) = seek
-            .query_row(params![pk, key, target, max_step], |r| {
-                row_to_metric(key, r)
-            })
-            .optional()
-            .map_err(db_err)?
-        {
-            if out.last().is_none_or(|l| l.step < m.step) {
-                out.push(m);
+    let buckets = (max as i64).min(n);
+    let (q, r) = (n / buckets, n % buckets);
+    let starts: Vec<i64> = (0..buckets).map(|k| k * q + k.min(r)).collect();
+    let mut sampled: Vec<Metric> = Vec::with_capacity(starts.len() + 1);
+    {
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT step, timestamp, value, is_nan FROM metrics
+                 WHERE run_pk = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4
+                 ORDER BY step, timestamp, value, is_nan",
+            )
+            .map_err(db_err)?;
+        let mut rows = stmt.query(params![pk, key, lo, hi]).map_err(db_err)?;
+        let (mut idx, mut next) = (0i64, starts.iter().peekable());
+        while let Some(&&target) = next.peek() {
+            let Some(row) = rows.next().map_err(db_err)? else {
+                break;
+            };
+            if idx == target {
+                sampled.push(row_to_metric(key, row).map_err(db_err)?);
+                next.next();
             }
+            idx += 1;
         }
     }
     let last = conn
         .prepare_cached(
-            "SELECT step, timestamp, value, is_nan FROM metrics WHERE run_pk = ?1 AND key = ?2 AND step = ?3
-             ORDER BY timestamp DESC, value DESC LIMIT 1",
+            "SELECT step, timestamp, value, is_nan FROM metrics
+             WHERE run_pk = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4
+             ORDER BY step DESC, timestamp DESC, value DESC, is_nan DESC LIMIT 1",
         )
-        .and_then(|mut s| s.query_row(params![pk, key, max_step], |r| row_to_metric(key, r)).optional())
+        .and_then(|mut s| {
+            s.query_row(params![pk, key, lo, hi], |r| row_to_metric(key, r))
+                .optional()
+        })
         .map_err(db_err)?;
     if let Some(last) = last {
-        if out.last().is_some_and(|l| l.step == last.step) {
-            out.pop();
+        let same = |a: &Metric, b: &Metric| {
+            (a.step, a.timestamp, a.value.is_nan()) == (b.step, b.timestamp, b.value.is_nan())
+                && (a.value == b.value || a.value.is_nan())
+        };
+        if sampled.last().is_none_or(|l| !same(l, &last)) {
+            if sampled.len() >= max {
+                sampled.pop();
+            }
+            sampled.push(last);
         }
-        if max == 1 {
-            out.clear();
-        }
-        out.push(last);
     }
-    out.truncate(max.max(1));
-    Ok(out)
-}
-
-/// Keeps `max` of `rows` spread evenly, always the first and the last (only the last for 1).
-fn even_pick(rows: Vec<Metric>, max: usize) -> Vec<Metric> {
-    let n = rows.len();
-    if max == 1 {
-        return rows.into_iter().last().into_iter().collect();
-    }
-    let wanted: std::collections::BTreeSet<usize> =
-        (0..max).map(|i| i * (n - 1) / (max - 1)).collect();
-    rows.into_iter()
-        .enumerate()
-        .filter(|(i, _)| wanted.contains(i))
-        .map(|(_, m)| m)
-        .collect()
+    Ok(sampled)
 }

@@ -205,13 +205,13 @@ fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
     )?;
     let mut params = grouped(
         conn,
-        "SELECT run_pk, key, value FROM params WHERE run_pk IN ({pks}) ORDER BY run_pk, key",
+        "SELECT run_pk, key, value FROM params WHERE run_pk IN ({pks}) ORDER BY run_pk, rowid",
         &pks,
         kv_row,
     )?;
     let mut tags = grouped(
         conn,
-        "SELECT run_pk, key, value FROM tags WHERE run_pk IN ({pks}) ORDER BY run_pk, key",
+        "SELECT run_pk, key, value FROM tags WHERE run_pk IN ({pks}) ORDER BY run_pk, rowid",
         &pks,
         kv_row,
     )?;

@@ -1,0 +1,199 @@
+"""Differential test: the same REST calls against MLflow 3.17.2's own server and against plumb;
+the answers must match once ids and times are normalised (documented deviations aside)."""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+import requests
+from conftest import Server, _free_port, mlflow_major
+
+pytestmark = pytest.mark.skipif(mlflow_major() < 3, reason="the reference server is MLflow 3.17.2")
+
+# (method, path): what may differ on purpose, and why.
+#  - duplicate experiment: MLflow's message embeds its SQL driver's error text.
+#  - rename of a deleted experiment: MLflow answers INVALID_STATE with 500; plumb with 400,
+#    since clients retry 5xx for minutes and this is a client mistake.
+DEVIATIONS = {
+    ("POST", "/api/2.0/mlflow/experiments/create", "dup"): "message",
+    ("POST", "/api/2.0/mlflow/experiments/update", "deleted"): "status",
+    #  - unknown attribute: MLflow lists the valid keys from a Python set, in no stable order.
+    ("POST", "/api/2.0/mlflow/runs/search", "attr"): "message",
+}
+
+
+def norm(v):
+    if isinstance(v, dict):
+        return {k: norm(x) for k, x in v.items() if k != "workspace"}
+    if isinstance(v, list):
+        return [norm(x) for x in v]
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int) and v > 1_600_000_000_000:
+        return "<ts>"
+    if isinstance(v, str):
+        v = re.sub(r"m-[0-9a-f]{32}", "MID", v)
+        v = re.sub(r"[0-9a-f]{32}", "ID", v)
+        return re.sub(r"\b1[6-9]\d{11}\b", "TS", v)
+    return v
+
+
+@pytest.fixture(scope="module")
+def reference():
+    with tempfile.TemporaryDirectory(prefix="mlflow-ref-") as workdir:
+        port = _free_port()
+        mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
+        log = open(os.path.join(workdir, "mlflow.log"), "w")
+        proc = subprocess.Popen(
+            [mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", "sqlite:///mlflow.db", "--workers", "1"],
+            cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("MLflow's server did not start: " + open(log.name).read())
+                time.sleep(0.2)
+        try:
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log.close()
+
+
+@pytest.fixture(scope="module")
+def fresh_plumb():
+    with tempfile.TemporaryDirectory(prefix="plumb-diff-") as workdir:
+        srv = Server(workdir)
+        try:
+            yield srv.url
+        finally:
+            srv.stop()
+
+
+def call(base, method, path, body, params, ctx):
+    path = path.format(**ctx)
+    if body is not None:
+        body = json.loads(json.dumps(body).replace("{run}", ctx.get("run", "")).replace("{mid}", ctx.get("mid", "")))
+    if params:
+        params = {k: v.format(**ctx) for k, v in params.items()}
+    r = requests.request(method, base + path, json=body, params=params, timeout=60)
+    try:
+        return [r.status_code, r.json()]
+    except ValueError:
+        return [r.status_code, r.text[:200]]
+
+
+STEPS = [
+ ("POST","/api/2.0/mlflow/experiments/create",{"name":"d1","tags":[{"key":"a","value":"b"}]},None),
+ ("GET","/api/2.0/mlflow/experiments/get",None,{"experiment_id":"1"}),
+ ("GET","/api/2.0/mlflow/experiments/get",None,{"experiment_id":"abc"}),
+ ("GET","/api/2.0/mlflow/experiments/get",None,{"experiment_id":"99"}),
+ ("GET","/api/2.0/mlflow/experiments/get-by-name",None,{"experiment_name":"nope"}),
+ ("POST","/api/2.0/mlflow/experiments/create",{"name":"d1"},None,"dup"),
+ ("POST","/api/2.0/mlflow/experiments/create",{},None),
+ ("POST","/api/2.0/mlflow/experiments/search",{"max_results":10},None),
+ ("POST","/api/2.0/mlflow/experiments/search",{},None),
+ ("POST","/api/2.0/mlflow/experiments/search",{"max_results":10,"filter":"name = 'd1'","order_by":["name"]},None),
+ ("POST","/api/2.0/mlflow/runs/create",{"experiment_id":"1","run_name":"r1","start_time":1,"tags":[{"key":"t","value":"v"}]},None),
+ ("SAVE_RUN",),
+ ("POST","/api/2.0/mlflow/runs/log-batch",{"run_id":"{run}","metrics":[{"key":"m","value":1.5,"timestamp":5,"step":1},{"key":"n","value":"NaN","timestamp":5}],"params":[{"key":"p","value":"1"}],"tags":[{"key":"x","value":"y"}]},None),
+ ("POST","/api/2.0/mlflow/runs/log-parameter",{"run_id":"{run}","key":"p","value":"2"},None),
+ ("POST","/api/2.0/mlflow/runs/log-metric",{"run_id":"{run}","key":"bad key!","value":1,"timestamp":1},None),
+ ("POST","/api/2.0/mlflow/runs/log-batch",{"run_id":"{run}","metrics":[{"key":"a","value":1}]},None),
+ ("GET","/api/2.0/mlflow/runs/get",None,{"run_id":"{run}"}),
+ ("POST","/api/2.0/mlflow/runs/update",{"run_id":"{run}","status":"FINISHED","end_time":9},None),
+ ("POST","/api/2.0/mlflow/runs/search",{"experiment_ids":["1"],"filter":"metrics.m > 1"},None),
+ ("POST","/api/2.0/mlflow/runs/search",{"experiment_ids":["1"],"filter":"metrics.m > 1 OR metrics.m < 0"},None),
+ ("POST","/api/2.0/mlflow/runs/search",{"experiment_ids":["1"],"filter":"params.p = 1"},None),
+ ("POST","/api/2.0/mlflow/runs/search",{"experiment_ids":["1"],"filter":"foo.p = '1'"},None),
+ ("POST","/api/2.0/mlflow/runs/search",{"experiment_ids":["1"],"filter":"metrics.m IS NULL"},None),
+ ("POST","/api/2.0/mlflow/runs/search",{"experiment_ids":["1"],"max_results":50001},None),
+ ("POST","/api/2.0/mlflow/runs/search",{"experiment_ids":["1"],"order_by":["metrics.m up"]},None),
+ ("GET","/api/2.0/mlflow/metrics/get-history",None,{"run_id":"{run}","metric_key":"m"}),
+ ("GET","/api/2.0/mlflow/metrics/get-history",None,{"run_id":"{run}","metric_key":"zz"}),
+ ("POST","/api/2.0/mlflow/runs/delete-tag",{"run_id":"{run}","key":"nope"},None),
+ ("POST","/api/2.0/mlflow/runs/delete",{"run_id":"{run}"},None),
+ ("POST","/api/2.0/mlflow/runs/log-metric",{"run_id":"{run}","key":"m","value":1,"timestamp":1},None),
+ ("POST","/api/2.0/mlflow/runs/update",{"run_id":"{run}","status":"FINISHED"},None),
+ ("POST","/api/2.0/mlflow/experiments/delete",{"experiment_id":"1"},None),
+ ("POST","/api/2.0/mlflow/experiments/update",{"experiment_id":"1","new_name":"zz"},None,"deleted"),
+ ("POST","/api/2.0/mlflow/experiments/set-experiment-tag",{"experiment_id":"1","key":"k","value":"v"},None),
+ ("POST","/api/2.0/mlflow/experiments/restore",{"experiment_id":"1"},None),
+ ("POST","/api/2.0/mlflow/experiments/delete-experiment-tag",{"experiment_id":"1","key":"nope"},None),
+ ("POST","/api/2.0/mlflow/logged-models",{"experiment_id":"1","name":"bad.name"},None),
+ ("POST","/api/2.0/mlflow/logged-models",{"experiment_id":"1","name":"lm"},None),
+ ("SAVE_MODEL",),
+ ("GET","/api/2.0/mlflow/logged-models/{mid}",None,None),
+ ("GET","/api/2.0/mlflow/logged-models/m-00000000000000000000000000000000",None,None),
+ ("POST","/api/2.0/mlflow/logged-models/search",{"experiment_ids":["1"]},None),
+ ("POST","/api/2.0/mlflow/logged-models/search",{"experiment_ids":["1"],"filter":"name = 'zz'"},None),
+ ("DELETE","/api/2.0/mlflow/logged-models/{mid}/tags/nope",None,None),
+ ("GET","/api/2.0/mlflow-artifacts/artifacts",None,{"path":"nothing"}),
+ ("GET","/api/2.0/mlflow-artifacts/artifacts/1/x.txt",None,None),
+ ("GET","/api/2.0/mlflow/artifacts/list",None,{"run_id":"{run}"}),
+ ("GET","/api/2.0/mlflow/artifacts/list",None,{"run_id":"{run}","path":"../x"}),
+ ("POST","/api/2.0/mlflow/runs/create",{"experiment_id":"1","run_name":"a","tags":[{"key":"mlflow.runName","value":"b"}]},None),
+ ("POST","/api/2.0/mlflow/runs/create",{"experiment_id":"99"},None),
+ ("POST","/api/2.0/mlflow/runs/create",{"experiment_id":"0","run_name":"x1","start_time":5},None),
+ ("SAVE_RUN",),
+ ("POST","/api/2.0/mlflow/runs/set-tag",{"run_id":"{run}","key":"mlflow.runName","value":"renamed"},None),
+ ("POST","/api/2.0/mlflow/runs/log-batch",{"run_id":"{run}","metrics":[{"key":"s","value":i,"timestamp":i,"step":i} for i in range(50)]},None),
+ ("GET","/api/2.0/mlflow/metrics/get-history-bulk-interval",None,{"run_ids":"{run}","metric_key":"s","max_results":"10"}),
+ ("GET","/api/2.0/mlflow/metrics/get-history-bulk-interval",None,{"run_ids":"{run}","metric_key":"s","start_step":"5","end_step":"1"}),
+ ("GET","/api/2.0/mlflow/metrics/get-history",None,{"run_id":"{run}","metric_key":"s","max_results":"20"}),
+ ("POST","/api/2.0/mlflow/runs/log-inputs",{"run_id":"{run}","datasets":[{"tags":[{"key":"mlflow.data.context","value":"train"}],"dataset":{"name":"ds","digest":"abc","source_type":"local","source":"{}"}}]},None),
+ ("GET","/api/2.0/mlflow/runs/get",None,{"run_id":"{run}"}),
+ ("POST","/api/2.0/mlflow/runs/search",{"experiment_ids":["0"],"filter":"dataset.name = 'ds'"},None),
+ ("POST","/api/2.0/mlflow/runs/search",{"experiment_ids":["0"],"filter":"attributes.run_name = 'renamed'"},None),
+ ("POST","/api/2.0/mlflow/runs/search",{"experiment_ids":["0"],"filter":"attributes.lifecycle_stage = 'active'"},None,"attr"),
+ ("POST","/api/2.0/mlflow/runs/search",{"experiment_ids":["0"],"filter":"attributes.status IN ('A')"},None),
+ ("POST","/api/2.0/mlflow/experiments/search",{"max_results":10,"view_type":"ALL","order_by":["name DESC"]},None),
+ ("POST","/api/2.0/mlflow/experiments/search",{"max_results":1},None),
+ ("POST","/api/2.0/mlflow/runs/delete",{"run_id":"{run}"},None),
+ ("POST","/api/2.0/mlflow/runs/search",{"experiment_ids":["0"],"run_view_type":"DELETED_ONLY"},None),
+ ("POST","/api/2.0/mlflow/runs/restore",{"run_id":"{run}"},None),
+ ("GET","/api/2.0/mlflow/runs/get",None,{"run_id":"0123456789abcdef0123456789abcdef"}),
+]
+
+
+def test_same_answers_as_mlflow(reference, fresh_plumb):
+    ctx = {reference: {}, fresh_plumb: {}}
+    last = {}
+    mismatches = []
+    for step in STEPS:
+        if step[0] in ("SAVE_RUN", "SAVE_MODEL"):
+            for base in (reference, fresh_plumb):
+                body = last[base][1]
+                if step[0] == "SAVE_RUN":
+                    ctx[base]["run"] = body["run"]["info"]["run_id"]
+                else:
+                    ctx[base]["mid"] = body["model"]["info"]["model_id"]
+            continue
+        method, path, body, params = step[:4]
+        label = step[4] if len(step) > 4 else None
+        for base in (reference, fresh_plumb):
+            last[base] = call(base, method, path, body, params, ctx[base])
+        want, got = norm(last[reference]), norm(last[fresh_plumb])
+        deviation = DEVIATIONS.get((method, path, label))
+        if deviation == "message":
+            want[1].pop("message", None), got[1].pop("message", None)
+        elif deviation == "status":
+            want, got = want[1]["error_code"], got[1]["error_code"]
+        if want != got:
+            mismatches.append(f"{method} {path} {body or params}\n  mlflow: {want}\n  plumb:  {got}")
+    assert not mismatches, "\n".join(mismatches)
