@@ -397,6 +397,15 @@ pub enum Domain {
     Runs,
     Experiments,
     LoggedModels,
+    RegisteredModels,
+    ModelVersions,
+}
+
+impl Domain {
+    /// Registry searches have no metrics or params.
+    fn has_run_data(self) -> bool {
+        matches!(self, Domain::Runs | Domain::LoggedModels)
+    }
 }
 
 const RUN_STRING_ATTRS: &[&str] = &["run_id", "run_name", "status", "user_id", "artifact_uri"];
@@ -405,6 +414,14 @@ const EXP_STRING_ATTRS: &[&str] = &["name", "experiment_id"];
 const EXP_NUMERIC_ATTRS: &[&str] = &["creation_time", "last_update_time"];
 const LM_STRING_ATTRS: &[&str] = &["name", "model_id", "model_type", "status", "source_run_id"];
 const LM_NUMERIC_ATTRS: &[&str] = &["creation_timestamp", "last_updated_timestamp"];
+const RM_STRING_ATTRS: &[&str] = &["name"];
+const RM_NUMERIC_ATTRS: &[&str] = &["last_updated_timestamp"];
+const MV_STRING_ATTRS: &[&str] = &["name", "run_id", "source_path"];
+const MV_NUMERIC_ATTRS: &[&str] = &[
+    "version_number",
+    "creation_timestamp",
+    "last_updated_timestamp",
+];
 const DATASET_FIELDS: &[&str] = &["name", "digest", "context"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,8 +438,8 @@ fn entity_kind(domain: Domain, entity: &str) -> Result<Kind> {
     let kind = match e.as_str() {
         "" | "attribute" | "attributes" | "attr" => Some(Kind::Attribute),
         "run" if domain == Domain::Runs => Some(Kind::Attribute),
-        "metric" | "metrics" if domain != Domain::Experiments => Some(Kind::Metric),
-        "param" | "params" | "parameter" | "parameters" if domain != Domain::Experiments => {
+        "metric" | "metrics" if domain.has_run_data() => Some(Kind::Metric),
+        "param" | "params" | "parameter" | "parameters" if domain.has_run_data() => {
             Some(Kind::Param)
         }
         "tag" | "tags" => Some(Kind::Tag),
@@ -432,7 +449,9 @@ fn entity_kind(domain: Domain, entity: &str) -> Result<Kind> {
     kind.ok_or_else(|| {
         let valid = match domain {
             Domain::Runs => "['metric', 'parameter', 'tag', 'attribute', 'dataset']",
-            Domain::Experiments => "['tag', 'attribute']",
+            Domain::Experiments | Domain::RegisteredModels | Domain::ModelVersions => {
+                "['tag', 'attribute']"
+            }
             Domain::LoggedModels => "['metric', 'parameter', 'tag', 'attribute']",
         };
         Error::invalid(format!(
@@ -446,12 +465,15 @@ fn canonical_attr(domain: Domain, key: &str) -> Result<(String, bool)> {
         Domain::Runs => (RUN_STRING_ATTRS, RUN_NUMERIC_ATTRS),
         Domain::Experiments => (EXP_STRING_ATTRS, EXP_NUMERIC_ATTRS),
         Domain::LoggedModels => (LM_STRING_ATTRS, LM_NUMERIC_ATTRS),
+        Domain::RegisteredModels => (RM_STRING_ATTRS, RM_NUMERIC_ATTRS),
+        Domain::ModelVersions => (MV_STRING_ATTRS, MV_NUMERIC_ATTRS),
     };
     let aliased = match (domain, key) {
         (Domain::Runs, "run name" | "Run name" | "Run Name") => "run_name",
         (Domain::Runs, "created" | "Created") => "start_time",
         (Domain::LoggedModels, "creation_time") => "creation_timestamp",
         (Domain::LoggedModels, "last_updated_time") => "last_updated_timestamp",
+        (Domain::RegisteredModels, "timestamp") => "last_updated_timestamp",
         _ => key,
     };
     if strings.contains(&aliased) {
@@ -580,6 +602,8 @@ fn resolve(domain: Domain, ident: RawIdent, op: Op, value: Value) -> Result<Clau
                     (Domain::Runs, "run_id")
                         | (Domain::Experiments, "experiment_id")
                         | (Domain::LoggedModels, _)
+                        | (Domain::RegisteredModels, "name")
+                        | (Domain::ModelVersions, "name" | "run_id")
                 );
                 let mut allowed = vec![Op::Eq, Op::Ne, Op::Like, Op::ILike];
                 if list_ok {

@@ -6,7 +6,10 @@ use rusqlite::Connection;
 use crate::db_err;
 
 /// (version, SQL). Append only: a landed migration is never edited.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_registry.sql")),
+];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS plumb_schema (version INTEGER NOT NULL)")

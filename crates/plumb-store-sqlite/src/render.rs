@@ -7,18 +7,19 @@ use plumb_core::search::{Clause, Op, OrderKey, Target, Value};
 use plumb_core::{Error, Result};
 use rusqlite::types::Value as Sql;
 
-/// How one searchable entity (runs, experiments, logged models) is laid out.
+/// How one searchable entity (runs, experiments, logged models, registry) is laid out.
+/// Joins are fixed SQL conditions tying the subquery alias (`mt` for metrics, `kv` for params
+/// and tags) to the outer row.
 pub(crate) struct Layout {
-    /// The outer row's key, e.g. `r.run_pk`.
-    pub owner: &'static str,
-    /// (table, owner column) of values a `metrics.` filter compares, if any.
+    /// (table, join condition over `mt`) of values a `metrics.` filter compares, if any.
     pub metrics: Option<(&'static str, &'static str)>,
+    /// (table, join condition over `kv`) with `key` and `value` columns.
     pub params: Option<(&'static str, &'static str)>,
     pub tags: (&'static str, &'static str),
     /// Attribute name to SQL expression over the outer row.
     pub attribute: fn(&str) -> Option<&'static str>,
-    /// Whether dataset filters apply (runs only).
-    pub datasets: bool,
+    /// The outer run's row id, where dataset filters apply (runs only).
+    pub datasets: Option<&'static str>,
 }
 
 fn cmp_sql(op: Op) -> &'static str {
@@ -83,16 +84,14 @@ fn string_cmp(expr: &str, op: Op, value: &Value, binds: &mut Vec<Sql>) -> Result
 }
 
 fn key_value_clause(
-    table: &str,
-    owner_col: &str,
-    owner: &str,
+    (table, join): (&str, &str),
     key: &str,
     op: Op,
     value: &Value,
     binds: &mut Vec<Sql>,
 ) -> Result<String> {
     binds.push(Sql::Text(key.to_string()));
-    let head = format!("SELECT 1 FROM {table} kv WHERE kv.{owner_col} = {owner} AND kv.key = ?");
+    let head = format!("SELECT 1 FROM {table} kv WHERE {join} AND kv.key = ?");
     match op {
         Op::IsNull => Ok(format!("NOT EXISTS ({head})")),
         Op::IsNotNull => Ok(format!("EXISTS ({head})")),
@@ -113,32 +112,26 @@ pub(crate) fn where_sql(
     for c in clauses {
         let part = match &c.target {
             Target::Metric(key) => {
-                let (table, col) = layout
+                let (table, join) = layout
                     .metrics
                     .ok_or_else(|| Error::invalid("metrics cannot be searched here"))?;
                 binds.push(Sql::Text(key.clone()));
                 let n = num(&c.value)?;
                 binds.push(Sql::Real(n));
                 let cmp = if c.op == Op::Ne {
-                    "(m.is_nan = 1 OR m.value != ?)".to_string()
+                    "(mt.is_nan = 1 OR mt.value != ?)".to_string()
                 } else {
-                    format!("m.is_nan = 0 AND m.value {} ?", cmp_sql(c.op))
+                    format!("mt.is_nan = 0 AND mt.value {} ?", cmp_sql(c.op))
                 };
-                format!(
-                    "EXISTS (SELECT 1 FROM {table} m WHERE m.{col} = {} AND m.key = ? AND {cmp})",
-                    layout.owner
-                )
+                format!("EXISTS (SELECT 1 FROM {table} mt WHERE {join} AND mt.key = ? AND {cmp})")
             }
             Target::Param(key) => {
-                let (table, col) = layout
+                let params = layout
                     .params
                     .ok_or_else(|| Error::invalid("params cannot be searched here"))?;
-                key_value_clause(table, col, layout.owner, key, c.op, &c.value, binds)?
+                key_value_clause(params, key, c.op, &c.value, binds)?
             }
-            Target::Tag(key) => {
-                let (table, col) = layout.tags;
-                key_value_clause(table, col, layout.owner, key, c.op, &c.value, binds)?
-            }
+            Target::Tag(key) => key_value_clause(layout.tags, key, c.op, &c.value, binds)?,
             Target::Attribute(attr) => {
                 let expr = (layout.attribute)(attr)
                     .ok_or_else(|| Error::invalid(format!("Invalid attribute key '{attr}'")))?;
@@ -150,12 +143,14 @@ pub(crate) fn where_sql(
                     v => string_cmp(expr, c.op, v, binds)?,
                 }
             }
-            Target::Dataset(field) if layout.datasets => {
+            Target::Dataset(field) => {
+                let owner = layout
+                    .datasets
+                    .ok_or_else(|| Error::invalid("datasets cannot be searched here"))?;
                 if field == "context" {
                     binds.push(Sql::Text(plumb_store::DATASET_CONTEXT_TAG.to_string()));
                     format!(
-                        "EXISTS (SELECT 1 FROM input_tags it WHERE it.run_pk = {} AND it.key = ? AND {})",
-                        layout.owner,
+                        "EXISTS (SELECT 1 FROM input_tags it WHERE it.run_pk = {owner} AND it.key = ? AND {})",
                         string_cmp("it.value", c.op, &c.value, binds)?
                     )
                 } else {
@@ -166,13 +161,11 @@ pub(crate) fn where_sql(
                     };
                     format!(
                         "EXISTS (SELECT 1 FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk \
-                         WHERE ri.run_pk = {} AND {})",
-                        layout.owner,
+                         WHERE ri.run_pk = {owner} AND {})",
                         string_cmp(col, c.op, &c.value, binds)?
                     )
                 }
             }
-            Target::Dataset(_) => return Err(Error::invalid("datasets cannot be searched here")),
         };
         parts.push(part);
     }
@@ -195,31 +188,28 @@ pub(crate) fn order_sql(
         let dir = if k.ascending { "ASC" } else { "DESC" };
         match &k.target {
             Target::Metric(key) => {
-                let (table, col) = layout
+                let (table, join) = layout
                     .metrics
                     .ok_or_else(|| Error::invalid("cannot order by metrics here"))?;
                 let sub = |what: &str| {
                     format!(
-                        "(SELECT {what} FROM {table} m WHERE m.{col} = {} AND m.key = ? ORDER BY m.step DESC, m.timestamp DESC LIMIT 1)",
-                        layout.owner
+                        "(SELECT {what} FROM {table} mt WHERE {join} AND mt.key = ? \
+                         ORDER BY mt.step DESC, mt.timestamp DESC LIMIT 1)"
                     )
                 };
                 binds.push(Sql::Text(key.clone()));
                 binds.push(Sql::Text(key.clone()));
-                terms.push(format!("COALESCE({}, 2) ASC", sub("m.is_nan")));
-                terms.push(format!("{} {dir}", sub("m.value")));
+                terms.push(format!("COALESCE({}, 2) ASC", sub("mt.is_nan")));
+                terms.push(format!("{} {dir}", sub("mt.value")));
             }
             Target::Param(key) | Target::Tag(key) => {
-                let (table, col) = match &k.target {
+                let (table, join) = match &k.target {
                     Target::Param(_) => layout
                         .params
                         .ok_or_else(|| Error::invalid("cannot order by params here"))?,
                     _ => layout.tags,
                 };
-                let sub = format!(
-                    "(SELECT kv.value FROM {table} kv WHERE kv.{col} = {} AND kv.key = ?)",
-                    layout.owner
-                );
+                let sub = format!("(SELECT kv.value FROM {table} kv WHERE {join} AND kv.key = ?)");
                 binds.push(Sql::Text(key.clone()));
                 binds.push(Sql::Text(key.clone()));
                 terms.push(format!("{sub} IS NULL ASC"));

@@ -913,6 +913,32 @@ pub async fn logged_models(store: Store) {
             .len(),
         1
     );
+    // A second model without metrics must not match a metric filter of the first.
+    store
+        .create_logged_model(NewLoggedModel {
+            experiment_id: exp.clone(),
+            name: Some("bare".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("second model");
+    let by_metric = store
+        .search_logged_models(search("metrics.acc > 0.5"))
+        .await
+        .expect("metric");
+    assert_eq!(
+        by_metric
+            .items
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>(),
+        ["model"]
+    );
+    let by_tag = store
+        .search_logged_models(search("tags.mlflow.user = 'me'"))
+        .await
+        .expect("tag");
+    assert_eq!(by_tag.items.len(), 1);
     assert!(store
         .search_logged_models(search("name = 'other'"))
         .await

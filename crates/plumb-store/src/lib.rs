@@ -10,6 +10,7 @@ use plumb_core::entities::{
     DatasetInput, DatasetSummary, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput,
     Page, Param, Run, RunInfo, RunMetric, RunStatus, Tag, ViewType,
 };
+use plumb_core::registry::{ModelVersion, RegisteredModel, Stage};
 use plumb_core::search::{Clause, OrderKey};
 use plumb_core::Result;
 
@@ -174,6 +175,83 @@ pub trait TrackingStore: Send + Sync + 'static {
     async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()>;
     async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()>;
     async fn search_logged_models(&self, query: LoggedModelQuery) -> Result<Page<LoggedModel>>;
+}
+
+/// A registered-model or model-version search, already parsed.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryQuery {
+    pub filter: Vec<Clause>,
+    pub order_by: Vec<OrderKey>,
+    pub max_results: i64,
+    pub offset: i64,
+}
+
+/// A new model version; `source` was checked and `storage_location` resolved by the caller.
+#[derive(Debug, Clone, Default)]
+pub struct NewModelVersion {
+    pub name: String,
+    pub source: String,
+    pub run_id: Option<String>,
+    pub run_link: Option<String>,
+    pub description: Option<String>,
+    pub tags: Vec<Tag>,
+    pub model_id: Option<String>,
+    pub storage_location: Option<String>,
+}
+
+/// The model registry. Version numbers are allocated atomically inside the store.
+#[async_trait]
+pub trait RegistryStore: Send + Sync + 'static {
+    async fn create_registered_model(
+        &self,
+        name: &str,
+        tags: Vec<Tag>,
+        description: Option<String>,
+    ) -> Result<RegisteredModel>;
+    async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel>;
+    /// Renames the model; its versions, tags and aliases follow.
+    async fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel>;
+    async fn update_registered_model(
+        &self,
+        name: &str,
+        description: Option<String>,
+    ) -> Result<RegisteredModel>;
+    /// Hard delete, with versions, tags and aliases.
+    async fn delete_registered_model(&self, name: &str) -> Result<()>;
+    async fn search_registered_models(&self, query: RegistryQuery)
+        -> Result<Page<RegisteredModel>>;
+    /// The newest version per stage; empty `stages` means all four.
+    async fn get_latest_versions(
+        &self,
+        name: &str,
+        stages: Vec<Stage>,
+    ) -> Result<Vec<ModelVersion>>;
+    async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()>;
+    async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()>;
+    async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()>;
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<()>;
+    async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion>;
+
+    async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion>;
+    async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion>;
+    async fn update_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        description: Option<String>,
+    ) -> Result<ModelVersion>;
+    /// Soft delete: the version disappears, its number is never reused.
+    async fn delete_model_version(&self, name: &str, version: i64) -> Result<()>;
+    async fn search_model_versions(&self, query: RegistryQuery) -> Result<Page<ModelVersion>>;
+    async fn transition_stage(
+        &self,
+        name: &str,
+        version: i64,
+        stage: Stage,
+        archive_existing_versions: bool,
+    ) -> Result<ModelVersion>;
+    async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()>;
+    async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()>;
 }
 
 /// Joins an artifact root and a child the way MLflow does (`mlflow-artifacts:/` + `1`).

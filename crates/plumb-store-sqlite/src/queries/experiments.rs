@@ -252,12 +252,11 @@ fn attribute(name: &str) -> Option<&'static str> {
 }
 
 const LAYOUT: Layout = Layout {
-    owner: "e.experiment_id",
     metrics: None,
     params: None,
-    tags: ("experiment_tags", "experiment_id"),
+    tags: ("experiment_tags", "kv.experiment_id = e.experiment_id"),
     attribute,
-    datasets: false,
+    datasets: None,
 };
 
 fn stage_sql(view: ViewType) -> &'static str {

@@ -216,12 +216,11 @@ fn attribute(name: &str) -> Option<&'static str> {
 }
 
 const LAYOUT: Layout = Layout {
-    owner: "m.model_id",
-    metrics: Some(("logged_model_metrics", "model_id")),
-    params: Some(("logged_model_params", "model_id")),
-    tags: ("logged_model_tags", "model_id"),
+    metrics: Some(("logged_model_metrics", "mt.model_id = m.model_id")),
+    params: Some(("logged_model_params", "kv.model_id = m.model_id")),
+    tags: ("logged_model_tags", "kv.model_id = m.model_id"),
     attribute,
-    datasets: false,
+    datasets: None,
 };
 
 pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<LoggedModel>> {

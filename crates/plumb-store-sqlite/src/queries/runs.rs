@@ -619,12 +619,11 @@ fn attribute(name: &str) -> Option<&'static str> {
 }
 
 const LAYOUT: Layout = Layout {
-    owner: "r.run_pk",
-    metrics: Some(("latest_metrics", "run_pk")),
-    params: Some(("params", "run_pk")),
-    tags: ("tags", "run_pk"),
+    metrics: Some(("latest_metrics", "mt.run_pk = r.run_pk")),
+    params: Some(("params", "kv.run_pk = r.run_pk")),
+    tags: ("tags", "kv.run_pk = r.run_pk"),
     attribute,
-    datasets: true,
+    datasets: Some("r.run_pk"),
 };
 
 pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
