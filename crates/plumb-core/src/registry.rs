@@ -295,14 +295,13 @@ pub fn check_source(source: &str, ctx: &SourceContext<'_>) -> Result<Option<Stri
     {
         return Ok(None);
     }
-    if scheme(source).is_none() || source.starts_with("file:") {
-        if ctx.run_id.is_none() {
-            return Err(Error::invalid(format!(
-                "Invalid model version source: '{source}'. To use a local path as a model version \
-                 source, the run_id request parameter has to be specified and the local path has \
-                 to be contained within the artifact directory of the run specified by the run_id."
-            )));
-        }
+    let local = scheme(source).is_none() || source.starts_with("file:");
+    if local && ctx.run_id.is_none() {
+        return Err(Error::invalid(format!(
+            "Invalid model version source: '{source}'. To use a local path as a model version \
+             source, the run_id request parameter has to be specified and the local path has \
+             to be contained within the artifact directory of the run specified by the run_id."
+        )));
     }
     Err(bad_source(source))
 }
