@@ -3,6 +3,7 @@
 
 use crate::entities::Tag;
 use crate::error::{Error, Result};
+use crate::search::{Clause, Op, Target, Value};
 
 pub const MAX_REGISTERED_MODEL_NAME_LENGTH: usize = 256;
 pub const MAX_REGISTRY_TAG_KEY_LENGTH: usize = 250;
@@ -145,6 +146,30 @@ pub fn parse_version(version: &str) -> Result<i64> {
             "Parameter 'version' must be an integer, got '{version}'."
         ))
     })
+}
+
+/// MLflow's registry searches return models, not prompts, unless the filter asks for prompts
+/// (`tags.mlflow.prompt.is_prompt = 'true'` or `!= 'false'`). Returns the clauses to apply and
+/// whether prompts must be excluded; when excluded, clauses on the prompt tag are dropped (a
+/// model has no such tag, so `!= 'true'` could never match it otherwise).
+pub fn split_prompt_filter(clauses: Vec<Clause>) -> (Vec<Clause>, bool) {
+    let asks_for_prompts = clauses.iter().any(|c| match (&c.target, c.op, &c.value) {
+        (Target::Tag(k), Op::Eq, Value::Str(v)) if k == IS_PROMPT_TAG => {
+            v.eq_ignore_ascii_case("true")
+        }
+        (Target::Tag(k), Op::Ne, Value::Str(v)) if k == IS_PROMPT_TAG => {
+            v.eq_ignore_ascii_case("false")
+        }
+        _ => false,
+    });
+    if asks_for_prompts {
+        return (clauses, false);
+    }
+    let kept = clauses
+        .into_iter()
+        .filter(|c| !matches!(&c.target, Target::Tag(k) if k == IS_PROMPT_TAG))
+        .collect();
+    (kept, true)
 }
 
 /// What a source is checked against: the run and logged model the version names.

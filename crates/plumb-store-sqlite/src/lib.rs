@@ -19,10 +19,11 @@ use plumb_core::entities::{
     DatasetInput, DatasetSummary, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput,
     Page, Param, Run, RunInfo, RunMetric, Tag,
 };
+use plumb_core::registry::{ModelVersion, RegisteredModel, Stage};
 use plumb_core::{Error, Result};
 use plumb_store::{
-    Batch, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment, NewLoggedModel, NewRun,
-    RunQuery, RunUpdate, TrackingStore,
+    Batch, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment, NewLoggedModel,
+    NewModelVersion, NewRun, RegistryQuery, RegistryStore, RunQuery, RunUpdate, TrackingStore,
 };
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -413,5 +414,147 @@ impl TrackingStore for SqliteStore {
     }
     async fn search_logged_models(&self, q: LoggedModelQuery) -> Result<Page<LoggedModel>> {
         self.read(move |c| queries::models::search(c, &q)).await
+    }
+}
+
+#[async_trait]
+impl RegistryStore for SqliteStore {
+    async fn create_registered_model(
+        &self,
+        name: &str,
+        tags: Vec<Tag>,
+        description: Option<String>,
+    ) -> Result<RegisteredModel> {
+        let n = name.to_string();
+        self.write(move |c| {
+            queries::registry::create_rm(c, &n, &tags, description.as_deref())?;
+            queries::registry::get_rm(c, &n)
+        })
+        .await
+    }
+    async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
+        let n = name.to_string();
+        self.read(move |c| queries::registry::get_rm(c, &n)).await
+    }
+    async fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel> {
+        let (n, new) = (name.to_string(), new_name.to_string());
+        self.write(move |c| {
+            queries::registry::rename_rm(c, &n, &new)?;
+            queries::registry::get_rm(c, &new)
+        })
+        .await
+    }
+    async fn update_registered_model(
+        &self,
+        name: &str,
+        description: Option<String>,
+    ) -> Result<RegisteredModel> {
+        let n = name.to_string();
+        self.write(move |c| {
+            queries::registry::update_rm(c, &n, description.as_deref())?;
+            queries::registry::get_rm(c, &n)
+        })
+        .await
+    }
+    async fn delete_registered_model(&self, name: &str) -> Result<()> {
+        let n = name.to_string();
+        self.write(move |c| queries::registry::delete_rm(c, &n))
+            .await
+    }
+    async fn search_registered_models(&self, q: RegistryQuery) -> Result<Page<RegisteredModel>> {
+        self.read(move |c| queries::registry::search_rm(c, &q))
+            .await
+    }
+    async fn get_latest_versions(
+        &self,
+        name: &str,
+        stages: Vec<Stage>,
+    ) -> Result<Vec<ModelVersion>> {
+        let n = name.to_string();
+        self.read(move |c| queries::registry::get_latest(c, &n, &stages))
+            .await
+    }
+    async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
+        let n = name.to_string();
+        self.write(move |c| queries::registry::set_rm_tag(c, &n, &tag))
+            .await
+    }
+    async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
+        let (n, k) = (name.to_string(), key.to_string());
+        self.write(move |c| queries::registry::delete_rm_tag(c, &n, &k))
+            .await
+    }
+    async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
+        let (n, a) = (name.to_string(), alias.to_string());
+        self.write(move |c| queries::registry::set_alias(c, &n, &a, version))
+            .await
+    }
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
+        let (n, a) = (name.to_string(), alias.to_string());
+        self.write(move |c| queries::registry::delete_alias(c, &n, &a))
+            .await
+    }
+    async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
+        let (n, a) = (name.to_string(), alias.to_string());
+        self.read(move |c| queries::registry::get_by_alias(c, &n, &a))
+            .await
+    }
+    async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion> {
+        self.write(move |c| {
+            let version = queries::registry::create_mv(c, &new)?;
+            queries::registry::get_mv(c, &new.name, version)
+        })
+        .await
+    }
+    async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion> {
+        let n = name.to_string();
+        self.read(move |c| queries::registry::get_mv(c, &n, version))
+            .await
+    }
+    async fn update_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        description: Option<String>,
+    ) -> Result<ModelVersion> {
+        let n = name.to_string();
+        self.write(move |c| {
+            queries::registry::update_mv(c, &n, version, description.as_deref())?;
+            queries::registry::get_mv(c, &n, version)
+        })
+        .await
+    }
+    async fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
+        let n = name.to_string();
+        self.write(move |c| queries::registry::delete_mv(c, &n, version))
+            .await
+    }
+    async fn search_model_versions(&self, q: RegistryQuery) -> Result<Page<ModelVersion>> {
+        self.read(move |c| queries::registry::search_mv(c, &q))
+            .await
+    }
+    async fn transition_stage(
+        &self,
+        name: &str,
+        version: i64,
+        stage: Stage,
+        archive_existing_versions: bool,
+    ) -> Result<ModelVersion> {
+        let n = name.to_string();
+        self.write(move |c| {
+            queries::registry::transition(c, &n, version, stage, archive_existing_versions)?;
+            queries::registry::get_mv(c, &n, version)
+        })
+        .await
+    }
+    async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()> {
+        let n = name.to_string();
+        self.write(move |c| queries::registry::set_mv_tag(c, &n, version, &tag))
+            .await
+    }
+    async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
+        let (n, k) = (name.to_string(), key.to_string());
+        self.write(move |c| queries::registry::delete_mv_tag(c, &n, version, &k))
+            .await
     }
 }

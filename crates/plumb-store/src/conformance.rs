@@ -10,12 +10,14 @@ use plumb_core::entities::{
 use plumb_core::search::{parse_filter, parse_order_by, Domain};
 use plumb_core::ErrorCode;
 
+use plumb_core::registry::Stage;
+
 use crate::{
-    Batch, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment, NewLoggedModel, NewRun,
-    RunQuery, RunUpdate, TrackingStore,
+    Batch, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment, NewLoggedModel,
+    NewModelVersion, NewRun, RegistryQuery, RunQuery, RunUpdate,
 };
 
-pub type Store = Arc<dyn TrackingStore>;
+pub type Store = Arc<dyn crate::Store>;
 
 /// Expands to one `#[tokio::test]` per conformance case, each on a fresh store from `$factory`
 /// (an async expression evaluating to `Arc<dyn TrackingStore>`).
@@ -26,7 +28,8 @@ macro_rules! conformance_tests {
             default_experiment_exists, experiment_lifecycle, experiment_search, run_lifecycle,
             params_are_immutable_and_batches_atomic, latest_metric_rules, metric_history_pages,
             run_search_filters_and_order, run_search_pagination, bulk_interval_sampling,
-            datasets_and_outputs, logged_models, concurrent_writers_lose_nothing);
+            datasets_and_outputs, logged_models, concurrent_writers_lose_nothing,
+            registry_lifecycle, registry_search, concurrent_version_creates_are_consecutive);
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(
@@ -992,4 +995,409 @@ pub async fn concurrent_writers_lose_nothing(store: Store) {
     assert_eq!(hist.items.len(), 32 * 25);
     let latest = store.get_run(&r).await.expect("get").data.metrics;
     assert_eq!(latest[0].step, 31 * 100 + 24);
+}
+
+fn version(name: &str, source: &str) -> NewModelVersion {
+    NewModelVersion {
+        name: name.into(),
+        source: source.into(),
+        ..Default::default()
+    }
+}
+
+pub async fn registry_lifecycle(store: Store) {
+    let rm = store
+        .create_registered_model("churn", vec![Tag::new("team", "ml")], Some("desc".into()))
+        .await
+        .expect("create");
+    assert_eq!(
+        (rm.name.as_str(), rm.description.as_str()),
+        ("churn", "desc")
+    );
+    let dup = store
+        .create_registered_model("churn", vec![], None)
+        .await
+        .expect_err("dup");
+    assert_eq!(dup.code, ErrorCode::ResourceAlreadyExists);
+    assert_eq!(
+        store
+            .get_registered_model("nope")
+            .await
+            .expect_err("404")
+            .code,
+        ErrorCode::ResourceDoesNotExist
+    );
+    assert_eq!(
+        store
+            .create_model_version(version("nope", "s3://b/m"))
+            .await
+            .expect_err("no model")
+            .code,
+        ErrorCode::ResourceDoesNotExist
+    );
+
+    for i in 1..=3 {
+        let mv = store
+            .create_model_version(version("churn", &format!("s3://b/m{i}")))
+            .await
+            .expect("mv");
+        assert_eq!(
+            (mv.version, mv.current_stage.as_str(), mv.status.as_str()),
+            (i, "None", "READY")
+        );
+    }
+    store
+        .set_alias("churn", "champion", 1)
+        .await
+        .expect("alias");
+    store
+        .set_alias("churn", "champion", 2)
+        .await
+        .expect("move alias");
+    assert_eq!(
+        store
+            .get_version_by_alias("churn", "champion")
+            .await
+            .expect("by alias")
+            .version,
+        2
+    );
+    assert_eq!(
+        store
+            .get_version_by_alias("churn", "latest")
+            .await
+            .expect("latest")
+            .version,
+        3
+    );
+    let missing = store
+        .get_version_by_alias("churn", "ghost")
+        .await
+        .expect_err("unknown alias");
+    assert_eq!(missing.code, ErrorCode::InvalidParameterValue);
+    assert_eq!(
+        store
+            .set_alias("churn", "x", 9)
+            .await
+            .expect_err("no version")
+            .code,
+        ErrorCode::ResourceDoesNotExist
+    );
+    let got = store.get_registered_model("churn").await.expect("get");
+    assert_eq!(got.aliases, vec![("champion".to_string(), 2)]);
+    assert_eq!(
+        store
+            .get_model_version("churn", 2)
+            .await
+            .expect("mv")
+            .aliases,
+        vec!["champion".to_string()]
+    );
+
+    store
+        .transition_stage("churn", 1, Stage::Production, false)
+        .await
+        .expect("prod 1");
+    let mv = store
+        .transition_stage("churn", 2, Stage::Production, true)
+        .await
+        .expect("prod 2");
+    assert_eq!(mv.current_stage, "Production");
+    assert_eq!(
+        store
+            .get_model_version("churn", 1)
+            .await
+            .expect("v1")
+            .current_stage,
+        "Archived"
+    );
+    let latest = store
+        .get_latest_versions("churn", vec![])
+        .await
+        .expect("latest");
+    let by_stage: Vec<(String, i64)> = latest
+        .iter()
+        .map(|v| (v.current_stage.clone(), v.version))
+        .collect();
+    assert_eq!(
+        by_stage,
+        [
+            ("None".to_string(), 3),
+            ("Production".to_string(), 2),
+            ("Archived".to_string(), 1)
+        ]
+    );
+    assert!(store
+        .transition_stage("churn", 3, Stage::Archived, true)
+        .await
+        .is_err());
+
+    store
+        .set_model_version_tag("churn", 3, Tag::new("k", "v"))
+        .await
+        .expect("mv tag");
+    store
+        .delete_model_version_tag("churn", 3, "k")
+        .await
+        .expect("del mv tag");
+    assert!(store
+        .delete_model_version_tag("churn", 3, "k")
+        .await
+        .is_err());
+    store
+        .set_registered_model_tag("churn", Tag::new("owner", "a"))
+        .await
+        .expect("rm tag");
+    store
+        .delete_registered_model_tag("churn", "owner")
+        .await
+        .expect("del rm tag");
+    let mv = store
+        .update_model_version("churn", 3, Some("better".into()))
+        .await
+        .expect("update mv");
+    assert_eq!(mv.description, "better");
+    let rm = store
+        .update_registered_model("churn", Some("new desc".into()))
+        .await
+        .expect("update rm");
+    assert_eq!(rm.description, "new desc");
+
+    store
+        .delete_model_version("churn", 2)
+        .await
+        .expect("delete v2");
+    assert_eq!(
+        store
+            .get_model_version("churn", 2)
+            .await
+            .expect_err("gone")
+            .code,
+        ErrorCode::ResourceDoesNotExist
+    );
+    assert!(
+        store
+            .get_registered_model("churn")
+            .await
+            .expect("rm")
+            .aliases
+            .is_empty(),
+        "alias removed"
+    );
+    let v4 = store
+        .create_model_version(version("churn", "s3://b/m4"))
+        .await
+        .expect("v4");
+    assert_eq!(v4.version, 4, "deleted numbers are not reused");
+
+    let renamed = store
+        .rename_registered_model("churn", "churn-v2")
+        .await
+        .expect("rename");
+    assert_eq!(renamed.name, "churn-v2");
+    assert_eq!(
+        store
+            .get_model_version("churn-v2", 4)
+            .await
+            .expect("version follows")
+            .name,
+        "churn-v2"
+    );
+    assert!(store.get_registered_model("churn").await.is_err());
+    store
+        .create_registered_model("other", vec![], None)
+        .await
+        .expect("other");
+    let clash = store
+        .rename_registered_model("other", "churn-v2")
+        .await
+        .expect_err("taken");
+    assert_eq!(clash.code, ErrorCode::ResourceAlreadyExists);
+
+    // A version made from a logged model is listed on that model's mlflow.modelVersions tag.
+    let exp = experiment(&store, "reg").await;
+    let lm = store
+        .create_logged_model(NewLoggedModel {
+            experiment_id: exp,
+            name: Some("m".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("logged model");
+    let mut linked = version("other", &format!("models:/{}", lm.model_id));
+    linked.model_id = Some(lm.model_id.clone());
+    linked.storage_location = Some(lm.artifact_uri.clone());
+    let mv = store
+        .create_model_version(linked)
+        .await
+        .expect("linked version");
+    assert_eq!(
+        mv.storage_location.as_deref(),
+        Some(lm.artifact_uri.as_str())
+    );
+    let tags = store
+        .get_logged_model(&lm.model_id, false)
+        .await
+        .expect("lm")
+        .tags;
+    let value = tags
+        .iter()
+        .find(|t| t.key == "mlflow.modelVersions")
+        .expect("tag")
+        .value
+        .clone();
+    assert_eq!(value, r#"[{"name": "other", "version": 1}]"#);
+
+    store
+        .delete_registered_model("churn-v2")
+        .await
+        .expect("delete rm");
+    assert!(store.get_model_version("churn-v2", 4).await.is_err());
+    assert!(store.delete_registered_model("churn-v2").await.is_err());
+}
+
+pub async fn registry_search(store: Store) {
+    for name in ["fraud-a", "fraud-b", "churn"] {
+        store
+            .create_registered_model(name, vec![Tag::new("team", name)], None)
+            .await
+            .expect("create");
+    }
+    store
+        .create_registered_model(
+            "my-prompt",
+            vec![Tag::new(plumb_core::registry::IS_PROMPT_TAG, "true")],
+            None,
+        )
+        .await
+        .expect("prompt");
+    let q = |domain: Domain, filter: &str, order: &[&str], max: i64| {
+        let (filter, exclude_prompts) = plumb_core::registry::split_prompt_filter(
+            parse_filter(domain, filter).expect("filter"),
+        );
+        RegistryQuery {
+            filter,
+            exclude_prompts,
+            order_by: parse_order_by(
+                domain,
+                &order.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+            .expect("order"),
+            max_results: max,
+            offset: 0,
+        }
+    };
+    let names = |page: plumb_core::entities::Page<plumb_core::registry::RegisteredModel>| {
+        page.items.into_iter().map(|m| m.name).collect::<Vec<_>>()
+    };
+    let all = store
+        .search_registered_models(q(Domain::RegisteredModels, "", &[], 100))
+        .await
+        .expect("all");
+    assert_eq!(
+        names(all),
+        ["churn", "fraud-a", "fraud-b"],
+        "prompts are left out by default"
+    );
+    let client_default = "tags.`mlflow.prompt.is_prompt` != 'true'";
+    let page = store
+        .search_registered_models(q(Domain::RegisteredModels, client_default, &[], 100))
+        .await
+        .expect("client");
+    assert_eq!(names(page).len(), 3);
+    let prompts = store
+        .search_registered_models(q(
+            Domain::RegisteredModels,
+            "tags.`mlflow.prompt.is_prompt` = 'true'",
+            &[],
+            100,
+        ))
+        .await
+        .expect("prompts");
+    assert_eq!(names(prompts), ["my-prompt"]);
+    let page = store
+        .search_registered_models(q(
+            Domain::RegisteredModels,
+            "name LIKE 'fraud%'",
+            &["name DESC"],
+            100,
+        ))
+        .await
+        .expect("like");
+    assert_eq!(names(page), ["fraud-b", "fraud-a"]);
+    let page = store
+        .search_registered_models(q(Domain::RegisteredModels, "tags.team = 'churn'", &[], 100))
+        .await
+        .expect("tag");
+    assert_eq!(names(page), ["churn"]);
+    let page = store
+        .search_registered_models(q(Domain::RegisteredModels, "", &[], 2))
+        .await
+        .expect("page");
+    assert_eq!(page.items.len(), 2);
+    assert!(page.next_page_token.is_some());
+
+    for (name, run) in [("fraud-a", "r1"), ("fraud-a", "r2"), ("churn", "r1")] {
+        let mut v = version(name, "s3://b/x");
+        v.run_id = Some(run.into());
+        store.create_model_version(v).await.expect("mv");
+    }
+    let mvs = |filter: &str, order: &[&str]| q(Domain::ModelVersions, filter, order, 100);
+    let page = store
+        .search_model_versions(mvs("name = 'fraud-a'", &["version_number DESC"]))
+        .await
+        .expect("mv");
+    assert_eq!(
+        page.items.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let page = store
+        .search_model_versions(mvs("run_id = 'r1'", &["name ASC"]))
+        .await
+        .expect("run");
+    assert_eq!(
+        page.items
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect::<Vec<_>>(),
+        ["churn", "fraud-a"]
+    );
+    let page = store
+        .search_model_versions(mvs("version_number > 1", &[]))
+        .await
+        .expect("num");
+    assert_eq!(page.items.len(), 1);
+    store
+        .delete_model_version("fraud-a", 2)
+        .await
+        .expect("delete");
+    let page = store
+        .search_model_versions(mvs("name = 'fraud-a'", &[]))
+        .await
+        .expect("after delete");
+    assert_eq!(page.items.len(), 1);
+}
+
+pub async fn concurrent_version_creates_are_consecutive(store: Store) {
+    store
+        .create_registered_model("race", vec![], None)
+        .await
+        .expect("create");
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .create_model_version(version("race", &format!("s3://b/{i}")))
+                .await
+                .expect("mv")
+                .version
+        }));
+    }
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.expect("task"));
+    }
+    got.sort_unstable();
+    assert_eq!(got, (1..=64).collect::<Vec<_>>());
 }

@@ -181,6 +181,8 @@ pub trait TrackingStore: Send + Sync + 'static {
 #[derive(Debug, Clone, Default)]
 pub struct RegistryQuery {
     pub filter: Vec<Clause>,
+    /// Leave out prompts (registered models tagged `mlflow.prompt.is_prompt = 'true'`).
+    pub exclude_prompts: bool,
     pub order_by: Vec<OrderKey>,
     pub max_results: i64,
     pub offset: i64,
@@ -253,6 +255,10 @@ pub trait RegistryStore: Send + Sync + 'static {
     async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()>;
     async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()>;
 }
+
+/// Both halves of storage; every backend implements both (one database).
+pub trait Store: TrackingStore + RegistryStore {}
+impl<T: TrackingStore + RegistryStore> Store for T {}
 
 /// Joins an artifact root and a child the way MLflow does (`mlflow-artifacts:/` + `1`).
 pub fn join_artifact_uri(root: &str, child: &str) -> String {

@@ -3,4 +3,5 @@
 pub(crate) mod experiments;
 pub(crate) mod metrics;
 pub(crate) mod models;
+pub(crate) mod registry;
 pub(crate) mod runs;

@@ -1,0 +1,695 @@
+//! Model registry queries: registered models, versions (allocated inside the write
+//! transaction), stages, aliases, tags, searches.
+
+use std::collections::HashMap;
+
+use plumb_core::entities::{Page, Tag};
+use plumb_core::registry::{
+    ModelVersion, RegisteredModel, Stage, DELETED_STAGE, IS_PROMPT_TAG, MODEL_VERSIONS_TAG,
+};
+use plumb_core::search::Target;
+use plumb_core::{now_millis, Error, Result};
+use plumb_store::{NewModelVersion, RegistryQuery};
+use rusqlite::types::Value as Sql;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+use crate::db_err;
+use crate::render::{fetch_page, order_sql, where_sql, Layout};
+
+fn rm_not_found(name: &str) -> Error {
+    Error::not_found(format!("Registered Model with name={name} not found"))
+}
+
+fn mv_not_found(name: &str, version: i64) -> Error {
+    Error::not_found(format!(
+        "Model Version (name={name}, version={version}) not found"
+    ))
+}
+
+/// Fails with 404 unless the registered model exists.
+fn require_rm(conn: &Connection, name: &str) -> Result<()> {
+    let found: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM registered_models WHERE name = ?1")
+        .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+        .map_err(db_err)?;
+    found.map(|_| ()).ok_or_else(|| rm_not_found(name))
+}
+
+/// Fails with 404 unless the (not deleted) version exists.
+fn require_mv(conn: &Connection, name: &str, version: i64) -> Result<()> {
+    let stage: Option<String> = conn
+        .prepare_cached("SELECT current_stage FROM model_versions WHERE name = ?1 AND version = ?2")
+        .and_then(|mut s| s.query_row(params![name, version], |r| r.get(0)).optional())
+        .map_err(db_err)?;
+    match stage {
+        Some(s) if s != DELETED_STAGE => Ok(()),
+        _ => Err(mv_not_found(name, version)),
+    }
+}
+
+fn touch_rm(conn: &Connection, name: &str, now: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE registered_models SET last_updated_time = ?1 WHERE name = ?2")
+        .and_then(|mut s| s.execute(params![now, name]))
+        .map_err(db_err)?;
+    Ok(())
+}
+
+fn upsert_tag(conn: &Connection, table: &str, owner: &[(&str, Sql)], tag: &Tag) -> Result<()> {
+    let cols: Vec<&str> = owner.iter().map(|(c, _)| *c).collect();
+    let marks: Vec<String> = (1..=owner.len() + 2).map(|i| format!("?{i}")).collect();
+    let sql = format!(
+        "INSERT INTO {table} ({cols}, key, value) VALUES ({marks})
+         ON CONFLICT ({cols}, key) DO UPDATE SET value = excluded.value",
+        cols = cols.join(", "),
+        marks = marks.join(", ")
+    );
+    let mut binds: Vec<Sql> = owner.iter().map(|(_, v)| v.clone()).collect();
+    binds.push(Sql::Text(tag.key.clone()));
+    binds.push(Sql::Text(tag.value.clone()));
+    conn.prepare_cached(&sql)
+        .and_then(|mut s| s.execute(rusqlite::params_from_iter(binds)))
+        .map_err(db_err)?;
+    Ok(())
+}
+
+// ---- registered models -----------------------------------------------------------------------
+
+pub(crate) fn create_rm(
+    conn: &Connection,
+    name: &str,
+    tags: &[Tag],
+    description: Option<&str>,
+) -> Result<()> {
+    if require_rm(conn, name).is_ok() {
+        return Err(Error::already_exists(format!(
+            "Registered Model (name={name}) already exists."
+        )));
+    }
+    let now = now_millis();
+    conn.execute(
+        "INSERT INTO registered_models (name, creation_time, last_updated_time, description)
+         VALUES (?1, ?2, ?2, ?3)",
+        params![name, now, description],
+    )
+    .map_err(db_err)?;
+    for tag in tags {
+        upsert_tag(
+            conn,
+            "registered_model_tags",
+            &[("name", Sql::Text(name.into()))],
+            tag,
+        )?;
+    }
+    Ok(())
+}
+
+const MV_COLUMNS: &str = "mv.name, mv.version, mv.creation_time, mv.last_updated_time, mv.description, \
+     mv.user_id, mv.current_stage, mv.source, mv.run_id, mv.status, mv.status_message, mv.run_link, \
+     mv.storage_location, mv.model_id";
+
+fn row_to_mv(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
+    Ok(ModelVersion {
+        name: r.get(0)?,
+        version: r.get(1)?,
+        creation_timestamp: r.get(2)?,
+        last_updated_timestamp: r.get(3)?,
+        description: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        user_id: r.get(5)?,
+        current_stage: r.get(6)?,
+        source: r.get(7)?,
+        run_id: r.get(8)?,
+        status: r.get(9)?,
+        status_message: r.get(10)?,
+        run_link: r.get::<_, Option<String>>(11)?.unwrap_or_default(),
+        storage_location: r.get(12)?,
+        model_id: r.get(13)?,
+        tags: Vec::new(),
+        aliases: Vec::new(),
+    })
+}
+
+/// Fills tags and aliases of versions, one query each for all of them.
+fn load_mv_details(conn: &Connection, versions: &mut [ModelVersion]) -> Result<()> {
+    if versions.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = versions.iter().map(|v| v.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let marks = vec!["?"; names.len()].join(", ");
+    let mut tags: HashMap<(String, i64), Vec<Tag>> = HashMap::new();
+    {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT name, version, key, value FROM model_version_tags WHERE name IN ({marks}) ORDER BY rowid"
+            ))
+            .map_err(db_err)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(names.iter()))
+            .map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let key = (r.get(0).map_err(db_err)?, r.get(1).map_err(db_err)?);
+            tags.entry(key).or_default().push(Tag::new(
+                r.get::<_, String>(2).map_err(db_err)?,
+                r.get::<_, String>(3).map_err(db_err)?,
+            ));
+        }
+    }
+    let mut aliases: HashMap<(String, i64), Vec<String>> = HashMap::new();
+    {
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT name, version, alias FROM registered_model_aliases WHERE name IN ({marks}) ORDER BY alias"
+            ))
+            .map_err(db_err)?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(names.iter()))
+            .map_err(db_err)?;
+        while let Some(r) = rows.next().map_err(db_err)? {
+            let key = (r.get(0).map_err(db_err)?, r.get(1).map_err(db_err)?);
+            aliases
+                .entry(key)
+                .or_default()
+                .push(r.get(2).map_err(db_err)?);
+        }
+    }
+    for v in versions.iter_mut() {
+        let key = (v.name.clone(), v.version);
+        v.tags = tags.remove(&key).unwrap_or_default();
+        v.aliases = aliases.remove(&key).unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// The newest live version per stage, in stage order.
+fn latest_versions(conn: &Connection, name: &str, stages: &[Stage]) -> Result<Vec<ModelVersion>> {
+    let mut out = Vec::new();
+    let mut stmt = conn
+        .prepare_cached(&format!(
+            "SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.name = ?1 AND mv.current_stage = ?2
+             ORDER BY mv.version DESC LIMIT 1"
+        ))
+        .map_err(db_err)?;
+    for stage in stages {
+        if let Some(v) = stmt
+            .query_row(params![name, stage.as_str()], row_to_mv)
+            .optional()
+            .map_err(db_err)?
+        {
+            out.push(v);
+        }
+    }
+    load_mv_details(conn, &mut out)?;
+    Ok(out)
+}
+
+fn row_to_rm(r: &rusqlite::Row<'_>) -> rusqlite::Result<RegisteredModel> {
+    Ok(RegisteredModel {
+        name: r.get(0)?,
+        creation_timestamp: r.get(1)?,
+        last_updated_timestamp: r.get(2)?,
+        description: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+        tags: Vec::new(),
+        aliases: Vec::new(),
+        latest_versions: Vec::new(),
+    })
+}
+
+fn load_rm_details(conn: &Connection, rm: &mut RegisteredModel) -> Result<()> {
+    rm.tags = conn
+        .prepare_cached(
+            "SELECT key, value FROM registered_model_tags WHERE name = ?1 ORDER BY rowid",
+        )
+        .and_then(|mut s| {
+            s.query_map([&rm.name], |r| {
+                Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect()
+        })
+        .map_err(db_err)?;
+    rm.aliases = conn
+        .prepare_cached(
+            "SELECT alias, version FROM registered_model_aliases WHERE name = ?1 ORDER BY alias",
+        )
+        .and_then(|mut s| {
+            s.query_map([&rm.name], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .map_err(db_err)?;
+    rm.latest_versions = latest_versions(conn, &rm.name, &Stage::ALL)?;
+    Ok(())
+}
+
+pub(crate) fn get_rm(conn: &Connection, name: &str) -> Result<RegisteredModel> {
+    let mut rm = conn
+        .prepare_cached(
+            "SELECT name, creation_time, last_updated_time, description FROM registered_models WHERE name = ?1",
+        )
+        .and_then(|mut s| s.query_row([name], row_to_rm).optional())
+        .map_err(db_err)?
+        .ok_or_else(|| rm_not_found(name))?;
+    load_rm_details(conn, &mut rm)?;
+    Ok(rm)
+}
+
+pub(crate) fn rename_rm(conn: &Connection, name: &str, new_name: &str) -> Result<()> {
+    require_rm(conn, name)?;
+    if name != new_name && require_rm(conn, new_name).is_ok() {
+        return Err(Error::already_exists(format!(
+            "Registered Model (name={new_name}) already exists."
+        )));
+    }
+    conn.execute(
+        "UPDATE registered_models SET name = ?1, last_updated_time = ?2 WHERE name = ?3",
+        params![new_name, now_millis(), name],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn update_rm(conn: &Connection, name: &str, description: Option<&str>) -> Result<()> {
+    require_rm(conn, name)?;
+    if let Some(d) = description {
+        conn.execute(
+            "UPDATE registered_models SET description = ?1 WHERE name = ?2",
+            params![d, name],
+        )
+        .map_err(db_err)?;
+    }
+    touch_rm(conn, name, now_millis())
+}
+
+pub(crate) fn delete_rm(conn: &Connection, name: &str) -> Result<()> {
+    require_rm(conn, name)?;
+    conn.execute("DELETE FROM registered_models WHERE name = ?1", [name])
+        .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn set_rm_tag(conn: &Connection, name: &str, tag: &Tag) -> Result<()> {
+    require_rm(conn, name)?;
+    upsert_tag(
+        conn,
+        "registered_model_tags",
+        &[("name", Sql::Text(name.into()))],
+        tag,
+    )
+}
+
+pub(crate) fn delete_rm_tag(conn: &Connection, name: &str, key: &str) -> Result<()> {
+    require_rm(conn, name)?;
+    let n = conn
+        .execute(
+            "DELETE FROM registered_model_tags WHERE name = ?1 AND key = ?2",
+            params![name, key],
+        )
+        .map_err(db_err)?;
+    if n == 0 {
+        return Err(Error::not_found(format!(
+            "No tag with name: {key} in registered model with name {name}"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn get_latest(
+    conn: &Connection,
+    name: &str,
+    stages: &[Stage],
+) -> Result<Vec<ModelVersion>> {
+    require_rm(conn, name)?;
+    let stages: &[Stage] = if stages.is_empty() {
+        &Stage::ALL
+    } else {
+        stages
+    };
+    latest_versions(conn, name, stages)
+}
+
+// ---- aliases -----------------------------------------------------------------------------------
+
+pub(crate) fn set_alias(conn: &Connection, name: &str, alias: &str, version: i64) -> Result<()> {
+    require_rm(conn, name)?;
+    require_mv(conn, name, version)?;
+    conn.execute(
+        "INSERT INTO registered_model_aliases (name, alias, version) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
+        params![name, alias, version],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn delete_alias(conn: &Connection, name: &str, alias: &str) -> Result<()> {
+    require_rm(conn, name)?;
+    conn.execute(
+        "DELETE FROM registered_model_aliases WHERE name = ?1 AND alias = ?2",
+        params![name, alias],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+pub(crate) fn get_by_alias(conn: &Connection, name: &str, alias: &str) -> Result<ModelVersion> {
+    require_rm(conn, name)?;
+    let version: Option<i64> = if alias.eq_ignore_ascii_case("latest") {
+        conn.query_row(
+            "SELECT MAX(version) FROM model_versions WHERE name = ?1 AND current_stage != ?2",
+            params![name, DELETED_STAGE],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?
+    } else {
+        conn.query_row(
+            "SELECT version FROM registered_model_aliases WHERE name = ?1 AND alias = ?2",
+            params![name, alias],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_err)?
+    };
+    let version = version
+        .ok_or_else(|| Error::invalid(format!("Registered model alias {alias} not found.")))?;
+    get_mv(conn, name, version)
+}
+
+// ---- versions ----------------------------------------------------------------------------------
+
+/// Python's `json.dumps` spacing (`", "` and `": "`), which MLflow's tests compare verbatim.
+fn python_json(v: &Value) -> String {
+    match v {
+        Value::Array(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(python_json).collect::<Vec<_>>().join(", ")
+            )
+        }
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), python_json(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Appends `{"name", "version"}` to the logged model's `mlflow.modelVersions` tag.
+fn link_logged_model(conn: &Connection, model_id: &str, name: &str, version: i64) -> Result<()> {
+    let current: Option<String> = conn
+        .query_row(
+            "SELECT value FROM logged_model_tags WHERE model_id = ?1 AND key = ?2",
+            params![model_id, MODEL_VERSIONS_TAG],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_err)?;
+    let mut list: Vec<Value> = current
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let mut entry = serde_json::Map::new();
+    entry.insert("name".into(), Value::String(name.to_string()));
+    entry.insert("version".into(), Value::from(version));
+    list.push(Value::Object(entry));
+    conn.execute(
+        "INSERT INTO logged_model_tags (model_id, key, value) VALUES (?1, ?2, ?3)
+         ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
+        params![
+            model_id,
+            MODEL_VERSIONS_TAG,
+            python_json(&Value::Array(list))
+        ],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Allocates the next number (deleted versions included) inside the writer's transaction, so
+/// concurrent creates get consecutive, distinct versions.
+pub(crate) fn create_mv(conn: &Connection, new: &NewModelVersion) -> Result<i64> {
+    require_rm(conn, &new.name)?;
+    let version: i64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM model_versions WHERE name = ?1",
+            [&new.name],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    let now = now_millis();
+    conn.execute(
+        "INSERT INTO model_versions (name, version, creation_time, last_updated_time, description,
+             user_id, current_stage, source, run_id, status, status_message, run_link,
+             storage_location, model_id)
+         VALUES (?1, ?2, ?3, ?3, ?4, NULL, 'None', ?5, ?6, 'READY', NULL, ?7, ?8, ?9)",
+        params![
+            new.name,
+            version,
+            now,
+            new.description.as_deref().unwrap_or(""),
+            new.source,
+            new.run_id.as_deref().unwrap_or(""),
+            new.run_link.as_deref().unwrap_or(""),
+            new.storage_location,
+            new.model_id,
+        ],
+    )
+    .map_err(db_err)?;
+    for tag in &new.tags {
+        upsert_tag(
+            conn,
+            "model_version_tags",
+            &[
+                ("name", Sql::Text(new.name.clone())),
+                ("version", Sql::Integer(version)),
+            ],
+            tag,
+        )?;
+    }
+    if let Some(model_id) = &new.model_id {
+        link_logged_model(conn, model_id, &new.name, version)?;
+    }
+    touch_rm(conn, &new.name, now)?;
+    Ok(version)
+}
+
+pub(crate) fn get_mv(conn: &Connection, name: &str, version: i64) -> Result<ModelVersion> {
+    let mv = conn
+        .prepare_cached(&format!(
+            "SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.name = ?1 AND mv.version = ?2"
+        ))
+        .and_then(|mut s| s.query_row(params![name, version], row_to_mv).optional())
+        .map_err(db_err)?
+        .filter(|v| v.current_stage != DELETED_STAGE)
+        .ok_or_else(|| mv_not_found(name, version))?;
+    let mut one = [mv];
+    load_mv_details(conn, &mut one)?;
+    let [mv] = one;
+    Ok(mv)
+}
+
+pub(crate) fn update_mv(
+    conn: &Connection,
+    name: &str,
+    version: i64,
+    description: Option<&str>,
+) -> Result<()> {
+    require_mv(conn, name, version)?;
+    if let Some(d) = description {
+        conn.execute(
+            "UPDATE model_versions SET description = ?1, last_updated_time = ?2 WHERE name = ?3 AND version = ?4",
+            params![d, now_millis(), name, version],
+        )
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn delete_mv(conn: &Connection, name: &str, version: i64) -> Result<()> {
+    require_mv(conn, name, version)?;
+    let now = now_millis();
+    conn.execute(
+        "UPDATE model_versions SET current_stage = ?1, source = 'REDACTED-SOURCE-PATH',
+             run_id = 'REDACTED-RUN-ID', run_link = 'REDACTED-RUN-LINK', last_updated_time = ?2
+         WHERE name = ?3 AND version = ?4",
+        params![DELETED_STAGE, now, name, version],
+    )
+    .map_err(db_err)?;
+    conn.execute(
+        "DELETE FROM registered_model_aliases WHERE name = ?1 AND version = ?2",
+        params![name, version],
+    )
+    .map_err(db_err)?;
+    touch_rm(conn, name, now)
+}
+
+pub(crate) fn transition(
+    conn: &Connection,
+    name: &str,
+    version: i64,
+    stage: Stage,
+    archive_existing: bool,
+) -> Result<()> {
+    require_mv(conn, name, version)?;
+    if archive_existing && !matches!(stage, Stage::Staging | Stage::Production) {
+        return Err(Error::invalid(format!(
+            "Model version transition cannot archive existing model versions because '{}' is \
+             not an Active stage. Valid stages are Staging and Production.",
+            stage.as_str()
+        )));
+    }
+    let now = now_millis();
+    if archive_existing {
+        conn.execute(
+            "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ?1
+             WHERE name = ?2 AND version != ?3 AND current_stage = ?4",
+            params![now, name, version, stage.as_str()],
+        )
+        .map_err(db_err)?;
+    }
+    conn.execute(
+        "UPDATE model_versions SET current_stage = ?1, last_updated_time = ?2 WHERE name = ?3 AND version = ?4",
+        params![stage.as_str(), now, name, version],
+    )
+    .map_err(db_err)?;
+    touch_rm(conn, name, now)
+}
+
+pub(crate) fn set_mv_tag(conn: &Connection, name: &str, version: i64, tag: &Tag) -> Result<()> {
+    require_mv(conn, name, version)?;
+    upsert_tag(
+        conn,
+        "model_version_tags",
+        &[
+            ("name", Sql::Text(name.into())),
+            ("version", Sql::Integer(version)),
+        ],
+        tag,
+    )
+}
+
+pub(crate) fn delete_mv_tag(conn: &Connection, name: &str, version: i64, key: &str) -> Result<()> {
+    require_mv(conn, name, version)?;
+    let n = conn
+        .execute(
+            "DELETE FROM model_version_tags WHERE name = ?1 AND version = ?2 AND key = ?3",
+            params![name, version, key],
+        )
+        .map_err(db_err)?;
+    if n == 0 {
+        return Err(Error::not_found(format!(
+            "No tag with name: {key} for model version (name={name}, version={version})"
+        )));
+    }
+    Ok(())
+}
+
+// ---- searches ----------------------------------------------------------------------------------
+
+fn rm_attribute(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "name" => "rm.name",
+        "last_updated_timestamp" => "rm.last_updated_time",
+        _ => return None,
+    })
+}
+
+const RM_LAYOUT: Layout = Layout {
+    metrics: None,
+    params: None,
+    tags: ("registered_model_tags", "kv.name = rm.name"),
+    attribute: rm_attribute,
+    datasets: None,
+};
+
+fn mv_attribute(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "name" => "mv.name",
+        "run_id" => "mv.run_id",
+        "source_path" => "mv.source",
+        "version_number" => "mv.version",
+        "creation_timestamp" => "mv.creation_time",
+        "last_updated_timestamp" => "mv.last_updated_time",
+        _ => return None,
+    })
+}
+
+const MV_LAYOUT: Layout = Layout {
+    metrics: None,
+    params: None,
+    tags: (
+        "model_version_tags",
+        "kv.name = mv.name AND kv.version = mv.version",
+    ),
+    attribute: mv_attribute,
+    datasets: None,
+};
+
+fn prompt_exclusion(owner: &str, binds: &mut Vec<Sql>) -> String {
+    binds.push(Sql::Text(IS_PROMPT_TAG.to_string()));
+    format!(
+        "NOT EXISTS (SELECT 1 FROM registered_model_tags pt WHERE pt.name = {owner} AND pt.key = ? \
+         AND LOWER(pt.value) = 'true')"
+    )
+}
+
+pub(crate) fn search_rm(conn: &Connection, q: &RegistryQuery) -> Result<Page<RegisteredModel>> {
+    let mut binds: Vec<Sql> = Vec::new();
+    let mut filter = where_sql(&RM_LAYOUT, &q.filter, &mut binds)?;
+    if q.exclude_prompts {
+        filter = format!("{filter} AND {}", prompt_exclusion("rm.name", &mut binds));
+    }
+    let mut order = order_sql(&RM_LAYOUT, &q.order_by, &mut binds)?;
+    if !q
+        .order_by
+        .iter()
+        .any(|k| k.target == Target::Attribute("name".into()))
+    {
+        order.push("rm.name ASC".into());
+    }
+    binds.push(Sql::Integer(q.max_results + 1));
+    binds.push(Sql::Integer(q.offset));
+    let sql = format!(
+        "SELECT rm.name, rm.creation_time, rm.last_updated_time, rm.description
+         FROM registered_models rm WHERE {filter} ORDER BY {} LIMIT ? OFFSET ?",
+        order.join(", ")
+    );
+    let (mut items, next_page_token) =
+        fetch_page(conn, &sql, binds, q.max_results, q.offset, row_to_rm)?;
+    for rm in &mut items {
+        load_rm_details(conn, rm)?;
+    }
+    Ok(Page {
+        items,
+        next_page_token,
+    })
+}
+
+pub(crate) fn search_mv(conn: &Connection, q: &RegistryQuery) -> Result<Page<ModelVersion>> {
+    let mut binds: Vec<Sql> = vec![Sql::Text(DELETED_STAGE.to_string())];
+    let mut filter = where_sql(&MV_LAYOUT, &q.filter, &mut binds)?;
+    if q.exclude_prompts {
+        filter = format!("{filter} AND {}", prompt_exclusion("mv.name", &mut binds));
+    }
+    let mut order = order_sql(&MV_LAYOUT, &q.order_by, &mut binds)?;
+    if q.order_by.is_empty() {
+        order.push("mv.last_updated_time DESC".into());
+    }
+    order.push("mv.name ASC".into());
+    order.push("mv.version DESC".into());
+    binds.push(Sql::Integer(q.max_results + 1));
+    binds.push(Sql::Integer(q.offset));
+    let sql = format!(
+        "SELECT {MV_COLUMNS} FROM model_versions mv
+         WHERE mv.current_stage != ? AND {filter} ORDER BY {} LIMIT ? OFFSET ?",
+        order.join(", ")
+    );
+    let (mut items, next_page_token) =
+        fetch_page(conn, &sql, binds, q.max_results, q.offset, row_to_mv)?;
+    load_mv_details(conn, &mut items)?;
+    Ok(Page {
+        items,
+        next_page_token,
+    })
+}
