@@ -97,7 +97,7 @@ pub fn validate_model_name(name: &str) -> Result<()> {
     }
     if name.contains('/') || name.contains(':') {
         return Err(Error::invalid(format!(
-            "Invalid name: '{name}'. Registered model name cannot contain '/' or ':'."
+            "Invalid model name '{name}'. Names cannot contain '/' or ':'."
         )));
     }
     crate::validation::validate_length(name, MAX_REGISTERED_MODEL_NAME_LENGTH, "name")
@@ -305,10 +305,7 @@ pub fn check_source(source: &str, ctx: &SourceContext<'_>) -> Result<Option<Stri
     if let Some(rest) = source.strip_prefix("runs:/") {
         let rid = rest.trim_start_matches('/').split('/').next().unwrap_or("");
         return match (ctx.run_id, ctx.run_artifact_uri) {
-            (Some(id), Some(root)) if id == rid => {
-                let sub = rest.trim_start_matches('/').strip_prefix(rid).unwrap_or("");
-                Ok(Some(format!("{}{}", root.trim_end_matches('/'), sub)))
-            }
+            (Some(id), Some(_)) if id == rid => Ok(None),
             _ => Err(bad_source(source)),
         };
     }
@@ -320,10 +317,10 @@ pub fn check_source(source: &str, ctx: &SourceContext<'_>) -> Result<Option<Stri
     {
         return Ok(None);
     }
-    let local = scheme(source).is_none() || source.starts_with("file:");
-    if local && ctx.run_id.is_none() {
+    if scheme(source).is_none() || source.starts_with("file:") {
+        let path = source.strip_prefix("file://").unwrap_or(source);
         return Err(Error::invalid(format!(
-            "Invalid model version source: '{source}'. To use a local path as a model version \
+            "Invalid model version source: '{path}'. To use a local path as a model version \
              source, the run_id request parameter has to be specified and the local path has \
              to be contained within the artifact directory of the run specified by the run_id."
         )));
@@ -362,10 +359,7 @@ mod tests {
                 "models:/m-123",
                 Some("mlflow-artifacts:/1/models/m-123/artifacts"),
             ),
-            (
-                "runs:/abc/model",
-                Some("mlflow-artifacts:/1/abc/artifacts/model"),
-            ),
+            ("runs:/abc/model", None),
             ("models:/other-model/3", None),
         ];
         for (src, loc) in ok {

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use plumb_artifacts::ArtifactStore;
-use plumb_store::TrackingStore;
+use plumb_store::{RegistryStore, TrackingStore};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
@@ -35,6 +35,7 @@ pub struct ServerConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn TrackingStore>,
+    pub registry: Arc<dyn RegistryStore>,
     /// Where `mlflow-artifacts:/` bytes live (`--artifacts-destination`).
     pub artifacts: ArtifactStore,
     pub config: Arc<ServerConfig>,
@@ -42,7 +43,8 @@ pub struct AppState {
 
 /// The MLflow REST routes, relative to a version prefix such as `/api/2.0`.
 fn mlflow_routes() -> Router<AppState> {
-    use api::{artifacts, experiments, metrics, models, runs};
+    use api::{artifacts, experiments, metrics, models, registry, runs};
+    use axum::routing::patch;
     Router::new()
         // experiments
         .route("/mlflow/experiments/create", post(experiments::create))
@@ -120,6 +122,79 @@ fn mlflow_routes() -> Router<AppState> {
             "/mlflow/logged-models/{model_id}/artifacts/directories",
             get(artifacts::list_logged_model),
         )
+        // model registry
+        .route(
+            "/mlflow/registered-models/create",
+            post(registry::create_model),
+        )
+        .route("/mlflow/registered-models/get", get(registry::get_model))
+        .route(
+            "/mlflow/registered-models/rename",
+            post(registry::rename_model),
+        )
+        .route(
+            "/mlflow/registered-models/update",
+            patch(registry::update_model),
+        )
+        .route(
+            "/mlflow/registered-models/delete",
+            delete(registry::delete_model),
+        )
+        .route(
+            "/mlflow/registered-models/search",
+            get(registry::search_models),
+        )
+        .route(
+            "/mlflow/registered-models/get-latest-versions",
+            post(registry::latest_versions).get(registry::latest_versions),
+        )
+        .route(
+            "/mlflow/registered-models/set-tag",
+            post(registry::set_model_tag),
+        )
+        .route(
+            "/mlflow/registered-models/delete-tag",
+            delete(registry::delete_model_tag),
+        )
+        .route(
+            "/mlflow/registered-models/alias",
+            post(registry::set_alias)
+                .delete(registry::delete_alias)
+                .get(registry::get_by_alias),
+        )
+        .route(
+            "/mlflow/model-versions/create",
+            post(registry::create_version),
+        )
+        .route("/mlflow/model-versions/get", get(registry::get_version))
+        .route(
+            "/mlflow/model-versions/update",
+            patch(registry::update_version),
+        )
+        .route(
+            "/mlflow/model-versions/delete",
+            delete(registry::delete_version),
+        )
+        .route(
+            "/mlflow/model-versions/search",
+            get(registry::search_versions),
+        )
+        .route(
+            "/mlflow/model-versions/transition-stage",
+            post(registry::transition_stage),
+        )
+        .route(
+            "/mlflow/model-versions/set-tag",
+            post(registry::set_version_tag),
+        )
+        .route(
+            "/mlflow/model-versions/delete-tag",
+            delete(registry::delete_version_tag),
+        )
+        .route(
+            "/mlflow/model-versions/get-download-uri",
+            get(registry::get_download_uri),
+        )
         // artifact proxy
         .route("/mlflow-artifacts/artifacts", get(artifacts::list_proxy))
         .route(
@@ -155,6 +230,10 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(api::misc::health))
         .route("/version", get(api::misc::version))
         .route("/get-artifact", get(api::artifacts::get_artifact))
+        .route(
+            "/model-versions/get-artifact",
+            get(api::registry::get_artifact),
+        )
         .route("/api/3.0/mlflow/server-info", server_info.clone())
         .route("/ajax-api/3.0/mlflow/server-info", server_info)
         .nest("/api/2.0", mlflow.clone())

@@ -220,3 +220,59 @@ pub fn page(key: &str, items: Vec<Value>, next_page_token: Option<String>) -> Va
     }
     Value::Object(m)
 }
+
+pub fn model_version(v: &plumb_core::registry::ModelVersion) -> Value {
+    let mut m = Map::new();
+    m.insert("name".into(), json!(v.name));
+    m.insert("version".into(), json!(v.version.to_string()));
+    m.insert("creation_timestamp".into(), json!(v.creation_timestamp));
+    m.insert(
+        "last_updated_timestamp".into(),
+        json!(v.last_updated_timestamp),
+    );
+    if let Some(u) = &v.user_id {
+        m.insert("user_id".into(), json!(u));
+    }
+    m.insert("current_stage".into(), json!(v.current_stage));
+    m.insert("description".into(), json!(v.description));
+    m.insert("source".into(), json!(v.source));
+    m.insert("run_id".into(), json!(v.run_id));
+    m.insert("status".into(), json!(v.status));
+    if let Some(s) = &v.status_message {
+        m.insert("status_message".into(), json!(s));
+    }
+    put_list(&mut m, "tags", tags(&v.tags));
+    m.insert("run_link".into(), json!(v.run_link));
+    put_list(&mut m, "aliases", json!(v.aliases));
+    Value::Object(m)
+}
+
+pub fn registered_model(rm: &plumb_core::registry::RegisteredModel) -> Value {
+    let mut m = Map::new();
+    m.insert("name".into(), json!(rm.name));
+    m.insert("creation_timestamp".into(), json!(rm.creation_timestamp));
+    m.insert(
+        "last_updated_timestamp".into(),
+        json!(rm.last_updated_timestamp),
+    );
+    if !rm.description.is_empty() {
+        m.insert("description".into(), json!(rm.description));
+    }
+    put_list(
+        &mut m,
+        "latest_versions",
+        Value::Array(rm.latest_versions.iter().map(model_version).collect()),
+    );
+    put_list(&mut m, "tags", tags(&rm.tags));
+    put_list(
+        &mut m,
+        "aliases",
+        Value::Array(
+            rm.aliases
+                .iter()
+                .map(|(alias, version)| json!({"alias": alias, "version": version.to_string()}))
+                .collect(),
+        ),
+    );
+    Value::Object(m)
+}

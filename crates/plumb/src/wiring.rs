@@ -86,6 +86,7 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     })?;
     let state = AppState {
         store: Arc::new(store.clone()),
+        registry: Arc::new(store.clone()),
         artifacts,
         config: Arc::new(ServerConfig {
             default_artifact_root: root.clone(),

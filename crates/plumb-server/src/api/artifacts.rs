@@ -225,12 +225,21 @@ pub async fn multipart_unsupported() -> ApiResult<Json<Value>> {
     ))
 }
 
-/// `GET /get-artifact?run_id=&path=`: the UI's download of one run artifact.
-pub async fn get_artifact(State(st): State<AppState>, p: Params) -> ApiResult<Response> {
-    let run = st.store.get_run(&p.run_id()?).await?;
-    let path = ArtifactPath::parse_file(&p.req_str("path")?)?;
-    match resolve_root(&st, &run.info.artifact_uri)? {
+/// Streams `path` (relative) from under an artifact root URI.
+pub(crate) async fn serve_file_under(
+    st: &AppState,
+    root_uri: &str,
+    path: &str,
+) -> ApiResult<Response> {
+    let path = ArtifactPath::parse_file(path)?;
+    match resolve_root(st, root_uri)? {
         Some((store, base)) => stream_file(&store, &base.join(&path)).await,
         None => Err(plumb_core::Error::not_found(format!("No such artifact: '{path}'")).into()),
     }
+}
+
+/// `GET /get-artifact?run_id=&path=`: the UI's download of one run artifact.
+pub async fn get_artifact(State(st): State<AppState>, p: Params) -> ApiResult<Response> {
+    let run = st.store.get_run(&p.run_id()?).await?;
+    serve_file_under(&st, &run.info.artifact_uri, &p.req_str("path")?).await
 }

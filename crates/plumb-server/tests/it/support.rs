@@ -22,7 +22,8 @@ impl TestServer {
             SqliteStore::open(dir.path().join("plumb.db"), "mlflow-artifacts:/").expect("store");
         let artifacts = ArtifactStore::local(dir.path().join("artifacts")).expect("artifacts");
         let state = AppState {
-            store: Arc::new(store),
+            store: Arc::new(store.clone()),
+            registry: Arc::new(store),
             artifacts,
             config: Arc::new(ServerConfig {
                 default_artifact_root: "mlflow-artifacts:/".into(),

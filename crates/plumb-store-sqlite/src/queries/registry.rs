@@ -129,8 +129,12 @@ fn row_to_mv(r: &rusqlite::Row<'_>) -> rusqlite::Result<ModelVersion> {
     })
 }
 
-/// Fills tags and aliases of versions, one query each for all of them.
-fn load_mv_details(conn: &Connection, versions: &mut [ModelVersion]) -> Result<()> {
+/// Fills tags (and, where MLflow shows them, aliases) of versions, one query each for all.
+fn load_mv_details(
+    conn: &Connection,
+    versions: &mut [ModelVersion],
+    with_aliases: bool,
+) -> Result<()> {
     if versions.is_empty() {
         return Ok(());
     }
@@ -157,7 +161,7 @@ fn load_mv_details(conn: &Connection, versions: &mut [ModelVersion]) -> Result<(
         }
     }
     let mut aliases: HashMap<(String, i64), Vec<String>> = HashMap::new();
-    {
+    if with_aliases {
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT name, version, alias FROM registered_model_aliases WHERE name IN ({marks}) ORDER BY alias"
@@ -182,25 +186,55 @@ fn load_mv_details(conn: &Connection, versions: &mut [ModelVersion]) -> Result<(
     Ok(())
 }
 
-/// The newest live version per stage, in stage order.
-fn latest_versions(conn: &Connection, name: &str, stages: &[Stage]) -> Result<Vec<ModelVersion>> {
-    let mut out = Vec::new();
+/// How MLflow lists a model's latest versions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LatestOrder {
+    /// By the lowest version number found in each stage (the registered-model entity).
+    FirstSeen,
+    /// By stage name (registered-model searches).
+    StageName,
+}
+
+/// The newest live version per stage (of `stages`, or all when `None`).
+fn latest_versions(
+    conn: &Connection,
+    name: &str,
+    stages: Option<&[Stage]>,
+    order: LatestOrder,
+    with_aliases: bool,
+) -> Result<Vec<ModelVersion>> {
+    let mut per_stage: Vec<(String, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT current_stage, MAX(version), MIN(version) FROM model_versions
+             WHERE name = ?1 AND current_stage != ?2 GROUP BY current_stage",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![name, DELETED_STAGE], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect()
+        })
+        .map_err(db_err)?;
+    if let Some(stages) = stages {
+        per_stage.retain(|(stage, _, _)| stages.iter().any(|s| s.as_str() == stage));
+    }
+    match order {
+        LatestOrder::FirstSeen => per_stage.sort_by_key(|(_, _, min)| *min),
+        LatestOrder::StageName => per_stage.sort_by(|a, b| a.0.cmp(&b.0)),
+    }
     let mut stmt = conn
         .prepare_cached(&format!(
-            "SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.name = ?1 AND mv.current_stage = ?2
-             ORDER BY mv.version DESC LIMIT 1"
+            "SELECT {MV_COLUMNS} FROM model_versions mv WHERE mv.name = ?1 AND mv.version = ?2"
         ))
         .map_err(db_err)?;
-    for stage in stages {
-        if let Some(v) = stmt
-            .query_row(params![name, stage.as_str()], row_to_mv)
-            .optional()
-            .map_err(db_err)?
-        {
-            out.push(v);
-        }
+    let mut out = Vec::with_capacity(per_stage.len());
+    for (_, version, _) in per_stage {
+        out.push(
+            stmt.query_row(params![name, version], row_to_mv)
+                .map_err(db_err)?,
+        );
     }
-    load_mv_details(conn, &mut out)?;
+    load_mv_details(conn, &mut out, with_aliases)?;
     Ok(out)
 }
 
@@ -216,7 +250,7 @@ fn row_to_rm(r: &rusqlite::Row<'_>) -> rusqlite::Result<RegisteredModel> {
     })
 }
 
-fn load_rm_details(conn: &Connection, rm: &mut RegisteredModel) -> Result<()> {
+fn load_rm_details(conn: &Connection, rm: &mut RegisteredModel, order: LatestOrder) -> Result<()> {
     rm.tags = conn
         .prepare_cached(
             "SELECT key, value FROM registered_model_tags WHERE name = ?1 ORDER BY rowid",
@@ -237,7 +271,7 @@ fn load_rm_details(conn: &Connection, rm: &mut RegisteredModel) -> Result<()> {
                 .collect()
         })
         .map_err(db_err)?;
-    rm.latest_versions = latest_versions(conn, &rm.name, &Stage::ALL)?;
+    rm.latest_versions = latest_versions(conn, &rm.name, None, order, false)?;
     Ok(())
 }
 
@@ -249,7 +283,7 @@ pub(crate) fn get_rm(conn: &Connection, name: &str) -> Result<RegisteredModel> {
         .and_then(|mut s| s.query_row([name], row_to_rm).optional())
         .map_err(db_err)?
         .ok_or_else(|| rm_not_found(name))?;
-    load_rm_details(conn, &mut rm)?;
+    load_rm_details(conn, &mut rm, LatestOrder::FirstSeen)?;
     Ok(rm)
 }
 
@@ -299,17 +333,12 @@ pub(crate) fn set_rm_tag(conn: &Connection, name: &str, tag: &Tag) -> Result<()>
 
 pub(crate) fn delete_rm_tag(conn: &Connection, name: &str, key: &str) -> Result<()> {
     require_rm(conn, name)?;
-    let n = conn
-        .execute(
-            "DELETE FROM registered_model_tags WHERE name = ?1 AND key = ?2",
-            params![name, key],
-        )
-        .map_err(db_err)?;
-    if n == 0 {
-        return Err(Error::not_found(format!(
-            "No tag with name: {key} in registered model with name {name}"
-        )));
-    }
+    // Deleting a tag that is not there is a no-op, as in MLflow.
+    conn.execute(
+        "DELETE FROM registered_model_tags WHERE name = ?1 AND key = ?2",
+        params![name, key],
+    )
+    .map_err(db_err)?;
     Ok(())
 }
 
@@ -319,12 +348,12 @@ pub(crate) fn get_latest(
     stages: &[Stage],
 ) -> Result<Vec<ModelVersion>> {
     require_rm(conn, name)?;
-    let stages: &[Stage] = if stages.is_empty() {
-        &Stage::ALL
+    let stages = if stages.is_empty() {
+        None
     } else {
-        stages
+        Some(stages)
     };
-    latest_versions(conn, name, stages)
+    latest_versions(conn, name, stages, LatestOrder::FirstSeen, true)
 }
 
 // ---- aliases -----------------------------------------------------------------------------------
@@ -484,7 +513,7 @@ pub(crate) fn get_mv(conn: &Connection, name: &str, version: i64) -> Result<Mode
         .filter(|v| v.current_stage != DELETED_STAGE)
         .ok_or_else(|| mv_not_found(name, version))?;
     let mut one = [mv];
-    load_mv_details(conn, &mut one)?;
+    load_mv_details(conn, &mut one, true)?;
     let [mv] = one;
     Ok(mv)
 }
@@ -571,17 +600,12 @@ pub(crate) fn set_mv_tag(conn: &Connection, name: &str, version: i64, tag: &Tag)
 
 pub(crate) fn delete_mv_tag(conn: &Connection, name: &str, version: i64, key: &str) -> Result<()> {
     require_mv(conn, name, version)?;
-    let n = conn
-        .execute(
-            "DELETE FROM model_version_tags WHERE name = ?1 AND version = ?2 AND key = ?3",
-            params![name, version, key],
-        )
-        .map_err(db_err)?;
-    if n == 0 {
-        return Err(Error::not_found(format!(
-            "No tag with name: {key} for model version (name={name}, version={version})"
-        )));
-    }
+    // Deleting a tag that is not there is a no-op, as in MLflow.
+    conn.execute(
+        "DELETE FROM model_version_tags WHERE name = ?1 AND version = ?2 AND key = ?3",
+        params![name, version, key],
+    )
+    .map_err(db_err)?;
     Ok(())
 }
 
@@ -658,7 +682,7 @@ pub(crate) fn search_rm(conn: &Connection, q: &RegistryQuery) -> Result<Page<Reg
     let (mut items, next_page_token) =
         fetch_page(conn, &sql, binds, q.max_results, q.offset, row_to_rm)?;
     for rm in &mut items {
-        load_rm_details(conn, rm)?;
+        load_rm_details(conn, rm, LatestOrder::StageName)?;
     }
     Ok(Page {
         items,
@@ -687,7 +711,7 @@ pub(crate) fn search_mv(conn: &Connection, q: &RegistryQuery) -> Result<Page<Mod
     );
     let (mut items, next_page_token) =
         fetch_page(conn, &sql, binds, q.max_results, q.offset, row_to_mv)?;
-    load_mv_details(conn, &mut items)?;
+    load_mv_details(conn, &mut items, false)?;
     Ok(Page {
         items,
         next_page_token,
