@@ -26,6 +26,9 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+step "benchmark harness smoke run (plumb only, seconds; the full run is by hand)"
+bash bench/run.sh --smoke
+
 # Python venvs with the pinned official clients, rebuilt when their requirements change.
 make_venv() {
   local name=$1 req=$root/tests/compat/requirements-$1.txt dir=$root/.venvs/$1

@@ -1,0 +1,279 @@
+#!/usr/bin/env python3
+"""plumb's benchmark harness: starts plumb, MLflow 3.17.2's server and FastTrackML 0.6.0 on fresh
+SQLite databases, runs the same workloads against each with the `plumb-bench` load generator, and
+writes BENCHMARKS.md with the peers side by side.
+
+    bash bench/run.sh            # the full run (by hand; tens of minutes)
+    bash bench/run.sh --smoke    # seconds, plumb only (CI runs this so the harness never rots)
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LOADGEN = os.path.join(ROOT, "target", "release", "plumb-bench")
+PLUMB = os.path.join(ROOT, "target", "release", "plumb")
+VENV = os.path.join(ROOT, ".venvs", "bench")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree_rss_kib(pid):
+    """Resident memory of a process and all its descendants (MLflow forks workers)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return total
+
+
+class Server:
+    def __init__(self, name, argv_for, workdir):
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = open(os.path.join(workdir, f"{name}.log"), "w")
+        start = time.monotonic()
+        self.proc = subprocess.Popen(argv_for(self.port), cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = start + 180
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/api/2.0/mlflow/experiments/search?max_results=1", timeout=2):
+                    break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start; see {self.log.name}")
+            time.sleep(0.005)
+        self.startup_ms = (time.monotonic() - start) * 1000
+        time.sleep(0.5)
+        self.idle_rss_mib = tree_rss_kib(self.proc.pid) / 1024
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def loadgen(url, *args):
+    out = subprocess.run([LOADGEN, "--url", url, *args], capture_output=True, text=True, timeout=7200)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip()[-300:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def with_peak_rss(server, fn):
+    peak, stop = [0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], tree_rss_kib(server.proc.pid))
+            time.sleep(0.05)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    try:
+        result = fn()
+    finally:
+        stop.set()
+        t.join()
+    result["peak_rss_mib"] = peak[0] / 1024
+    return result
+
+
+def seed_script(url):
+    py = os.path.join(VENV, "bin", "python")
+    script = os.path.join(ROOT, "tests", "compat", "seed_script.py")
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory() as cwd:
+        out = subprocess.run([py, script], cwd=cwd, capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "MLFLOW_TRACKING_URI": url})
+    if out.returncode != 0:
+        return {"error": out.stderr.strip()[-300:]}
+    return {"seconds": time.monotonic() - start}
+
+
+def servers(smoke):
+    bin_dir = os.path.join(VENV, "bin")
+    peers = {
+        "plumb": lambda port: [PLUMB, "server", "--port", str(port)],
+    }
+    if not smoke:
+        peers["mlflow"] = lambda port: [os.path.join(bin_dir, "mlflow"), "server", "--host", "127.0.0.1",
+                                        "--port", str(port), "--backend-store-uri", "sqlite:///mlflow.db"]
+        peers["fasttrackml"] = lambda port: [os.path.join(bin_dir, "fml"), "server", "--listen-address",
+                                             f"127.0.0.1:{port}", "--database-uri", "sqlite://fml.db"]
+    return peers
+
+
+def plan(smoke, name):
+    """(label, loadgen args). Slow peers get smaller data sets, and the table says so."""
+    if smoke:
+        return [
+            ("log-metric c1", ["log-metric", "--connections", "1", "--seconds", "0.5"]),
+            ("log-metric c8", ["log-metric", "--connections", "8", "--seconds", "0.5"]),
+            ("log-batch c8", ["log-batch", "--connections", "8", "--seconds", "0.5"]),
+            ("get-history", ["history", "--points", "2000", "--requests", "3"]),
+            ("bulk-interval", ["bulk-interval", "--points", "5000", "--requests", "3"]),
+            ("search-runs", ["search", "--runs", "200", "--requests", "3"]),
+        ]
+    slow = name == "mlflow"
+    secs = "10"
+    return [
+        ("log-metric c1", ["log-metric", "--connections", "1", "--seconds", secs]),
+        ("log-metric c8", ["log-metric", "--connections", "8", "--seconds", secs]),
+        ("log-metric c64", ["log-metric", "--connections", "64", "--seconds", secs]),
+        ("log-batch c8", ["log-batch", "--connections", "8", "--seconds", secs]),
+        ("get-history", ["history", "--points", "100000", "--requests", "5" if slow else "30"]),
+        ("bulk-interval", ["bulk-interval", "--points", "100000" if slow else "1000000", "--requests", "5" if slow else "30"]),
+        ("search-runs", ["search", "--runs", "2000" if slow else ("20000" if name == "fasttrackml" else "100000"),
+                         "--requests", "5" if slow else "20"]),
+    ]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    results = {}
+    for name, argv_for in servers(args.smoke).items():
+        with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as workdir:
+            print(f"== {name}", flush=True)
+            srv = Server(name, argv_for, workdir)
+            r = {"startup_ms": srv.startup_ms, "idle_rss_mib": srv.idle_rss_mib}
+            try:
+                for label, la in plan(args.smoke, name):
+                    run = lambda: loadgen(srv.url, *la)
+                    res = with_peak_rss(srv, run) if label.startswith("log-batch") else run()
+                    print(f"   {label}: {json.dumps(res)}", flush=True)
+                    r[label] = res
+                if not args.smoke:
+                    r["seed-script"] = seed_script(srv.url)
+                    print(f"   seed-script: {r['seed-script']}", flush=True)
+            finally:
+                srv.stop()
+            results[name] = r
+    failures = [(n, k) for n, r in results.items() for k, v in r.items() if isinstance(v, dict) and "error" in v]
+    out = args.out or os.path.join(ROOT, "target", "bench-smoke.json" if args.smoke else "bench-results.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2)
+    if not args.smoke:
+        write_markdown(results)
+    if failures:
+        print(f"workloads failed: {failures}", file=sys.stderr)
+        sys.exit(1)
+    if args.smoke:
+        p = results["plumb"]
+        # The smoke run checks that every workload ran and moved data, not how fast.
+        assert p["log-metric c8"]["requests"] > 0 and p["log-batch c8"]["requests"] > 0
+        assert p["search-runs"]["matched_page"] > 0
+        print("bench smoke: all workloads ran")
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        v = f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
+    return f"{v}{unit}"
+
+
+def write_markdown(results):
+    rows = []
+    names = list(results)
+
+    def metric(label, key):
+        return [results[n].get(label, {}).get(key) if isinstance(results[n].get(label), dict) else None for n in names]
+
+    def ratio(vals, higher_is_better=True):
+        p = vals[0]
+        out = []
+        for v in vals[1:]:
+            if not p or not v:
+                out.append("n/a")
+            else:
+                out.append(f"{(p / v if higher_is_better else v / p):,.1f}x")
+        return out
+
+    def add(what, vals, unit, better=True):
+        rows.append([what] + [fmt(v, unit) for v in vals] + ratio(vals, better))
+
+    for label in ["log-metric c1", "log-metric c8", "log-metric c64"]:
+        add(f"{label}: requests/s", metric(label, "rps"), "")
+        add(f"{label}: p50 / p99 ms", [None] * len(names), "")
+        rows[-1] = [f"{label}: p50 / p99 ms"] + [
+            f"{fmt(a)} / {fmt(b)}" for a, b in zip(metric(label, "p50_ms"), metric(label, "p99_ms"))
+        ] + [""] * (len(names) - 1)
+    add("log-batch c8: points/s", metric("log-batch c8", "points_per_s"), "")
+    rows.append(["log-batch c8: p50 / p99 ms"] + [
+        f"{fmt(a)} / {fmt(b)}" for a, b in zip(metric("log-batch c8", "p50_ms"), metric("log-batch c8", "p99_ms"))
+    ] + [""] * (len(names) - 1))
+    add("get-history 100k points: p50 ms", metric("get-history", "p50_ms"), "", False)
+    add("bulk-interval to 1000: p50 ms", metric("bulk-interval", "p50_ms"), "", False)
+    rows.append(["bulk-interval: points in the metric"] + [fmt(v) for v in metric("bulk-interval", "points")] + [""] * (len(names) - 1))
+    add("search-runs: p50 ms", metric("search-runs", "p50_ms"), "", False)
+    rows.append(["search-runs: runs in the experiment"] + [fmt(v) for v in metric("search-runs", "runs")] + [""] * (len(names) - 1))
+    rows.append(["search-runs: load time s"] + [fmt(v) for v in metric("search-runs", "load_seconds")] + [""] * (len(names) - 1))
+    add("seed script end to end: s", metric("seed-script", "seconds"), "", False)
+    add("start-up: ms", [results[n].get("startup_ms") for n in names], "", False)
+    add("idle RSS: MiB", [results[n].get("idle_rss_mib") for n in names], "", False)
+    add("RSS under log-batch: MiB", metric("log-batch c8", "peak_rss_mib"), "", False)
+
+    header = ["workload"] + names + [f"plumb vs {n}" for n in names[1:]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    doc = f"""# Benchmarks
+
+Produced by `bash bench/run.sh` on {datetime.date.today().isoformat()}: one run, one machine, the
+load generator (`plumb-bench`, a Rust HTTP client, closed loop, unique points) on the same
+machine as the server under test. Each server starts on a fresh SQLite database in its own
+temporary folder with its default settings.
+
+- Machine: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.platform()}
+- Peers: MLflow 3.17.2 (`mlflow server`, its default uvicorn workers), FastTrackML 0.6.0 (`fml server`),
+  plumb {subprocess.run([PLUMB, '--version'], capture_output=True, text=True).stdout.strip()} (release build).
+- Durability: plumb acknowledges a write only after its transaction committed (WAL).
+- Ratios: "plumb vs X" is plumb's throughput over X's, or X's latency/memory over plumb's
+  (higher is better for plumb in both).
+- Smaller data sets where a peer would need hours to load them are shown in the rows
+  "points in the metric" and "runs in the experiment".
+
+{chr(10).join(lines)}
+
+Raw numbers (all percentiles, errors, bytes): `target/bench-results.json` of the run.
+"""
+    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+        f.write(doc)
+
+
+if __name__ == "__main__":
+    main()
