@@ -160,9 +160,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--only", default=None, help="one server (plumb, mlflow, fasttrackml); no BENCHMARKS.md")
     args = ap.parse_args()
     results = {}
     for name, argv_for in servers(args.smoke).items():
+        if args.only and name != args.only:
+            continue
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as workdir:
             print(f"== {name}", flush=True)
             srv = Server(name, argv_for, workdir)
@@ -184,7 +187,7 @@ def main():
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump(results, f, indent=2)
-    if not args.smoke:
+    if not args.smoke and not args.only:
         write_markdown(results)
     if failures:
         print(f"workloads failed: {failures}", file=sys.stderr)

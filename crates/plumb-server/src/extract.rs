@@ -155,13 +155,14 @@ pub fn bad_type(field: &str, v: &Value) -> ApiError {
 impl Params {
     /// The raw value of a field under its proto or lowerCamel name; both at once is an error.
     pub fn raw(&self, name: &str) -> Result<Option<&Value>, ApiError> {
-        let camel_name = camel(name);
         let a = self.0.get(name).filter(|v| !v.is_null());
-        let b = if camel_name != name {
-            self.0.get(&camel_name).filter(|v| !v.is_null())
-        } else {
-            None
-        };
+        // Most names have no underscore, and most requests use snake_case: only build the
+        // lowerCamel spelling when it differs and could be present.
+        if !name.contains('_') {
+            return Ok(a);
+        }
+        let camel_name = camel(name);
+        let b = self.0.get(&camel_name).filter(|v| !v.is_null());
         match (a, b) {
             (Some(_), Some(_)) => Err(ApiError::invalid(format!(
                 "Request specifies both '{name}' and '{camel_name}'; provide only one of them."
@@ -261,6 +262,27 @@ impl Params {
                 })
                 .collect(),
             Some(v) => Err(bad_type(name, v)),
+        }
+    }
+
+    /// Like [`Params::objects`], but moves the items out instead of copying them (hot paths).
+    pub fn take_objects(&mut self, name: &str) -> Result<Vec<Params>, ApiError> {
+        self.raw(name)?; // both spellings at once is still an error
+        let camel_name = camel(name);
+        let value = match self.0.remove(name) {
+            Some(v) if !v.is_null() => Some(v),
+            _ => self.0.remove(&camel_name),
+        };
+        match value {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::Object(m) => Ok(Params(m, false)),
+                    other => Err(bad_type(name, &other)),
+                })
+                .collect(),
+            Some(v) => Err(bad_type(name, &v)),
         }
     }
 

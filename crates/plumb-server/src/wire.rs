@@ -86,71 +86,210 @@ pub fn run_info(i: &RunInfo) -> Value {
     Value::Object(m)
 }
 
-fn dataset_input(d: &DatasetInput) -> Value {
-    let mut ds = Map::new();
-    ds.insert("name".into(), json!(d.dataset.name));
-    ds.insert("digest".into(), json!(d.dataset.digest));
-    ds.insert("source_type".into(), json!(d.dataset.source_type));
-    ds.insert("source".into(), json!(d.dataset.source));
-    if let Some(s) = &d.dataset.schema {
-        ds.insert("schema".into(), json!(s));
-    }
-    if let Some(p) = &d.dataset.profile {
-        ds.insert("profile".into(), json!(p));
-    }
-    let mut m = Map::new();
-    put_list(&mut m, "tags", tags(&d.tags));
-    m.insert("dataset".into(), Value::Object(ds));
-    Value::Object(m)
+#[derive(serde::Serialize)]
+struct KvOut<'a> {
+    key: &'a str,
+    value: &'a str,
+}
+
+fn kvs(tags: &[Tag]) -> Vec<KvOut<'_>> {
+    tags.iter()
+        .map(|t| KvOut {
+            key: &t.key,
+            value: &t.value,
+        })
+        .collect()
+}
+
+#[derive(serde::Serialize)]
+struct RunInfoOut<'a> {
+    run_uuid: &'a str,
+    experiment_id: &'a str,
+    run_name: &'a str,
+    user_id: &'a str,
+    status: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    end_time: Option<i64>,
+    artifact_uri: &'a str,
+    lifecycle_stage: &'a str,
+    run_id: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct RunDataOut<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    metrics: Vec<PointOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    params: Vec<KvOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<KvOut<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct DatasetOut<'a> {
+    name: &'a str,
+    digest: &'a str,
+    source_type: &'a str,
+    source: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct DatasetInputOut<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<KvOut<'a>>,
+    dataset: DatasetOut<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ModelIdOut<'a> {
+    model_id: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct ModelOutputOut<'a> {
+    model_id: &'a str,
+    step: i64,
+}
+
+#[derive(serde::Serialize)]
+struct RunInputsOut<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    dataset_inputs: Vec<DatasetInputOut<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    model_inputs: Vec<ModelIdOut<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct RunOutputsOut<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    model_outputs: Vec<ModelOutputOut<'a>>,
+}
+
+/// A run on the wire, serialised straight from the domain value (searches return up to
+/// thousands of runs; no intermediate JSON tree is built).
+#[derive(serde::Serialize)]
+pub struct RunOut<'a> {
+    info: RunInfoOut<'a>,
+    data: RunDataOut<'a>,
+    inputs: RunInputsOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outputs: Option<RunOutputsOut<'a>>,
 }
 
 /// A run; `with_outputs` is false for `runs/create`, which MLflow answers without `outputs`.
-pub fn run(r: &Run, with_outputs: bool) -> Value {
-    let mut data = Map::new();
-    put_list(
-        &mut data,
-        "metrics",
-        Value::Array(r.data.metrics.iter().map(metric).collect()),
-    );
-    put_list(&mut data, "params", tags(&r.data.params));
-    put_list(&mut data, "tags", tags(&r.data.tags));
-    let mut inputs = Map::new();
-    put_list(
-        &mut inputs,
-        "dataset_inputs",
-        Value::Array(r.inputs.dataset_inputs.iter().map(dataset_input).collect()),
-    );
-    put_list(
-        &mut inputs,
-        "model_inputs",
-        Value::Array(
-            r.inputs
+pub fn run(r: &Run, with_outputs: bool) -> RunOut<'_> {
+    let i = &r.info;
+    RunOut {
+        info: RunInfoOut {
+            run_uuid: &i.run_id,
+            experiment_id: &i.experiment_id,
+            run_name: &i.run_name,
+            user_id: &i.user_id,
+            status: i.status.as_str(),
+            start_time: i.start_time,
+            end_time: i.end_time,
+            artifact_uri: &i.artifact_uri,
+            lifecycle_stage: i.lifecycle_stage.as_str(),
+            run_id: &i.run_id,
+        },
+        data: RunDataOut {
+            metrics: r
+                .data
+                .metrics
+                .iter()
+                .map(|m| PointOut {
+                    key: &m.key,
+                    value: Double(m.value),
+                    timestamp: m.timestamp,
+                    step: m.step,
+                    run_id: None,
+                })
+                .collect(),
+            params: kvs(&r.data.params),
+            tags: kvs(&r.data.tags),
+        },
+        inputs: RunInputsOut {
+            dataset_inputs: r
+                .inputs
+                .dataset_inputs
+                .iter()
+                .map(|d: &DatasetInput| DatasetInputOut {
+                    tags: kvs(&d.tags),
+                    dataset: DatasetOut {
+                        name: &d.dataset.name,
+                        digest: &d.dataset.digest,
+                        source_type: &d.dataset.source_type,
+                        source: &d.dataset.source,
+                        schema: d.dataset.schema.as_deref(),
+                        profile: d.dataset.profile.as_deref(),
+                    },
+                })
+                .collect(),
+            model_inputs: r
+                .inputs
                 .model_inputs
                 .iter()
-                .map(|id| json!({"model_id": id}))
+                .map(|id| ModelIdOut { model_id: id })
                 .collect(),
-        ),
-    );
-    let mut out = json!({
-        "info": run_info(&r.info),
-        "data": Value::Object(data),
-        "inputs": Value::Object(inputs),
-    });
-    if with_outputs {
-        let mut outputs = Map::new();
-        put_list(
-            &mut outputs,
-            "model_outputs",
-            Value::Array(
-                r.outputs
-                    .iter()
-                    .map(|o| json!({"model_id": o.model_id, "step": o.step}))
-                    .collect(),
-            ),
-        );
-        out["outputs"] = Value::Object(outputs);
+        },
+        outputs: with_outputs.then(|| RunOutputsOut {
+            model_outputs: r
+                .outputs
+                .iter()
+                .map(|o| ModelOutputOut {
+                    model_id: &o.model_id,
+                    step: o.step,
+                })
+                .collect(),
+        }),
     }
-    out
+}
+
+#[derive(serde::Serialize)]
+struct RunEnvelope<'a> {
+    run: RunOut<'a>,
+}
+
+/// `{"run": ...}` for runs/create (`with_outputs` false) and runs/get.
+pub fn run_response(r: &Run, with_outputs: bool) -> axum::response::Response {
+    json_response(&RunEnvelope {
+        run: run(r, with_outputs),
+    })
+}
+
+#[derive(serde::Serialize)]
+struct RunsPage<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    runs: Vec<RunOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<&'a str>,
+}
+
+/// `{"runs": [...], "next_page_token": ...}` for runs/search.
+pub fn runs_page(runs: &[Run], next_page_token: Option<&str>) -> axum::response::Response {
+    json_response(&RunsPage {
+        runs: runs.iter().map(|r| run(r, true)).collect(),
+        next_page_token,
+    })
+}
+
+/// Serialises any wire value as the response body.
+pub fn json_response<T: serde::Serialize>(value: &T) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => crate::ApiError(plumb_core::Error::internal(e.to_string())).into_response(),
+    }
 }
 
 pub fn dataset_summary(d: &DatasetSummary) -> Value {
@@ -275,4 +414,70 @@ pub fn registered_model(rm: &plumb_core::registry::RegisteredModel) -> Value {
         ),
     );
     Value::Object(m)
+}
+
+/// A double as MLflow writes it: NaN and infinities as strings.
+struct Double(f64);
+
+impl serde::Serialize for Double {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_nan() {
+            s.serialize_str("NaN")
+        } else if self.0.is_infinite() {
+            s.serialize_str(if self.0 > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            })
+        } else {
+            s.serialize_f64(self.0)
+        }
+    }
+}
+
+#[derive(serde::Serialize)]
+struct PointOut<'a> {
+    key: &'a str,
+    value: Double,
+    timestamp: i64,
+    step: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_id: Option<&'a str>,
+}
+
+#[derive(serde::Serialize)]
+struct PointsPage<'a> {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    metrics: Vec<PointOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_page_token: Option<&'a str>,
+}
+
+/// `{"metrics": [...], "next_page_token": ...}` serialised straight from the points: metric
+/// histories can hold hundreds of thousands of them, so no intermediate JSON tree is built.
+pub fn points_page<'a>(
+    points: impl Iterator<Item = (Option<&'a str>, &'a Metric)>,
+    next_page_token: Option<&'a str>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let page = PointsPage {
+        metrics: points
+            .map(|(run_id, m)| PointOut {
+                key: &m.key,
+                value: Double(m.value),
+                timestamp: m.timestamp,
+                step: m.step,
+                run_id,
+            })
+            .collect(),
+        next_page_token,
+    };
+    match serde_json::to_vec(&page) {
+        Ok(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        Err(e) => crate::ApiError(plumb_core::Error::internal(e.to_string())).into_response(),
+    }
 }

@@ -62,6 +62,9 @@ CREATE TABLE metrics (
 ) WITHOUT ROWID;
 
 -- The latest point per (run, key), kept on write: the greatest (step, timestamp, value).
+-- Also the series' shape: `points` stored, `min_step`, and `dense` = the points are exactly one
+-- per step from min_step to step (the common "step = 0, 1, 2, ..." curve), which lets sampled
+-- reads seek by step instead of scanning.
 CREATE TABLE latest_metrics (
     run_pk    INTEGER NOT NULL,
     key       TEXT NOT NULL,
@@ -69,6 +72,9 @@ CREATE TABLE latest_metrics (
     timestamp INTEGER NOT NULL,
     value     REAL NOT NULL,
     is_nan    INTEGER NOT NULL,
+    points    INTEGER NOT NULL,
+    min_step  INTEGER NOT NULL,
+    dense     INTEGER NOT NULL,
     PRIMARY KEY (run_pk, key)
 ) WITHOUT ROWID;
 CREATE INDEX latest_metrics_key_value ON latest_metrics (key, value);

@@ -209,17 +209,22 @@ fn commit_group(conn: &Connection, jobs: Vec<Job>) {
         tracing::error!(error = %db_err(e), "cannot begin a write transaction");
         return;
     }
+    // Savepoint statements are prepared once: this loop runs for every write.
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]).map(|_| ()))
+    };
     let mut finishes = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let savepoint = conn.execute_batch("SAVEPOINT job");
+        let savepoint = run("SAVEPOINT job");
         let (ok, finish) = job(conn);
         if savepoint.is_ok() {
             let end = if ok {
-                "RELEASE job"
+                run("RELEASE job")
             } else {
-                "ROLLBACK TO job; RELEASE job"
+                run("ROLLBACK TO job").and(run("RELEASE job"))
             };
-            if let Err(e) = conn.execute_batch(end) {
+            if let Err(e) = end {
                 tracing::error!(error = %e, "savepoint handling failed");
             }
         }
@@ -286,8 +291,12 @@ impl TrackingStore for SqliteStore {
     }
 
     async fn create_run(&self, new: NewRun) -> Result<Run> {
-        let run_id = self.write(move |c| queries::runs::create(c, new)).await?;
-        self.get_run(&run_id).await
+        // Created and read back in the same transaction: one trip to the writer, no reader.
+        self.write(move |c| {
+            let run_id = queries::runs::create(c, new)?;
+            queries::runs::get(c, &run_id)
+        })
+        .await
     }
     async fn get_run(&self, run_id: &str) -> Result<Run> {
         let run_id = run_id.to_string();

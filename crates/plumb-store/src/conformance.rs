@@ -747,6 +747,29 @@ pub async fn bulk_interval_sampling(store: Store) {
         .expect("sample 7");
     let steps: Vec<i64> = got.iter().map(|p| p.metric.step).collect();
     assert_eq!(steps, [0, 429, 858, 1287, 1716, 2144, 2999]);
+    // Two points per step (not one per step): rows, not steps, are bucketed.
+    let points = (0..40)
+        .map(|i| metric("pairs", i as f64, i, i / 2))
+        .collect();
+    log(&store, &r, points, vec![], vec![]).await;
+    let pairs = IntervalQuery {
+        run_ids: vec![r.clone()],
+        metric_key: "pairs".into(),
+        steps: None,
+        max_results: 5,
+    };
+    let got = store
+        .metric_history_bulk_interval(pairs)
+        .await
+        .expect("pairs");
+    let rows: Vec<(i64, f64)> = got
+        .iter()
+        .map(|p| (p.metric.step, p.metric.value))
+        .collect();
+    assert_eq!(
+        rows,
+        [(0, 0.0), (4, 8.0), (8, 16.0), (12, 24.0), (19, 39.0)]
+    );
     let ranged = store
         .metric_history_bulk_interval(q(Some((100, 149)), 100))
         .await

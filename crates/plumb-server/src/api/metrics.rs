@@ -1,6 +1,7 @@
 //! Metric history endpoints: get-history (paginated), get-history-bulk, get-history-bulk-interval.
 
 use axum::extract::State;
+use axum::response::Response;
 use axum::Json;
 use plumb_core::validation::{decode_offset_token, GET_METRIC_HISTORY_MAX_RESULTS};
 use plumb_core::Error;
@@ -14,7 +15,7 @@ use crate::{wire, ApiError, AppState};
 const MAX_RUN_IDS: usize = 100;
 const MAX_INTERVAL_RESULTS: i64 = 2500;
 
-pub async fn history(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+pub async fn history(State(st): State<AppState>, p: Params) -> ApiResult<Response> {
     let run_id = p.run_id()?;
     let key = p.req_str("metric_key")?;
     let limit = match p.opt_i64("max_results")? {
@@ -30,11 +31,10 @@ pub async fn history(State(st): State<AppState>, p: Params) -> ApiResult<Json<Va
         .store
         .metric_history(&run_id, &key, offset, limit)
         .await?;
-    Ok(Json(wire::page(
-        "metrics",
-        page.items.iter().map(wire::metric).collect(),
-        page.next_page_token,
-    )))
+    Ok(wire::points_page(
+        page.items.iter().map(|m| (None, m)),
+        page.next_page_token.as_deref(),
+    ))
 }
 
 pub async fn bulk(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
@@ -66,7 +66,7 @@ pub async fn bulk(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value
     ))
 }
 
-pub async fn bulk_interval(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+pub async fn bulk_interval(State(st): State<AppState>, p: Params) -> ApiResult<Response> {
     let run_ids = p.str_list("run_ids")?;
     if run_ids.is_empty() {
         return Err(ApiError::invalid(
@@ -110,9 +110,8 @@ pub async fn bulk_interval(State(st): State<AppState>, p: Params) -> ApiResult<J
         max_results: max_results as usize,
     };
     let points = st.store.metric_history_bulk_interval(query).await?;
-    Ok(Json(wire::page(
-        "metrics",
-        points.iter().map(wire::run_metric).collect(),
+    Ok(wire::points_page(
+        points.iter().map(|p| (Some(p.run_id.as_str()), &p.metric)),
         None,
-    )))
+    ))
 }

@@ -2,6 +2,7 @@
 //! inputs, outputs, MLflow 2 log-model).
 
 use axum::extract::State;
+use axum::response::Response;
 use axum::Json;
 use plumb_core::entities::{Dataset, DatasetInput, Metric, ModelOutput, Param, RunStatus, Tag};
 use plumb_core::search::{parse_filter, parse_order_by, Domain};
@@ -24,7 +25,7 @@ fn prepared_tags(p: &Params, field: &str) -> ApiResult<Vec<Tag>> {
     Ok(tags)
 }
 
-pub async fn create(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+pub async fn create(State(st): State<AppState>, p: Params) -> ApiResult<Response> {
     let experiment_id = p
         .opt_str("experiment_id")?
         .filter(|s| !s.is_empty())
@@ -43,12 +44,12 @@ pub async fn create(State(st): State<AppState>, p: Params) -> ApiResult<Json<Val
         tags: prepared_tags(&p, "tags")?,
     };
     let run = st.store.create_run(new).await?;
-    Ok(Json(json!({ "run": wire::run(&run, false) })))
+    Ok(wire::run_response(&run, false))
 }
 
-pub async fn get(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+pub async fn get(State(st): State<AppState>, p: Params) -> ApiResult<Response> {
     let run = st.store.get_run(&p.run_id()?).await?;
-    Ok(Json(json!({ "run": wire::run(&run, true) })))
+    Ok(wire::run_response(&run, true))
 }
 
 pub async fn update(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
@@ -80,7 +81,7 @@ pub async fn restore(State(st): State<AppState>, p: Params) -> ApiResult<Json<Va
     Ok(empty())
 }
 
-pub async fn search(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+pub async fn search(State(st): State<AppState>, p: Params) -> ApiResult<Response> {
     let max_results = validation::search_max_results(p.opt_i64("max_results")?)?;
     let query = RunQuery {
         experiment_ids: p.str_list("experiment_ids")?,
@@ -91,11 +92,10 @@ pub async fn search(State(st): State<AppState>, p: Params) -> ApiResult<Json<Val
         offset: decode_offset_token(p.opt_str("page_token")?.as_deref())?,
     };
     let page = st.store.search_runs(query).await?;
-    Ok(Json(wire::page(
-        "runs",
-        page.items.iter().map(|r| wire::run(r, true)).collect(),
-        page.next_page_token,
-    )))
+    Ok(wire::runs_page(
+        &page.items,
+        page.next_page_token.as_deref(),
+    ))
 }
 
 pub async fn set_tag(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
@@ -174,11 +174,11 @@ pub async fn log_param(State(st): State<AppState>, p: Params) -> ApiResult<Json<
     Ok(empty())
 }
 
-pub async fn log_batch(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+pub async fn log_batch(State(st): State<AppState>, mut p: Params) -> ApiResult<Json<Value>> {
     let run_id = p.run_id()?;
     validation::validate_run_id(&run_id)?;
     let metrics = p
-        .objects("metrics")?
+        .take_objects("metrics")?
         .iter()
         .enumerate()
         .map(|(i, m)| metric_from(m, &format!("metrics[{i}]."), Some(i)))

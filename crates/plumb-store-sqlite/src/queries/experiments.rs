@@ -257,6 +257,7 @@ const LAYOUT: Layout = Layout {
     tags: ("experiment_tags", "kv.experiment_id = e.experiment_id"),
     attribute,
     datasets: None,
+    semi: None,
 };
 
 fn stage_sql(view: ViewType) -> &'static str {

@@ -116,6 +116,13 @@ pub(crate) fn bulk_interval(conn: &Connection, q: &IntervalQuery) -> Result<Vec<
     Ok(out)
 }
 
+/// Row index of the first row of each NTILE(`buckets`) bucket over `n` rows.
+fn bucket_starts(n: i64, buckets: i64) -> Vec<i64> {
+    let buckets = buckets.min(n).max(1);
+    let (q, r) = (n / buckets, n % buckets);
+    (0..buckets).map(|k| k * q + k.min(r)).collect()
+}
+
 fn sample_run(
     conn: &Connection,
     pk: i64,
@@ -125,22 +132,58 @@ fn sample_run(
 ) -> Result<Vec<Metric>> {
     let (lo, hi) = steps.unwrap_or((i64::MIN, i64::MAX));
     // NTILE(max) over n rows: the first n % max buckets hold n / max + 1 rows, the others
-    // n / max; keep each bucket's first row. Computed from the count, then one ordered walk of
-    // the (run, key, step, ...) primary key that decodes only the kept rows.
-    let n: i64 = conn
+    // n / max; keep each bucket's first row.
+    let shape: Option<(i64, i64, bool)> = conn
         .prepare_cached(
-            "SELECT COUNT(*) FROM metrics WHERE run_pk = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4",
+            "SELECT min_step, step, dense FROM latest_metrics WHERE run_pk = ?1 AND key = ?2",
         )
-        .and_then(|mut s| s.query_row(params![pk, key, lo, hi], |r| r.get(0)))
+        .and_then(|mut s| {
+            s.query_row(params![pk, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()
+        })
         .map_err(db_err)?;
-    if n == 0 {
+    let Some((min_step, max_step, dense)) = shape else {
         return Ok(Vec::new());
-    }
-    let buckets = (max as i64).min(n);
-    let (q, r) = (n / buckets, n % buckets);
-    let starts: Vec<i64> = (0..buckets).map(|k| k * q + k.min(r)).collect();
-    let mut sampled: Vec<Metric> = Vec::with_capacity(starts.len() + 1);
-    {
+    };
+    let mut sampled: Vec<Metric>;
+    if dense {
+        // One point per step from min_step to max_step: the i-th row of the range is at step
+        // lo + i, so each sample is one primary-key seek.
+        let (lo, hi) = (lo.max(min_step), hi.min(max_step));
+        if lo > hi {
+            return Ok(Vec::new());
+        }
+        let n = hi - lo + 1;
+        let mut at = conn
+            .prepare_cached(
+                "SELECT step, timestamp, value, is_nan FROM metrics
+                 WHERE run_pk = ?1 AND key = ?2 AND step = ?3 LIMIT 1",
+            )
+            .map_err(db_err)?;
+        sampled = Vec::new();
+        for start in bucket_starts(n, max as i64) {
+            if let Some(m) = at
+                .query_row(params![pk, key, lo + start], |r| row_to_metric(key, r))
+                .optional()
+                .map_err(db_err)?
+            {
+                sampled.push(m);
+            }
+        }
+    } else {
+        // Computed from the count, then one ordered walk of the (run, key, step, ...) primary
+        // key that decodes only the kept rows.
+        let n: i64 = conn
+            .prepare_cached(
+                "SELECT COUNT(*) FROM metrics WHERE run_pk = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4",
+            )
+            .and_then(|mut s| s.query_row(params![pk, key, lo, hi], |r| r.get(0)))
+            .map_err(db_err)?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let starts = bucket_starts(n, max as i64);
+        sampled = Vec::with_capacity(starts.len() + 1);
         let mut stmt = conn
             .prepare_cached(
                 "SELECT step, timestamp, value, is_nan FROM metrics

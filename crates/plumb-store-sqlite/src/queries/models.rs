@@ -221,6 +221,7 @@ const LAYOUT: Layout = Layout {
     tags: ("logged_model_tags", "kv.model_id = m.model_id"),
     attribute,
     datasets: None,
+    semi: None,
 };
 
 pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<LoggedModel>> {

@@ -625,6 +625,7 @@ const RM_LAYOUT: Layout = Layout {
     tags: ("registered_model_tags", "kv.name = rm.name"),
     attribute: rm_attribute,
     datasets: None,
+    semi: None,
 };
 
 fn mv_attribute(name: &str) -> Option<&'static str> {
@@ -648,6 +649,7 @@ const MV_LAYOUT: Layout = Layout {
     ),
     attribute: mv_attribute,
     datasets: None,
+    semi: None,
 };
 
 fn prompt_exclusion(owner: &str, binds: &mut Vec<Sql>) -> String {

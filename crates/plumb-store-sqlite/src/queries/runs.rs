@@ -351,6 +351,46 @@ fn stored(value: f64) -> (f64, bool) {
     }
 }
 
+/// What one batch adds to one metric key.
+struct Series<'a> {
+    key: &'a str,
+    /// (step, timestamp, value, is_nan) of the greatest point.
+    newest: (i64, i64, f64, bool),
+    new_points: i64,
+    min_new_step: Option<i64>,
+    last_new_step: Option<i64>,
+    /// The new points so far have consecutive steps, one each.
+    dense: bool,
+}
+
+impl<'a> Series<'a> {
+    fn new(key: &'a str, step: i64, timestamp: i64, value: f64, is_nan: bool) -> Self {
+        Self {
+            key,
+            newest: (step, timestamp, value, is_nan),
+            new_points: 0,
+            min_new_step: None,
+            last_new_step: None,
+            dense: true,
+        }
+    }
+
+    fn add(&mut self, step: i64, timestamp: i64, value: f64, is_nan: bool, inserted: bool) {
+        if (step, timestamp, value) > (self.newest.0, self.newest.1, self.newest.2) {
+            self.newest = (step, timestamp, value, is_nan);
+        }
+        if !inserted {
+            return;
+        }
+        if let Some(last) = self.last_new_step {
+            self.dense &= step == last + 1;
+        }
+        self.last_new_step = Some(step);
+        self.min_new_step = Some(self.min_new_step.map_or(step, |m| m.min(step)));
+        self.new_points += 1;
+    }
+}
+
 /// The hot write path: params (immutable), metrics (+ latest), tags, in the caller's transaction.
 pub(crate) fn log_batch(conn: &Connection, run_id: &str, batch: &Batch) -> Result<()> {
     let pk = require_active(conn, run_id)?;
@@ -372,25 +412,49 @@ pub(crate) fn log_batch(conn: &Connection, run_id: &str, batch: &Batch) -> Resul
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )
             .map_err(db_err)?;
+        // One upsert per key: the newest point (if newer than the stored one) and the series'
+        // shape (see the latest_metrics table).
         let mut latest = conn
             .prepare_cached(
-                "INSERT INTO latest_metrics (run_pk, key, step, timestamp, value, is_nan)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO latest_metrics
+                     (run_pk, key, step, timestamp, value, is_nan, points, min_step, dense)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT (run_pk, key) DO UPDATE SET
-                   step = excluded.step, timestamp = excluded.timestamp,
-                   value = excluded.value, is_nan = excluded.is_nan
-                 WHERE (excluded.step, excluded.timestamp, excluded.value)
-                     > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
+                   dense = CASE WHEN excluded.points = 0 THEN latest_metrics.dense
+                                ELSE latest_metrics.dense AND excluded.dense
+                                     AND excluded.min_step = latest_metrics.step + 1 END,
+                   points = latest_metrics.points + excluded.points,
+                   min_step = MIN(latest_metrics.min_step, excluded.min_step),
+                   step = CASE WHEN (excluded.step, excluded.timestamp, excluded.value)
+                                    > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
+                               THEN excluded.step ELSE latest_metrics.step END,
+                   timestamp = CASE WHEN (excluded.step, excluded.timestamp, excluded.value)
+                                    > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
+                               THEN excluded.timestamp ELSE latest_metrics.timestamp END,
+                   is_nan = CASE WHEN (excluded.step, excluded.timestamp, excluded.value)
+                                    > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
+                               THEN excluded.is_nan ELSE latest_metrics.is_nan END,
+                   value = CASE WHEN (excluded.step, excluded.timestamp, excluded.value)
+                                    > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
+                               THEN excluded.value ELSE latest_metrics.value END",
             )
             .map_err(db_err)?;
+        // Per key: the greatest (step, timestamp, value), and the shape of the new points.
+        let mut series: Vec<Series<'_>> = Vec::new();
         for m in &batch.metrics {
             let (value, is_nan) = stored(m.value);
-            point
+            let inserted = point
                 .execute(params![pk, m.key, m.step, m.timestamp, value, is_nan])
-                .map_err(db_err)?;
-            latest
-                .execute(params![pk, m.key, m.step, m.timestamp, value, is_nan])
-                .map_err(db_err)?;
+                .map_err(db_err)?
+                == 1;
+            let idx = match series.iter().position(|s| s.key == m.key) {
+                Some(i) => i,
+                None => {
+                    series.push(Series::new(&m.key, m.step, m.timestamp, value, is_nan));
+                    series.len() - 1
+                }
+            };
+            series[idx].add(m.step, m.timestamp, value, is_nan, inserted);
             if let Some(model_id) = m.model_id.as_deref().filter(|s| !s.is_empty()) {
                 conn.prepare_cached(
                     "INSERT OR REPLACE INTO logged_model_metrics
@@ -412,6 +476,21 @@ pub(crate) fn log_batch(conn: &Connection, run_id: &str, batch: &Batch) -> Resul
                 })
                 .map_err(db_err)?;
             }
+        }
+        for s in series {
+            latest
+                .execute(params![
+                    pk,
+                    s.key,
+                    s.newest.0,
+                    s.newest.1,
+                    s.newest.2,
+                    s.newest.3,
+                    s.new_points,
+                    s.min_new_step.unwrap_or(s.newest.0),
+                    s.dense
+                ])
+                .map_err(db_err)?;
         }
     }
     for tag in &batch.tags {
@@ -624,6 +703,7 @@ const LAYOUT: Layout = Layout {
     tags: ("tags", "kv.run_pk = r.run_pk"),
     attribute,
     datasets: Some("r.run_pk"),
+    semi: Some(("r.run_pk", "run_pk")),
 };
 
 pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
