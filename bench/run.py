@@ -161,7 +161,13 @@ def main():
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", default=None)
     ap.add_argument("--only", default=None, help="one server (plumb, mlflow, fasttrackml); no BENCHMARKS.md")
+    ap.add_argument("--markdown-only", action="store_true",
+                    help="rewrite BENCHMARKS.md from the last full run's target/bench-results.json")
     args = ap.parse_args()
+    if args.markdown_only:
+        with open(os.path.join(ROOT, "target", "bench-results.json")) as f:
+            write_markdown(json.load(f))
+        return
     results = {}
     for name, argv_for in servers(args.smoke).items():
         if args.only and name != args.only:
@@ -182,7 +188,9 @@ def main():
             finally:
                 srv.stop()
             results[name] = r
-    failures = [(n, k) for n, r in results.items() for k, v in r.items() if isinstance(v, dict) and "error" in v]
+    # A peer may lack an endpoint (FastTrackML has no bulk-interval): its cell reads n/a. Only a
+    # failing plumb workload fails the harness.
+    failures = [k for k, v in results.get("plumb", {}).items() if isinstance(v, dict) and "error" in v]
     out = args.out or os.path.join(ROOT, "target", "bench-smoke.json" if args.smoke else "bench-results.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
@@ -263,7 +271,7 @@ temporary folder with its default settings.
 
 - Machine: {os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.platform()}
 - Peers: MLflow 3.17.2 (`mlflow server`, its default uvicorn workers), FastTrackML 0.6.0 (`fml server`),
-  plumb {subprocess.run([PLUMB, '--version'], capture_output=True, text=True).stdout.strip()} (release build).
+  {subprocess.run([PLUMB, '--version'], capture_output=True, text=True).stdout.strip()} (release build).
 - Durability: plumb acknowledges a write only after its transaction committed (WAL).
 - Ratios: "plumb vs X" is plumb's throughput over X's, or X's latency/memory over plumb's
   (higher is better for plumb in both).
@@ -274,6 +282,10 @@ temporary folder with its default settings.
 
 Raw numbers (all percentiles, errors, bytes): `target/bench-results.json` of the run.
 """
+    notes = os.path.join(ROOT, "bench", "notes.md")
+    if os.path.exists(notes):
+        with open(notes) as f:
+            doc += "\n" + f.read()
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
         f.write(doc)
 
