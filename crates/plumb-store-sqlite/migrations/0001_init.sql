@@ -77,7 +77,6 @@ CREATE TABLE latest_metrics (
     dense     INTEGER NOT NULL,
     PRIMARY KEY (run_pk, key)
 ) WITHOUT ROWID;
-CREATE INDEX latest_metrics_key_value ON latest_metrics (key, value);
 
 CREATE TABLE datasets (
     dataset_pk    INTEGER PRIMARY KEY,

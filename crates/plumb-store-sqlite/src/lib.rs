@@ -93,6 +93,12 @@ impl SqliteStore {
                 .map_err(|e| Error::internal(format!("cannot create {}: {e}", parent.display())))?;
         }
         let mut conn = open_connection(&path)?;
+        // The writer checkpoints: letting the WAL grow to ~40 MB between checkpoints means a
+        // hot page rewritten by thousands of small commits is copied back once, not each time.
+        conn.execute_batch(
+            "PRAGMA wal_autocheckpoint = 10000; PRAGMA journal_size_limit = 67108864;",
+        )
+        .map_err(db_err)?;
         migrate::run(&mut conn)?;
         queries::experiments::ensure_default(&conn, default_artifact_root)?;
         let (tx, rx) = mpsc::channel::<Msg>(4096);

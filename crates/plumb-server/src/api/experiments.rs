@@ -131,13 +131,10 @@ pub async fn update(State(st): State<AppState>, p: Params) -> ApiResult<Json<Val
 }
 
 pub async fn delete(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
-    let id = p.req_str("experiment_id")?;
-    if id == "0" {
-        return Err(ApiError::invalid(
-            "Cannot delete the default experiment '0'.",
-        ));
-    }
-    st.store.delete_experiment(&id).await?;
+    // As MLflow's SQL store: even the Default experiment may be deleted (and restored).
+    st.store
+        .delete_experiment(&p.req_str("experiment_id")?)
+        .await?;
     Ok(empty())
 }
 
