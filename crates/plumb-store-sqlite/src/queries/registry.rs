@@ -141,43 +141,25 @@ fn load_mv_details(
     let mut names: Vec<&str> = versions.iter().map(|v| v.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
-    let marks = vec!["?"; names.len()].join(", ");
-    let mut tags: HashMap<(String, i64), Vec<Tag>> = HashMap::new();
-    {
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT name, version, key, value FROM model_version_tags WHERE name IN ({marks}) ORDER BY rowid"
-            ))
-            .map_err(db_err)?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(names.iter()))
-            .map_err(db_err)?;
-        while let Some(r) = rows.next().map_err(db_err)? {
-            let key = (r.get(0).map_err(db_err)?, r.get(1).map_err(db_err)?);
-            tags.entry(key).or_default().push(Tag::new(
-                r.get::<_, String>(2).map_err(db_err)?,
-                r.get::<_, String>(3).map_err(db_err)?,
-            ));
-        }
-    }
-    let mut aliases: HashMap<(String, i64), Vec<String>> = HashMap::new();
-    if with_aliases {
-        let mut stmt = conn
-            .prepare(&format!(
-                "SELECT name, version, alias FROM registered_model_aliases WHERE name IN ({marks}) ORDER BY alias"
-            ))
-            .map_err(db_err)?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(names.iter()))
-            .map_err(db_err)?;
-        while let Some(r) = rows.next().map_err(db_err)? {
-            let key = (r.get(0).map_err(db_err)?, r.get(1).map_err(db_err)?);
-            aliases
-                .entry(key)
-                .or_default()
-                .push(r.get(2).map_err(db_err)?);
-        }
-    }
+    let version_key = |r: &rusqlite::Row<'_>| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?));
+    let mut tags = crate::queries::grouped_by(
+        conn,
+        "SELECT name, version, key, value FROM model_version_tags WHERE name IN ({in}) ORDER BY rowid",
+        &names,
+        version_key,
+        |r| Ok(Tag::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+    )?;
+    let mut aliases: HashMap<(String, i64), Vec<String>> = if with_aliases {
+        crate::queries::grouped_by(
+            conn,
+            "SELECT name, version, alias FROM registered_model_aliases WHERE name IN ({in}) ORDER BY alias",
+            &names,
+            version_key,
+            |r| r.get(2),
+        )?
+    } else {
+        HashMap::new()
+    };
     for v in versions.iter_mut() {
         let key = (v.name.clone(), v.version);
         v.tags = tags.remove(&key).unwrap_or_default();

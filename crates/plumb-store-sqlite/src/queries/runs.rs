@@ -159,27 +159,14 @@ fn stored_to_value(value: f64, is_nan: bool) -> f64 {
     }
 }
 
-/// Runs `sql` (which has `{pks}` where the run-row-id list goes) over `pks` in chunks and
-/// groups the mapped rows by their first column (the run row id).
+/// [`grouped_by`] keyed on the run row id in the first column.
 fn grouped<T>(
     conn: &Connection,
     sql: &str,
     pks: &[i64],
     map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<HashMap<i64, Vec<T>>> {
-    let mut out: HashMap<i64, Vec<T>> = HashMap::new();
-    for chunk in pks.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let mut stmt = conn
-            .prepare_cached(&sql.replace("{pks}", &marks))
-            .map_err(db_err)?;
-        let mut rows = stmt.query(params_from_iter(chunk.iter())).map_err(db_err)?;
-        while let Some(row) = rows.next().map_err(db_err)? {
-            let pk: i64 = row.get(0).map_err(db_err)?;
-            out.entry(pk).or_default().push(map(row).map_err(db_err)?);
-        }
-    }
-    Ok(out)
+    crate::queries::grouped_by(conn, sql, pks, |r| r.get(0), map)
 }
 
 fn kv_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tag> {
@@ -192,7 +179,7 @@ fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
     let mut metrics = grouped(
         conn,
         "SELECT run_pk, key, value, timestamp, step, is_nan FROM latest_metrics
-         WHERE run_pk IN ({pks}) ORDER BY run_pk, key",
+         WHERE run_pk IN ({in}) ORDER BY run_pk, key",
         &pks,
         |r| {
             Ok(Metric::new(
@@ -205,25 +192,25 @@ fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
     )?;
     let mut params = grouped(
         conn,
-        "SELECT run_pk, key, value FROM params WHERE run_pk IN ({pks}) ORDER BY run_pk, rowid",
+        "SELECT run_pk, key, value FROM params WHERE run_pk IN ({in}) ORDER BY run_pk, rowid",
         &pks,
         kv_row,
     )?;
     let mut tags = grouped(
         conn,
-        "SELECT run_pk, key, value FROM tags WHERE run_pk IN ({pks}) ORDER BY run_pk, rowid",
+        "SELECT run_pk, key, value FROM tags WHERE run_pk IN ({in}) ORDER BY run_pk, rowid",
         &pks,
         kv_row,
     )?;
     let mut outputs = grouped(
         conn,
-        "SELECT run_pk, model_id, step FROM run_model_outputs WHERE run_pk IN ({pks}) ORDER BY run_pk, model_id",
+        "SELECT run_pk, model_id, step FROM run_model_outputs WHERE run_pk IN ({in}) ORDER BY run_pk, model_id",
         &pks,
         |r| Ok(ModelOutput { model_id: r.get(1)?, step: r.get(2)? }),
     )?;
     let mut model_inputs = grouped(
         conn,
-        "SELECT run_pk, model_id FROM run_model_inputs WHERE run_pk IN ({pks}) ORDER BY run_pk, model_id",
+        "SELECT run_pk, model_id FROM run_model_inputs WHERE run_pk IN ({in}) ORDER BY run_pk, model_id",
         &pks,
         |r| r.get::<_, String>(1),
     )?;
@@ -231,7 +218,7 @@ fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
         conn,
         "SELECT ri.run_pk, d.dataset_pk, d.name, d.digest, d.source_type, d.source, d.schema, d.profile
          FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk
-         WHERE ri.run_pk IN ({pks}) ORDER BY ri.run_pk, ri.seq",
+         WHERE ri.run_pk IN ({in}) ORDER BY ri.run_pk, ri.seq",
         &pks,
         |r| {
             Ok((
@@ -249,7 +236,7 @@ fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
     )?;
     let mut input_tags = grouped(
         conn,
-        "SELECT run_pk, dataset_pk, key, value FROM input_tags WHERE run_pk IN ({pks}) ORDER BY run_pk, dataset_pk, idx",
+        "SELECT run_pk, dataset_pk, key, value FROM input_tags WHERE run_pk IN ({in}) ORDER BY run_pk, dataset_pk, idx",
         &pks,
         |r| Ok((r.get::<_, i64>(1)?, Tag::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?))),
     )?;
