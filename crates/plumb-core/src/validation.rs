@@ -109,7 +109,11 @@ pub fn validate_metric(metric: &Metric, idx: Option<usize>) -> Result<()> {
         Some(i) => format!("metrics[{i}].{f}"),
         None => f.to_string(),
     };
-    validate_key(&metric.key, &field("name"))?;
+    // The parameter's name is only spelled out when there is something to report: this runs
+    // for every point of every batch.
+    if validate_key(&metric.key, "name").is_err() {
+        validate_key(&metric.key, &field("name"))?;
+    }
     if metric.timestamp < 0 {
         return Err(Error::invalid(format!(
             "Invalid value {} for parameter '{}' supplied: must be a non-negative integer",

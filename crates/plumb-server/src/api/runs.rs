@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::api::experiments::view_type;
 use crate::api::{empty, tag_list};
 use crate::error::ApiResult;
-use crate::extract::Params;
+use crate::extract::{Fast, Params};
 use crate::{wire, ApiError, AppState};
 
 fn prepared_tags(p: &Params, field: &str) -> ApiResult<Vec<Tag>> {
@@ -174,20 +174,120 @@ pub async fn log_param(State(st): State<AppState>, p: Params) -> ApiResult<Json<
     Ok(empty())
 }
 
-pub async fn log_batch(State(st): State<AppState>, mut p: Params) -> ApiResult<Json<Value>> {
+/// log-batch in its canonical wire shape (the fast path of [`crate::extract::Fast`]).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanonicalBatch {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    #[serde(default)]
+    metrics: Vec<CanonicalMetric>,
+    #[serde(default)]
+    params: Vec<CanonicalKv>,
+    #[serde(default)]
+    tags: Vec<CanonicalKv>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CanonicalMetric {
+    key: String,
+    value: f64,
+    timestamp: i64,
+    #[serde(default)]
+    step: i64,
+    model_id: Option<String>,
+    dataset_name: Option<String>,
+    dataset_digest: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CanonicalKv {
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+type Decoded = (String, Vec<Metric>, Vec<Param>, Vec<Tag>);
+
+/// A canonical batch as domain values, with the same messages as the lenient path for required
+/// fields that are present but empty. Metric keys and timestamps are checked by the caller.
+fn canonical_batch(b: CanonicalBatch) -> ApiResult<Decoded> {
+    let run_id = b
+        .run_id
+        .or(b.run_uuid)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Error::missing("run_id"))?;
+    let mut metrics = Vec::with_capacity(b.metrics.len());
+    for (i, m) in b.metrics.into_iter().enumerate() {
+        if m.key.is_empty() {
+            return Err(Error::missing(&format!("metrics[{i}].key")).into());
+        }
+        let metric = Metric {
+            key: m.key,
+            value: m.value,
+            timestamp: m.timestamp,
+            step: m.step,
+            model_id: m.model_id.filter(|s| !s.is_empty()),
+            dataset_name: m.dataset_name.filter(|s| !s.is_empty()),
+            dataset_digest: m.dataset_digest.filter(|s| !s.is_empty()),
+        };
+        validation::validate_metric(&metric, Some(i))?;
+        metrics.push(metric);
+    }
+    let kvs = |items: Vec<CanonicalKv>, field: &str| -> ApiResult<Vec<Tag>> {
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(i, kv)| {
+                if kv.key.is_empty() {
+                    return Err(Error::missing(&format!("{field}[{i}].key")).into());
+                }
+                Ok(Tag::new(kv.key, kv.value))
+            })
+            .collect()
+    };
+    Ok((
+        run_id,
+        metrics,
+        kvs(b.params, "params")?,
+        kvs(b.tags, "tags")?,
+    ))
+}
+
+/// Any other shape (camelCase, numbers as strings, "NaN"...): MLflow's lenient decoding.
+fn lenient_batch(mut p: Params) -> ApiResult<Decoded> {
     let run_id = p.run_id()?;
-    validation::validate_run_id(&run_id)?;
     let metrics = p
         .take_objects("metrics")?
         .iter()
         .enumerate()
         .map(|(i, m)| metric_from(m, &format!("metrics[{i}]."), Some(i)))
         .collect::<ApiResult<Vec<_>>>()?;
-    let mut params = tag_list(&p, "params")?;
+    Ok((
+        run_id,
+        metrics,
+        tag_list(&p, "params")?,
+        tag_list(&p, "tags")?,
+    ))
+}
+
+pub async fn log_batch(
+    State(st): State<AppState>,
+    req: Fast<CanonicalBatch>,
+) -> ApiResult<Json<Value>> {
+    let (run_id, metrics, mut params, mut tags) = match req {
+        Fast::Typed(batch) => canonical_batch(batch)?,
+        Fast::Lenient(p) => lenient_batch(p)?,
+    };
+    validation::validate_run_id(&run_id)?;
     for (i, param) in params.iter_mut().enumerate() {
         validation::prepare_param(param, &format!("params[{i}].key"))?;
     }
-    let tags = prepared_tags(&p, "tags")?;
+    for (i, tag) in tags.iter_mut().enumerate() {
+        validation::prepare_tag(tag, &format!("tags[{i}].key"))?;
+    }
     validation::validate_batch_limits(metrics.len(), &params, tags.len())?;
     st.store
         .log_batch(
