@@ -118,6 +118,29 @@ impl ArtifactStore {
         Ok(())
     }
 
+    /// A file standing where `path` needs a directory is the caller's conflict (400), not a
+    /// server failure: found before writing, on local stores.
+    fn check_parents_are_dirs(&self, path: &ArtifactPath) -> Result<()> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let segments: Vec<&str> = path.segments().collect();
+        let mut probe = root.clone();
+        for seg in segments.iter().take(segments.len().saturating_sub(1)) {
+            probe.push(seg);
+            match std::fs::metadata(&probe) {
+                Ok(meta) if !meta.is_dir() => {
+                    return Err(Error::invalid(format!(
+                        "Cannot write '{path}': '{seg}' is an existing file, not a directory"
+                    )))
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
     /// True when `path` is an existing directory (local stores) or a non-empty prefix.
     pub async fn is_dir(&self, path: &ArtifactPath) -> Result<bool> {
         if let Some(root) = &self.local_root {
@@ -150,6 +173,7 @@ impl ArtifactStore {
                 "Artifact path refers to a directory, not a file: '{path}'"
             )));
         }
+        self.check_parents_are_dirs(path)?;
         let upload = self
             .inner
             .put_multipart(&Self::key(path))

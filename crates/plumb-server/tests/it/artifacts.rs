@@ -63,6 +63,11 @@ async fn upload_download_list_delete_round_trip() {
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error_code"], "RESOURCE_DOES_NOT_EXIST");
 
+    // A file where a directory is needed is the client's conflict: 400, not a 5xx.
+    let nested = s.url("/api/2.0/mlflow-artifacts/artifacts/1/run/artifacts/notes.txt/inner");
+    let (status, body) = s.send(s.client.put(nested).body("x")).await;
+    assert_eq!(status, 400, "{body}");
+
     let (status, _) = s
         .send(
             s.client
