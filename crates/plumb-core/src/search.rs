@@ -33,7 +33,8 @@ pub enum Op {
 }
 
 impl Op {
-    fn as_str(self) -> &'static str {
+    /// The comparator as written in a filter (`ILIKE`, `IS NULL`, ...).
+    pub fn as_str(self) -> &'static str {
         match self {
             Op::Eq => "=",
             Op::Ne => "!=",

@@ -25,8 +25,6 @@ pub use error::ApiError;
 /// Settings the HTTP layer needs, built once by the binary.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Root of new experiments' artifact locations (e.g. `mlflow-artifacts:/`).
-    pub default_artifact_root: String,
     /// Whether the `mlflow-artifacts` proxy routes are served.
     pub serve_artifacts: bool,
 }

@@ -27,18 +27,12 @@ pub(crate) struct Layout {
     pub semi: Option<(&'static str, &'static str)>,
 }
 
+/// The SQL operator of a comparison: the filter's own spelling, except that ILIKE is rendered
+/// as `LOWER(x) LIKE LOWER(?)` around it and IS [NOT] NULL as an (NOT) EXISTS.
 fn cmp_sql(op: Op) -> &'static str {
     match op {
-        Op::Eq => "=",
-        Op::Ne => "!=",
-        Op::Lt => "<",
-        Op::Le => "<=",
-        Op::Gt => ">",
-        Op::Ge => ">=",
-        Op::Like | Op::ILike => "LIKE",
-        Op::In => "IN",
-        Op::NotIn => "NOT IN",
-        Op::IsNull | Op::IsNotNull => "IS",
+        Op::ILike => "LIKE",
+        other => other.as_str(),
     }
 }
 

@@ -88,10 +88,7 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         store: Arc::new(store.clone()),
         registry: Arc::new(store.clone()),
         artifacts,
-        config: Arc::new(ServerConfig {
-            default_artifact_root: root.clone(),
-            serve_artifacts,
-        }),
+        config: Arc::new(ServerConfig { serve_artifacts }),
     };
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .await

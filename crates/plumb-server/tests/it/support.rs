@@ -26,7 +26,6 @@ impl TestServer {
             registry: Arc::new(store),
             artifacts,
             config: Arc::new(ServerConfig {
-                default_artifact_root: "mlflow-artifacts:/".into(),
                 serve_artifacts: true,
             }),
         };

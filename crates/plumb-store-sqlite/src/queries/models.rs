@@ -94,47 +94,52 @@ fn row_to_model(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoggedModel> {
     })
 }
 
-fn load_details(conn: &Connection, m: &mut LoggedModel) -> Result<()> {
-    let kv = |table: &str| -> Result<Vec<Tag>> {
-        conn.prepare_cached(&format!(
-            "SELECT key, value FROM {table} WHERE model_id = ?1 ORDER BY key"
-        ))
-        .and_then(|mut s| {
-            s.query_map([&m.model_id], |r| {
-                Ok(Tag::new(r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?
-            .collect()
-        })
-        .map_err(db_err)
-    };
-    m.tags = kv("logged_model_tags")?;
-    m.params = kv("logged_model_params")?;
-    m.metrics = conn
-        .prepare_cached(
-            "SELECT key, value, is_nan, timestamp, step, run_id, dataset_name, dataset_digest
-             FROM logged_model_metrics WHERE model_id = ?1 ORDER BY key, step, timestamp",
-        )
-        .and_then(|mut s| {
-            s.query_map([&m.model_id], |r| {
-                let is_nan: bool = r.get(2)?;
-                let mut metric = Metric::new(
-                    r.get::<_, String>(0)?,
-                    if is_nan { f64::NAN } else { r.get(1)? },
-                    r.get(3)?,
-                    r.get(4)?,
-                );
-                metric.dataset_name = r.get(6)?;
-                metric.dataset_digest = r.get(7)?;
-                Ok(RunMetric {
-                    run_id: r.get(5)?,
-                    metric,
-                })
-            })?
-            .collect()
-        })
-        .map_err(db_err)?;
-    for rm in &mut m.metrics {
-        rm.metric.model_id = Some(m.model_id.clone());
+/// Fills tags, params and metrics of a page of models: one query per kind, not per model.
+fn load_details(conn: &Connection, models: &mut [LoggedModel]) -> Result<()> {
+    let ids: Vec<String> = models.iter().map(|m| m.model_id.clone()).collect();
+    let id_key = |r: &rusqlite::Row<'_>| r.get::<_, String>(0);
+    let kv = |r: &rusqlite::Row<'_>| Ok(Tag::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?));
+    let mut tags = crate::queries::grouped_by(
+        conn,
+        "SELECT model_id, key, value FROM logged_model_tags WHERE model_id IN ({in}) ORDER BY key",
+        &ids,
+        id_key,
+        kv,
+    )?;
+    let mut params = crate::queries::grouped_by(
+        conn,
+        "SELECT model_id, key, value FROM logged_model_params WHERE model_id IN ({in}) ORDER BY key",
+        &ids,
+        id_key,
+        kv,
+    )?;
+    let mut metrics = crate::queries::grouped_by(
+        conn,
+        "SELECT model_id, key, value, is_nan, timestamp, step, run_id, dataset_name, dataset_digest
+         FROM logged_model_metrics WHERE model_id IN ({in}) ORDER BY key, step, timestamp",
+        &ids,
+        id_key,
+        |r| {
+            let is_nan: bool = r.get(3)?;
+            let mut metric = Metric::new(
+                r.get::<_, String>(1)?,
+                if is_nan { f64::NAN } else { r.get(2)? },
+                r.get(4)?,
+                r.get(5)?,
+            );
+            metric.model_id = Some(r.get(0)?);
+            metric.dataset_name = r.get(7)?;
+            metric.dataset_digest = r.get(8)?;
+            Ok(RunMetric {
+                run_id: r.get(6)?,
+                metric,
+            })
+        },
+    )?;
+    for m in models.iter_mut() {
+        m.tags = tags.remove(&m.model_id).unwrap_or_default();
+        m.params = params.remove(&m.model_id).unwrap_or_default();
+        m.metrics = metrics.remove(&m.model_id).unwrap_or_default();
     }
     Ok(())
 }
@@ -148,7 +153,7 @@ pub(crate) fn get(conn: &Connection, id: &str, allow_deleted: bool) -> Result<Lo
         .map_err(db_err)?
         .filter(|m| allow_deleted || m.lifecycle_stage == LifecycleStage::Active)
         .ok_or_else(|| not_found(id))?;
-    load_details(conn, &mut m)?;
+    load_details(conn, std::slice::from_mut(&mut m))?;
     Ok(m)
 }
 
@@ -248,9 +253,7 @@ pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<Log
     );
     let (mut items, next_page_token) =
         fetch_page(conn, &sql, binds, q.max_results, q.offset, row_to_model)?;
-    for m in &mut items {
-        load_details(conn, m)?;
-    }
+    load_details(conn, &mut items)?;
     Ok(Page {
         items,
         next_page_token,
