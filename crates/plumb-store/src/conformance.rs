@@ -19,8 +19,20 @@ use crate::{
 
 pub type Store = Arc<dyn crate::Store>;
 
+/// What a backend's test factory hands out: a fresh, empty store, and whatever must live as long
+/// as the case (a temporary database dropped with it, say).
+pub trait Fixture {
+    fn store(&self) -> Store;
+}
+
+impl Fixture for Store {
+    fn store(&self) -> Store {
+        self.clone()
+    }
+}
+
 /// Expands to one `#[tokio::test]` per conformance case, each on a fresh store from `$factory`
-/// (an async expression evaluating to `Arc<dyn TrackingStore>`).
+/// (an async expression evaluating to a [`Fixture`], kept until the case ends).
 #[macro_export]
 macro_rules! conformance_tests {
     ($factory:expr) => {
@@ -35,8 +47,10 @@ macro_rules! conformance_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                let store: $crate::conformance::Store = $factory.await;
+                let fixture = $factory.await;
+                let store = $crate::conformance::Fixture::store(&fixture);
                 $crate::conformance::$case(store).await;
+                drop(fixture);
             }
         )*
     };

@@ -16,6 +16,8 @@ use plumb_core::Result;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+pub mod shared;
+pub mod sql;
 
 /// A new experiment. `artifact_location: None` means `<default artifact root>/<experiment_id>`.
 #[derive(Debug, Clone, Default)]

@@ -1,0 +1,450 @@
+//! PostgreSQL implementation of `TrackingStore` and `RegistryStore`: a connection pool, one
+//! transaction per call, batched writes, nothing cached in process.
+//!
+//! Several `plumb server` processes may share one database (stateless replicas): every answer
+//! is read from PostgreSQL, and every rule that depends on stored state (param immutability,
+//! latest metrics, version numbers, unique names) is enforced by the database inside the write's
+//! transaction: row locks, `ON CONFLICT`, unique keys. Writes that lose a deadlock or a
+//! serialization race are retried here; a lost or refused connection answers 503
+//! (`TEMPORARILY_UNAVAILABLE`), which the official client retries, and the pool reconnects by
+//! itself once PostgreSQL is back.
+
+mod error;
+mod migrate;
+mod queries;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use plumb_core::entities::{
+    DatasetInput, DatasetSummary, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput,
+    Page, Param, Run, RunInfo, RunMetric, Tag,
+};
+use plumb_core::registry::{ModelVersion, RegisteredModel, Stage};
+use plumb_core::{Error, Result};
+use plumb_store::{
+    Batch, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment, NewLoggedModel,
+    NewModelVersion, NewRun, RegistryQuery, RegistryStore, RunQuery, RunUpdate, TrackingStore,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::PgConnection;
+
+pub(crate) use error::{E, R};
+
+/// How a pool is sized and how long a caller waits for a connection.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Maximum open connections of this process.
+    pub pool_size: u32,
+    /// How long a request waits for a free (or new) connection before it answers 503.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 10,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The PostgreSQL store. Cheap to clone (the pool is shared).
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    default_artifact_root: String,
+}
+
+/// Accepts the URI spellings MLflow users have in their configs (`postgresql://`,
+/// `postgres://`, `postgresql+psycopg2://`, any `+driver`) and returns libpq's.
+pub fn normalize_url(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let base = scheme.split('+').next().unwrap_or(scheme);
+    matches!(base, "postgresql" | "postgres").then(|| format!("postgres://{rest}"))
+}
+
+/// How many times a write that lost a deadlock or serialization race is tried in all.
+const WRITE_ATTEMPTS: u32 = 6;
+
+/// Runs `$body` (an expression using the connection `$c`) in a transaction, committing it and
+/// retrying the whole transaction when PostgreSQL reports a deadlock or a serialization failure.
+macro_rules! in_tx {
+    ($self:expr, |$c:ident| $body:expr) => {{
+        let mut attempt = 1u32;
+        loop {
+            let outcome: $crate::R<_> = async {
+                let mut tx = $self.pool.begin().await?;
+                let out = {
+                    let $c: &mut sqlx::PgConnection = &mut *tx;
+                    $body.await?
+                };
+                tx.commit().await?;
+                Ok(out)
+            }
+            .await;
+            match outcome {
+                Err(e) if e.is_retryable() && attempt < $crate::WRITE_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %e, "retrying a write transaction");
+                    tokio::time::sleep(std::time::Duration::from_millis(5 << attempt)).await;
+                    attempt += 1;
+                }
+                other => break other.map_err($crate::E::into_domain),
+            }
+        }
+    }};
+}
+
+impl PgStore {
+    /// Connects to `url` (any spelling [`normalize_url`] accepts), creates or upgrades the schema
+    /// (refusing a database newer than this binary) and makes sure experiment 0 exists.
+    pub async fn connect(
+        url: &str,
+        default_artifact_root: &str,
+        options: PgOptions,
+    ) -> Result<Self> {
+        let normalized = normalize_url(url)
+            .ok_or_else(|| Error::invalid(format!("not a PostgreSQL URI: {}", redact(url))))?;
+        let connect: PgConnectOptions = normalized
+            .parse()
+            .map_err(|e| Error::invalid(format!("bad PostgreSQL URI {}: {e}", redact(url))))?;
+        let connect = connect.application_name("plumb");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.pool_size.max(1))
+            .min_connections(0)
+            .acquire_timeout(options.acquire_timeout)
+            .idle_timeout(Duration::from_secs(300))
+            .connect_with(connect)
+            .await
+            .map_err(|e| {
+                Error::unavailable(format!(
+                    "cannot connect to PostgreSQL at {}: {e}",
+                    redact(url)
+                ))
+            })?;
+        migrate::run(&pool).await.map_err(E::into_domain)?;
+        let store = Self {
+            pool,
+            default_artifact_root: default_artifact_root.to_string(),
+        };
+        let root = store.default_artifact_root.clone();
+        in_tx!(store, |c| queries::experiments::ensure_default(c, &root))?;
+        Ok(store)
+    }
+
+    /// Closes every connection; later calls answer 503.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A pooled connection for a read.
+    async fn conn(&self) -> R<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        Ok(self.pool.acquire().await?)
+    }
+}
+
+/// The URI without its password, for messages.
+pub fn redact(uri: &str) -> String {
+    match (uri.find("://"), uri.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &uri[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &uri[..s + 3], &uri[at..]),
+                None => uri.to_string(),
+            }
+        }
+        _ => uri.to_string(),
+    }
+}
+
+/// Runs a read on a pooled connection and maps its error.
+macro_rules! read {
+    ($self:expr, |$c:ident| $body:expr) => {{
+        let outcome: $crate::R<_> = async {
+            let mut pooled = $self.conn().await?;
+            let $c: &mut PgConnection = &mut *pooled;
+            $body.await
+        }
+        .await;
+        outcome.map_err($crate::E::into_domain)
+    }};
+}
+
+use queries::{experiments, metrics, models, registry, runs};
+
+#[async_trait]
+impl TrackingStore for PgStore {
+    async fn ping(&self) -> Result<()> {
+        read!(self, |c| async {
+            sqlx::query("SELECT 1").execute(&mut *c).await?;
+            Ok(())
+        })
+    }
+
+    async fn create_experiment(&self, new: NewExperiment) -> Result<String> {
+        let root = &self.default_artifact_root;
+        in_tx!(self, |c| experiments::create(c, &new, root))
+    }
+    async fn get_experiment(&self, id: &str) -> Result<Experiment> {
+        read!(self, |c| experiments::get(c, id))
+    }
+    async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
+        read!(self, |c| experiments::get_by_name(c, name))
+    }
+    async fn search_experiments(&self, q: ExperimentQuery) -> Result<Page<Experiment>> {
+        read!(self, |c| experiments::search(c, &q))
+    }
+    async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
+        in_tx!(self, |c| experiments::rename(c, id, new_name))
+    }
+    async fn delete_experiment(&self, id: &str) -> Result<()> {
+        in_tx!(self, |c| experiments::set_lifecycle(c, id, true))
+    }
+    async fn restore_experiment(&self, id: &str) -> Result<()> {
+        in_tx!(self, |c| experiments::set_lifecycle(c, id, false))
+    }
+    async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
+        in_tx!(self, |c| experiments::set_tag(c, id, &tag))
+    }
+    async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
+        in_tx!(self, |c| experiments::delete_tag(c, id, key))
+    }
+
+    async fn create_run(&self, new: NewRun) -> Result<Run> {
+        in_tx!(self, |c| async {
+            let run_id = runs::create(&mut *c, &new).await?;
+            runs::get(c, &run_id).await
+        })
+    }
+    async fn get_run(&self, run_id: &str) -> Result<Run> {
+        read!(self, |c| runs::get(c, run_id))
+    }
+    async fn update_run(&self, run_id: &str, update: RunUpdate) -> Result<RunInfo> {
+        in_tx!(self, |c| runs::update(c, run_id, &update))
+    }
+    async fn delete_run(&self, run_id: &str) -> Result<()> {
+        in_tx!(self, |c| runs::set_lifecycle(c, run_id, true))
+    }
+    async fn restore_run(&self, run_id: &str) -> Result<()> {
+        in_tx!(self, |c| runs::set_lifecycle(c, run_id, false))
+    }
+    async fn search_runs(&self, q: RunQuery) -> Result<Page<Run>> {
+        read!(self, |c| runs::search(c, &q))
+    }
+    async fn log_batch(&self, run_id: &str, batch: Batch) -> Result<()> {
+        in_tx!(self, |c| runs::log_batch(c, run_id, &batch))
+    }
+    async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        in_tx!(self, |c| runs::delete_tag(c, run_id, key))
+    }
+    async fn append_logged_model_history(&self, run_id: &str, model_json: &str) -> Result<()> {
+        in_tx!(self, |c| runs::append_model_history(c, run_id, model_json))
+    }
+    async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: Vec<DatasetInput>,
+        model_ids: Vec<String>,
+    ) -> Result<()> {
+        in_tx!(self, |c| runs::log_inputs(c, run_id, &datasets, &model_ids))
+    }
+    async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()> {
+        in_tx!(self, |c| runs::log_outputs(c, run_id, &models))
+    }
+    async fn search_datasets(&self, experiment_ids: Vec<String>) -> Result<Vec<DatasetSummary>> {
+        read!(self, |c| runs::search_datasets(c, &experiment_ids))
+    }
+
+    async fn metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        offset: i64,
+        limit: Option<i64>,
+    ) -> Result<Page<Metric>> {
+        read!(self, |c| metrics::history(c, run_id, key, offset, limit))
+    }
+    async fn metric_history_bulk(
+        &self,
+        run_ids: Vec<String>,
+        key: &str,
+        limit: i64,
+    ) -> Result<Vec<RunMetric>> {
+        read!(self, |c| metrics::bulk(c, &run_ids, key, limit))
+    }
+    async fn metric_history_bulk_interval(&self, q: IntervalQuery) -> Result<Vec<RunMetric>> {
+        read!(self, |c| metrics::bulk_interval(c, &q))
+    }
+
+    async fn create_logged_model(&self, new: NewLoggedModel) -> Result<LoggedModel> {
+        in_tx!(self, |c| async {
+            let id = models::create(&mut *c, &new).await?;
+            models::get(c, &id, false).await
+        })
+    }
+    async fn get_logged_model(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel> {
+        read!(self, |c| models::get(c, model_id, allow_deleted))
+    }
+    async fn finalize_logged_model(
+        &self,
+        model_id: &str,
+        status: LoggedModelStatus,
+    ) -> Result<LoggedModel> {
+        in_tx!(self, |c| async {
+            models::set_status(&mut *c, model_id, status).await?;
+            models::get(c, model_id, false).await
+        })
+    }
+    async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
+        in_tx!(self, |c| models::delete(c, model_id))
+    }
+    async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()> {
+        in_tx!(self, |c| models::set_tags(c, model_id, &tags))
+    }
+    async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
+        in_tx!(self, |c| models::delete_tag(c, model_id, key))
+    }
+    async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()> {
+        in_tx!(self, |c| models::log_params(c, model_id, &params))
+    }
+    async fn search_logged_models(&self, q: LoggedModelQuery) -> Result<Page<LoggedModel>> {
+        read!(self, |c| models::search(c, &q))
+    }
+}
+
+#[async_trait]
+impl RegistryStore for PgStore {
+    async fn create_registered_model(
+        &self,
+        name: &str,
+        tags: Vec<Tag>,
+        description: Option<String>,
+    ) -> Result<RegisteredModel> {
+        in_tx!(self, |c| async {
+            registry::create_rm(&mut *c, name, &tags, description.as_deref()).await?;
+            registry::get_rm(c, name).await
+        })
+    }
+    async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
+        read!(self, |c| registry::get_rm(c, name))
+    }
+    async fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel> {
+        in_tx!(self, |c| async {
+            registry::rename_rm(&mut *c, name, new_name).await?;
+            registry::get_rm(c, new_name).await
+        })
+    }
+    async fn update_registered_model(
+        &self,
+        name: &str,
+        description: Option<String>,
+    ) -> Result<RegisteredModel> {
+        in_tx!(self, |c| async {
+            registry::update_rm(&mut *c, name, description.as_deref()).await?;
+            registry::get_rm(c, name).await
+        })
+    }
+    async fn delete_registered_model(&self, name: &str) -> Result<()> {
+        in_tx!(self, |c| registry::delete_rm(c, name))
+    }
+    async fn search_registered_models(&self, q: RegistryQuery) -> Result<Page<RegisteredModel>> {
+        read!(self, |c| registry::search_rm(c, &q))
+    }
+    async fn get_latest_versions(
+        &self,
+        name: &str,
+        stages: Vec<Stage>,
+    ) -> Result<Vec<ModelVersion>> {
+        read!(self, |c| registry::get_latest(c, name, &stages))
+    }
+    async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
+        in_tx!(self, |c| registry::set_rm_tag(c, name, &tag))
+    }
+    async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
+        in_tx!(self, |c| registry::delete_rm_tag(c, name, key))
+    }
+    async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
+        in_tx!(self, |c| registry::set_alias(c, name, alias, version))
+    }
+    async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
+        in_tx!(self, |c| registry::delete_alias(c, name, alias))
+    }
+    async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
+        read!(self, |c| registry::get_by_alias(c, name, alias))
+    }
+    async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion> {
+        in_tx!(self, |c| async {
+            let version = registry::create_mv(&mut *c, &new).await?;
+            registry::get_mv(c, &new.name, version).await
+        })
+    }
+    async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion> {
+        read!(self, |c| registry::get_mv(c, name, version))
+    }
+    async fn update_model_version(
+        &self,
+        name: &str,
+        version: i64,
+        description: Option<String>,
+    ) -> Result<ModelVersion> {
+        in_tx!(self, |c| async {
+            registry::update_mv(&mut *c, name, version, description.as_deref()).await?;
+            registry::get_mv(c, name, version).await
+        })
+    }
+    async fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
+        in_tx!(self, |c| registry::delete_mv(c, name, version))
+    }
+    async fn search_model_versions(&self, q: RegistryQuery) -> Result<Page<ModelVersion>> {
+        read!(self, |c| registry::search_mv(c, &q))
+    }
+    async fn transition_stage(
+        &self,
+        name: &str,
+        version: i64,
+        stage: Stage,
+        archive_existing_versions: bool,
+    ) -> Result<ModelVersion> {
+        in_tx!(self, |c| async {
+            registry::transition(&mut *c, name, version, stage, archive_existing_versions).await?;
+            registry::get_mv(c, name, version).await
+        })
+    }
+    async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()> {
+        in_tx!(self, |c| registry::set_mv_tag(c, name, version, &tag))
+    }
+    async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
+        in_tx!(self, |c| registry::delete_mv_tag(c, name, version, key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mlflow_uri_spellings_are_accepted() {
+        for (given, want) in [
+            (
+                "postgresql://u:p@h:5432/db",
+                Some("postgres://u:p@h:5432/db"),
+            ),
+            ("postgres://h/db", Some("postgres://h/db")),
+            ("postgresql+psycopg2://u@h/db", Some("postgres://u@h/db")),
+            ("postgresql+pg8000://u@h/db", Some("postgres://u@h/db")),
+            ("sqlite:///x.db", None),
+            ("mysql://h/db", None),
+        ] {
+            assert_eq!(normalize_url(given).as_deref(), want, "{given}");
+        }
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgresql://u:secret@h/db"),
+            "postgresql://u:***@h/db"
+        );
+        assert_eq!(redact("postgresql://u@h/db"), "postgresql://u@h/db");
+    }
+}

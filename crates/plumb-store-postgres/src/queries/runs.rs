@@ -1,0 +1,773 @@
+//! Run queries: create, get, update, lifecycle, search, the log-batch write path, inputs/outputs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use plumb_core::entities::{
+    Dataset, DatasetInput, DatasetSummary, LifecycleStage, Metric, ModelOutput, Page, Param, Run,
+    RunData, RunInfo, RunInputs, RunStatus, Tag, ViewType,
+};
+use plumb_core::search::Target;
+use plumb_core::{now_millis, Error};
+use plumb_store::shared::{
+    log_model_history_tag, new_run_id, param_conflict_error, random_run_name, stored_metric,
+};
+use plumb_store::sql::{experiment_ids, order_sql, where_sql, Bind, Layout};
+use plumb_store::{
+    join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, DATASET_CONTEXT_TAG,
+    LOG_MODEL_HISTORY_TAG, RUN_NAME_TAG,
+};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use crate::queries::{experiments, fetch_page, stored_to_value};
+use crate::R;
+
+fn run_not_found(run_id: &str) -> Error {
+    Error::not_found(format!("Run with id={run_id} not found"))
+}
+
+/// The row id and lifecycle of a run.
+async fn lookup(c: &mut PgConnection, run_id: &str) -> R<(i64, String)> {
+    let row: Option<(i64, String)> =
+        sqlx::query_as("SELECT run_pk, lifecycle_stage FROM runs WHERE run_uuid = $1")
+            .bind(run_id)
+            .fetch_optional(&mut *c)
+            .await?;
+    Ok(row.ok_or_else(|| run_not_found(run_id))?)
+}
+
+/// The row id of an active run, or MLflow's error.
+pub(crate) async fn require_active(c: &mut PgConnection, run_id: &str) -> R<i64> {
+    let (pk, stage) = lookup(c, run_id).await?;
+    if stage != "active" {
+        return Err(Error::invalid(format!(
+            "The run {run_id} must be in the 'active' state. Current state is {stage}."
+        ))
+        .into());
+    }
+    Ok(pk)
+}
+
+/// Upserts tags (the last value of a key wins), in key order so concurrent writers lock rows
+/// in the same order; keeps the run's name in step with `mlflow.runName`.
+async fn upsert_tags(c: &mut PgConnection, pk: i64, tags: &[Tag]) -> R<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
+    let last: BTreeMap<&str, &str> = tags
+        .iter()
+        .map(|t| (t.key.as_str(), t.value.as_str()))
+        .collect();
+    let keys: Vec<&str> = last.keys().copied().collect();
+    let values: Vec<&str> = last.values().copied().collect();
+    sqlx::query(
+        "INSERT INTO tags (run_pk, key, value)
+         SELECT $1, k, v FROM UNNEST($2::TEXT[], $3::TEXT[]) AS t(k, v)
+         ON CONFLICT (run_pk, key) DO UPDATE SET value = EXCLUDED.value",
+    )
+    .bind(pk)
+    .bind(&keys)
+    .bind(&values)
+    .execute(&mut *c)
+    .await?;
+    if let Some(name) = last.get(RUN_NAME_TAG) {
+        sqlx::query("UPDATE runs SET name = $1 WHERE run_pk = $2")
+            .bind(name)
+            .bind(pk)
+            .execute(&mut *c)
+            .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn create(c: &mut PgConnection, new: &NewRun) -> R<String> {
+    let exp_num = experiments::require_active(c, &new.experiment_id).await?;
+    let location: String =
+        sqlx::query_scalar("SELECT artifact_location FROM experiments WHERE experiment_id = $1")
+            .bind(exp_num)
+            .fetch_one(&mut *c)
+            .await?;
+    let tag_name = new
+        .tags
+        .iter()
+        .find(|t| t.key == RUN_NAME_TAG)
+        .map(|t| t.value.clone());
+    let given = new.run_name.clone().filter(|n| !n.is_empty());
+    if let (Some(given), Some(tagged)) = (&given, &tag_name) {
+        if given != tagged {
+            return Err(Error::invalid(format!(
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with \
+                 different values (run_name='{given}', mlflow.runName='{tagged}')."
+            ))
+            .into());
+        }
+    }
+    let name = given.or(tag_name).unwrap_or_else(random_run_name);
+    let run_id = new_run_id();
+    let artifact_uri = join_artifact_uri(&location, &format!("{run_id}/artifacts"));
+    let pk: i64 = sqlx::query_scalar(
+        "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time,
+                           lifecycle_stage, artifact_uri, deleted_time)
+         VALUES ($1, $2, $3, $4, 'RUNNING', $5, NULL, 'active', $6, NULL) RETURNING run_pk",
+    )
+    .bind(&run_id)
+    .bind(exp_num)
+    .bind(&name)
+    .bind(&new.user_id)
+    .bind(new.start_time.unwrap_or_else(now_millis))
+    .bind(&artifact_uri)
+    .fetch_one(&mut *c)
+    .await?;
+    let mut tags = new.tags.clone();
+    tags.push(Tag::new(RUN_NAME_TAG, name));
+    upsert_tags(c, pk, &tags).await?;
+    Ok(run_id)
+}
+
+const INFO_COLUMNS: &str = "r.run_pk, r.run_uuid, r.experiment_id, r.name, r.user_id, r.status, \
+     r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
+
+fn row_to_info(r: &PgRow) -> Result<(i64, RunInfo), sqlx::Error> {
+    let status: String = r.try_get(5)?;
+    let stage: String = r.try_get(9)?;
+    Ok((
+        r.try_get(0)?,
+        RunInfo {
+            run_id: r.try_get(1)?,
+            experiment_id: r.try_get::<i64, _>(2)?.to_string(),
+            run_name: r.try_get(3)?,
+            user_id: r.try_get(4)?,
+            status: RunStatus::parse(&status).unwrap_or(RunStatus::Running),
+            start_time: r.try_get(6)?,
+            end_time: r.try_get(7)?,
+            artifact_uri: r.try_get(8)?,
+            lifecycle_stage: LifecycleStage::parse(&stage).unwrap_or(LifecycleStage::Active),
+        },
+    ))
+}
+
+/// Runs `sql` (whose `$1` is the run row ids) and groups the mapped rows by the run row id in
+/// the first column: one query per kind of child row for a whole page.
+async fn grouped<T>(
+    c: &mut PgConnection,
+    sql: &str,
+    pks: &[i64],
+    map: impl Fn(&PgRow) -> Result<T, sqlx::Error>,
+) -> R<HashMap<i64, Vec<T>>> {
+    let mut out: HashMap<i64, Vec<T>> = HashMap::new();
+    let rows = sqlx::query(sql).bind(pks).fetch_all(&mut *c).await?;
+    for r in &rows {
+        out.entry(r.try_get(0)?).or_default().push(map(r)?);
+    }
+    Ok(out)
+}
+
+fn kv_row(r: &PgRow) -> Result<Tag, sqlx::Error> {
+    Ok(Tag::new(
+        r.try_get::<String, _>(1)?,
+        r.try_get::<String, _>(2)?,
+    ))
+}
+
+/// Loads data, inputs and outputs of many runs with one query per kind (not per run).
+async fn load_runs(c: &mut PgConnection, rows: Vec<(i64, RunInfo)>) -> R<Vec<Run>> {
+    let pks: Vec<i64> = rows.iter().map(|(pk, _)| *pk).collect();
+    let mut metrics = grouped(
+        c,
+        "SELECT run_pk, key, value, timestamp, step, is_nan FROM latest_metrics
+         WHERE run_pk = ANY($1) ORDER BY run_pk, key",
+        &pks,
+        |r| {
+            Ok(Metric::new(
+                r.try_get::<String, _>(1)?,
+                stored_to_value(r.try_get(2)?, r.try_get(5)?),
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ))
+        },
+    )
+    .await?;
+    let mut params = grouped(
+        c,
+        "SELECT run_pk, key, value FROM params WHERE run_pk = ANY($1) ORDER BY run_pk, seq",
+        &pks,
+        kv_row,
+    )
+    .await?;
+    let mut tags = grouped(
+        c,
+        "SELECT run_pk, key, value FROM tags WHERE run_pk = ANY($1) ORDER BY run_pk, seq",
+        &pks,
+        kv_row,
+    )
+    .await?;
+    let mut outputs = grouped(
+        c,
+        "SELECT run_pk, model_id, step FROM run_model_outputs WHERE run_pk = ANY($1)
+         ORDER BY run_pk, model_id",
+        &pks,
+        |r| {
+            Ok(ModelOutput {
+                model_id: r.try_get(1)?,
+                step: r.try_get(2)?,
+            })
+        },
+    )
+    .await?;
+    let mut model_inputs = grouped(
+        c,
+        "SELECT run_pk, model_id FROM run_model_inputs WHERE run_pk = ANY($1)
+         ORDER BY run_pk, model_id",
+        &pks,
+        |r| r.try_get::<String, _>(1),
+    )
+    .await?;
+    let mut datasets = grouped(
+        c,
+        "SELECT ri.run_pk, d.dataset_pk, d.name, d.digest, d.source_type, d.source, d.schema, d.profile
+         FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk
+         WHERE ri.run_pk = ANY($1) ORDER BY ri.run_pk, ri.seq",
+        &pks,
+        |r| {
+            Ok((
+                r.try_get::<i64, _>(1)?,
+                Dataset {
+                    name: r.try_get(2)?,
+                    digest: r.try_get(3)?,
+                    source_type: r.try_get(4)?,
+                    source: r.try_get(5)?,
+                    schema: r.try_get(6)?,
+                    profile: r.try_get(7)?,
+                },
+            ))
+        },
+    )
+    .await?;
+    let mut input_tags = grouped(
+        c,
+        "SELECT run_pk, dataset_pk, key, value FROM input_tags WHERE run_pk = ANY($1)
+         ORDER BY run_pk, dataset_pk, idx",
+        &pks,
+        |r| {
+            Ok((
+                r.try_get::<i64, _>(1)?,
+                Tag::new(r.try_get::<String, _>(2)?, r.try_get::<String, _>(3)?),
+            ))
+        },
+    )
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(pk, info)| {
+            let run_tags = input_tags.remove(&pk).unwrap_or_default();
+            let dataset_inputs = datasets
+                .remove(&pk)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(dpk, dataset)| DatasetInput {
+                    tags: run_tags
+                        .iter()
+                        .filter(|(d, _)| *d == dpk)
+                        .map(|(_, t)| t.clone())
+                        .collect(),
+                    dataset,
+                })
+                .collect();
+            Run {
+                info,
+                data: RunData {
+                    metrics: metrics.remove(&pk).unwrap_or_default(),
+                    params: params.remove(&pk).unwrap_or_default(),
+                    tags: tags.remove(&pk).unwrap_or_default(),
+                },
+                inputs: RunInputs {
+                    dataset_inputs,
+                    model_inputs: model_inputs.remove(&pk).unwrap_or_default(),
+                },
+                outputs: outputs.remove(&pk).unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+async fn get_info(c: &mut PgConnection, run_id: &str) -> R<(i64, RunInfo)> {
+    let row = sqlx::query(&format!(
+        "SELECT {INFO_COLUMNS} FROM runs r WHERE r.run_uuid = $1"
+    ))
+    .bind(run_id)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or_else(|| run_not_found(run_id))?;
+    Ok(row_to_info(&row)?)
+}
+
+pub(crate) async fn get(c: &mut PgConnection, run_id: &str) -> R<Run> {
+    let row = get_info(c, run_id).await?;
+    Ok(load_runs(c, vec![row])
+        .await?
+        .pop()
+        .ok_or_else(|| run_not_found(run_id))?)
+}
+
+pub(crate) async fn update(c: &mut PgConnection, run_id: &str, u: &RunUpdate) -> R<RunInfo> {
+    let pk = require_active(c, run_id).await?;
+    sqlx::query(
+        "UPDATE runs SET status = COALESCE($1, status), end_time = COALESCE($2, end_time)
+         WHERE run_pk = $3",
+    )
+    .bind(u.status.map(|s| s.as_str()))
+    .bind(u.end_time)
+    .bind(pk)
+    .execute(&mut *c)
+    .await?;
+    if let Some(name) = u.run_name.as_ref().filter(|n| !n.is_empty()) {
+        upsert_tags(c, pk, &[Tag::new(RUN_NAME_TAG, name.clone())]).await?;
+    }
+    Ok(get_info(c, run_id).await?.1)
+}
+
+pub(crate) async fn set_lifecycle(c: &mut PgConnection, run_id: &str, delete: bool) -> R<()> {
+    let (pk, _) = lookup(c, run_id).await?;
+    let (stage, deleted_time) = if delete {
+        ("deleted", Some(now_millis()))
+    } else {
+        ("active", None)
+    };
+    sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_pk = $3")
+        .bind(stage)
+        .bind(deleted_time)
+        .bind(pk)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// The hot write path: params (immutable), metrics (+ latest), tags, in the caller's
+/// transaction, each as one multi-row statement in a fixed key order (so concurrent writers
+/// to one run lock rows in the same order and cannot deadlock each other).
+pub(crate) async fn log_batch(c: &mut PgConnection, run_id: &str, batch: &Batch) -> R<()> {
+    let pk = require_active(c, run_id).await?;
+    if !batch.params.is_empty() {
+        log_params(c, pk, run_id, &batch.params).await?;
+    }
+    if !batch.metrics.is_empty() {
+        log_metrics(c, pk, run_id, &batch.metrics).await?;
+    }
+    upsert_tags(c, pk, &batch.tags).await
+}
+
+/// Params are immutable: logging the same value again is fine, a different one is refused. The
+/// insert goes first, so a concurrent writer's value is seen (after it committed) and compared.
+async fn log_params(c: &mut PgConnection, pk: i64, run_id: &str, params: &[Param]) -> R<()> {
+    let mut sorted: Vec<&Param> = params.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    let keys: Vec<&str> = sorted.iter().map(|p| p.key.as_str()).collect();
+    let values: Vec<&str> = sorted.iter().map(|p| p.value.as_str()).collect();
+    sqlx::query(
+        "INSERT INTO params (run_pk, key, value)
+         SELECT $1, k, v FROM UNNEST($2::TEXT[], $3::TEXT[]) AS t(k, v)
+         ON CONFLICT (run_pk, key) DO NOTHING",
+    )
+    .bind(pk)
+    .bind(&keys)
+    .bind(&values)
+    .execute(&mut *c)
+    .await?;
+    let stored: HashMap<String, String> =
+        sqlx::query_as("SELECT key, value FROM params WHERE run_pk = $1 AND key = ANY($2)")
+            .bind(pk)
+            .bind(&keys)
+            .fetch_all(&mut *c)
+            .await?
+            .into_iter()
+            .collect();
+    let conflicts: Vec<(&Param, String)> = params
+        .iter()
+        .filter_map(|p| {
+            stored
+                .get(&p.key)
+                .filter(|old| **old != p.value)
+                .map(|old| (p, old.clone()))
+        })
+        .collect();
+    if conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(param_conflict_error(run_id, &conflicts, params.len()).into())
+    }
+}
+
+/// Inserts the points (identical ones are stored once) and updates each key's latest point and
+/// series shape (see the `latest_metrics` table) from what was actually inserted.
+async fn log_metrics(c: &mut PgConnection, pk: i64, run_id: &str, metrics: &[Metric]) -> R<()> {
+    struct Point<'a> {
+        key: &'a str,
+        step: i64,
+        timestamp: i64,
+        value: f64,
+        is_nan: i16,
+    }
+    let mut points: Vec<Point<'_>> = metrics
+        .iter()
+        .map(|m| {
+            let (value, is_nan) = stored_metric(m.value);
+            Point {
+                key: &m.key,
+                step: m.step,
+                timestamp: m.timestamp,
+                value,
+                is_nan: i16::from(is_nan),
+            }
+        })
+        .collect();
+    points.sort_by(|a, b| {
+        (a.key, a.step, a.timestamp)
+            .cmp(&(b.key, b.step, b.timestamp))
+            .then(a.value.total_cmp(&b.value))
+            .then(a.is_nan.cmp(&b.is_nan))
+    });
+    let inserted: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO metrics (run_pk, key, step, timestamp, value, is_nan)
+         SELECT $1, k, s, t, v, n
+         FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::FLOAT8[], $6::INT2[]) AS p(k, s, t, v, n)
+         ON CONFLICT DO NOTHING RETURNING key, step",
+    )
+    .bind(pk)
+    .bind(points.iter().map(|p| p.key).collect::<Vec<_>>())
+    .bind(points.iter().map(|p| p.step).collect::<Vec<_>>())
+    .bind(points.iter().map(|p| p.timestamp).collect::<Vec<_>>())
+    .bind(points.iter().map(|p| p.value).collect::<Vec<_>>())
+    .bind(points.iter().map(|p| p.is_nan).collect::<Vec<_>>())
+    .fetch_all(&mut *c)
+    .await?;
+
+    // Per key: the greatest (step, timestamp, value) of the batch, and the shape of the points
+    // that were new: how many, the lowest step, and whether they are one per consecutive step.
+    struct Series {
+        newest: (i64, i64, f64, i16),
+        new_steps: Vec<i64>,
+    }
+    let mut series: BTreeMap<&str, Series> = BTreeMap::new();
+    for p in &points {
+        let s = series.entry(p.key).or_insert(Series {
+            newest: (p.step, p.timestamp, p.value, p.is_nan),
+            new_steps: Vec::new(),
+        });
+        let (step, ts, value, _) = s.newest;
+        if (p.step, p.timestamp) > (step, ts)
+            || ((p.step, p.timestamp) == (step, ts) && p.value > value)
+        {
+            s.newest = (p.step, p.timestamp, p.value, p.is_nan);
+        }
+    }
+    for (key, step) in &inserted {
+        if let Some(s) = series.get_mut(key.as_str()) {
+            s.new_steps.push(*step);
+        }
+    }
+    let mut keys = Vec::with_capacity(series.len());
+    let (mut steps, mut timestamps, mut values, mut nans) = (vec![], vec![], vec![], vec![]);
+    let (mut counts, mut min_steps, mut dense) = (vec![], vec![], vec![]);
+    for (key, mut s) in series {
+        s.new_steps.sort_unstable();
+        keys.push(key);
+        steps.push(s.newest.0);
+        timestamps.push(s.newest.1);
+        values.push(s.newest.2);
+        nans.push(s.newest.3);
+        counts.push(s.new_steps.len() as i64);
+        min_steps.push(s.new_steps.first().copied().unwrap_or(s.newest.0));
+        dense.push(s.new_steps.windows(2).all(|w| w[1] == w[0] + 1));
+    }
+    sqlx::query(
+        "INSERT INTO latest_metrics AS l
+             (run_pk, key, step, timestamp, value, is_nan, points, min_step, dense)
+         SELECT $1, k, s, t, v, n, c, m, d
+         FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::FLOAT8[], $6::INT2[],
+                     $7::BIGINT[], $8::BIGINT[], $9::BOOL[]) AS x(k, s, t, v, n, c, m, d)
+         ON CONFLICT (run_pk, key) DO UPDATE SET
+           dense = CASE WHEN EXCLUDED.points = 0 THEN l.dense
+                        ELSE l.dense AND EXCLUDED.dense AND EXCLUDED.min_step = l.step + 1 END,
+           points = l.points + EXCLUDED.points,
+           min_step = LEAST(l.min_step, EXCLUDED.min_step),
+           step = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
+                            > (l.step, l.timestamp, l.value) THEN EXCLUDED.step ELSE l.step END,
+           timestamp = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
+                            > (l.step, l.timestamp, l.value) THEN EXCLUDED.timestamp ELSE l.timestamp END,
+           is_nan = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
+                            > (l.step, l.timestamp, l.value) THEN EXCLUDED.is_nan ELSE l.is_nan END,
+           value = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
+                            > (l.step, l.timestamp, l.value) THEN EXCLUDED.value ELSE l.value END",
+    )
+    .bind(pk)
+    .bind(&keys)
+    .bind(&steps)
+    .bind(&timestamps)
+    .bind(&values)
+    .bind(&nans)
+    .bind(&counts)
+    .bind(&min_steps)
+    .bind(&dense)
+    .execute(&mut *c)
+    .await?;
+
+    for m in metrics {
+        let Some(model_id) = m.model_id.as_deref().filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        let (value, is_nan) = stored_metric(m.value);
+        sqlx::query(
+            "INSERT INTO logged_model_metrics
+             (model_id, key, timestamp, step, run_id, value, is_nan, dataset_name, dataset_digest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (model_id, key, timestamp, step, run_id) DO UPDATE SET
+               value = EXCLUDED.value, is_nan = EXCLUDED.is_nan,
+               dataset_name = EXCLUDED.dataset_name, dataset_digest = EXCLUDED.dataset_digest",
+        )
+        .bind(model_id)
+        .bind(&m.key)
+        .bind(m.timestamp)
+        .bind(m.step)
+        .bind(run_id)
+        .bind(value)
+        .bind(i16::from(is_nan))
+        .bind(&m.dataset_name)
+        .bind(&m.dataset_digest)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn delete_tag(c: &mut PgConnection, run_id: &str, key: &str) -> R<()> {
+    let pk = require_active(c, run_id).await?;
+    let n = sqlx::query("DELETE FROM tags WHERE run_pk = $1 AND key = $2")
+        .bind(pk)
+        .bind(key)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(
+            Error::not_found(format!("No tag with name: {key} in run with id {run_id}")).into(),
+        );
+    }
+    Ok(())
+}
+
+pub(crate) async fn append_model_history(
+    c: &mut PgConnection,
+    run_id: &str,
+    model_json: &str,
+) -> R<()> {
+    let pk = require_active(c, run_id).await?;
+    // Locks the run row: concurrent appends to one run's history queue up instead of losing
+    // each other's entries.
+    sqlx::query("SELECT 1 FROM runs WHERE run_pk = $1 FOR UPDATE")
+        .bind(pk)
+        .execute(&mut *c)
+        .await?;
+    let current: Option<String> =
+        sqlx::query_scalar("SELECT value FROM tags WHERE run_pk = $1 AND key = $2")
+            .bind(pk)
+            .bind(LOG_MODEL_HISTORY_TAG)
+            .fetch_optional(&mut *c)
+            .await?;
+    let value = log_model_history_tag(current, model_json)?;
+    upsert_tags(c, pk, &[Tag::new(LOG_MODEL_HISTORY_TAG, value)]).await
+}
+
+pub(crate) async fn log_inputs(
+    c: &mut PgConnection,
+    run_id: &str,
+    datasets: &[DatasetInput],
+    model_ids: &[String],
+) -> R<()> {
+    let pk = require_active(c, run_id).await?;
+    let exp: i64 =
+        sqlx::query_scalar("SELECT experiment_id FROM runs WHERE run_pk = $1 FOR UPDATE")
+            .bind(pk)
+            .fetch_one(&mut *c)
+            .await?;
+    for input in datasets {
+        let d = &input.dataset;
+        sqlx::query(
+            "INSERT INTO datasets (experiment_id, name, digest, source_type, source, schema, profile)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(exp)
+        .bind(&d.name)
+        .bind(&d.digest)
+        .bind(&d.source_type)
+        .bind(&d.source)
+        .bind(&d.schema)
+        .bind(&d.profile)
+        .execute(&mut *c)
+        .await?;
+        let dpk: i64 = sqlx::query_scalar(
+            "SELECT dataset_pk FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3",
+        )
+        .bind(exp)
+        .bind(&d.name)
+        .bind(&d.digest)
+        .fetch_one(&mut *c)
+        .await?;
+        let added = sqlx::query(
+            "INSERT INTO run_inputs (run_pk, dataset_pk, seq)
+             SELECT $1, $2, COALESCE(MAX(seq), 0) + 1 FROM run_inputs WHERE run_pk = $1
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(pk)
+        .bind(dpk)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+        if added == 1 {
+            for (idx, tag) in input.tags.iter().enumerate() {
+                sqlx::query(
+                    "INSERT INTO input_tags (run_pk, dataset_pk, idx, key, value)
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(pk)
+                .bind(dpk)
+                .bind(idx as i64)
+                .bind(&tag.key)
+                .bind(&tag.value)
+                .execute(&mut *c)
+                .await?;
+            }
+        }
+    }
+    if !model_ids.is_empty() {
+        sqlx::query(
+            "INSERT INTO run_model_inputs (run_pk, model_id)
+             SELECT $1, m FROM UNNEST($2::TEXT[]) AS t(m) ON CONFLICT DO NOTHING",
+        )
+        .bind(pk)
+        .bind(model_ids)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn log_outputs(
+    c: &mut PgConnection,
+    run_id: &str,
+    models: &[ModelOutput],
+) -> R<()> {
+    let pk = require_active(c, run_id).await?;
+    for m in models {
+        sqlx::query(
+            "INSERT INTO run_model_outputs (run_pk, model_id, step) VALUES ($1, $2, $3)
+             ON CONFLICT (run_pk, model_id) DO UPDATE SET step = EXCLUDED.step",
+        )
+        .bind(pk)
+        .bind(&m.model_id)
+        .bind(m.step)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn search_datasets(
+    c: &mut PgConnection,
+    experiment_ids: &[String],
+) -> R<Vec<DatasetSummary>> {
+    let ids = plumb_store::sql::experiment_ids(experiment_ids);
+    let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT DISTINCT d.experiment_id, d.name, d.digest, it.value
+         FROM datasets d
+         JOIN run_inputs ri ON ri.dataset_pk = d.dataset_pk
+         LEFT JOIN input_tags it ON it.run_pk = ri.run_pk AND it.dataset_pk = d.dataset_pk AND it.key = $1
+         WHERE d.experiment_id = ANY($2)
+         ORDER BY d.experiment_id, d.name, d.digest LIMIT 1000",
+    )
+    .bind(DATASET_CONTEXT_TAG)
+    .bind(&ids)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(experiment_id, name, digest, context)| DatasetSummary {
+            experiment_id: experiment_id.to_string(),
+            name,
+            digest,
+            context,
+        })
+        .collect())
+}
+
+fn attribute(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "run_id" => "r.run_uuid",
+        "run_name" => "r.name",
+        "status" => "r.status",
+        "user_id" => "r.user_id",
+        "artifact_uri" => "r.artifact_uri",
+        "start_time" => "r.start_time",
+        "end_time" => "r.end_time",
+        _ => return None,
+    })
+}
+
+const LAYOUT: Layout = Layout {
+    metrics: Some(("latest_metrics", "mt.run_pk = r.run_pk")),
+    params: Some(("params", "kv.run_pk = r.run_pk")),
+    tags: ("tags", "kv.run_pk = r.run_pk"),
+    attribute,
+    datasets: Some("r.run_pk"),
+    semi: Some(("r.run_pk", "run_pk")),
+};
+
+pub(crate) async fn search(c: &mut PgConnection, q: &RunQuery) -> R<Page<Run>> {
+    let ids = experiment_ids(&q.experiment_ids);
+    if ids.is_empty() {
+        return Ok(Page {
+            items: Vec::new(),
+            next_page_token: None,
+        });
+    }
+    let marks = vec!["?"; ids.len()].join(", ");
+    let mut binds: Vec<Bind> = ids.iter().copied().map(Bind::Int).collect();
+    let stage = match q.view_type {
+        ViewType::ActiveOnly => "r.lifecycle_stage = 'active'",
+        ViewType::DeletedOnly => "r.lifecycle_stage = 'deleted'",
+        ViewType::All => "1 = 1",
+    };
+    let filter = where_sql(&LAYOUT, &q.filter, &mut binds)?;
+    let mut order = order_sql(&LAYOUT, &q.order_by, &mut binds)?;
+    if !q
+        .order_by
+        .iter()
+        .any(|k| k.target == Target::Attribute("start_time".into()))
+    {
+        order.push("r.start_time DESC".into());
+    }
+    order.push("r.run_uuid ASC".into());
+    binds.push(Bind::Int(q.max_results + 1));
+    binds.push(Bind::Int(q.offset));
+    let sql = format!(
+        "SELECT {INFO_COLUMNS} FROM runs r
+         WHERE r.experiment_id IN ({marks}) AND {stage} AND {filter}
+         ORDER BY {} LIMIT ? OFFSET ?",
+        order.join(", ")
+    );
+    let (rows, next_page_token) =
+        fetch_page(c, &sql, binds, q.max_results, q.offset, row_to_info).await?;
+    Ok(Page {
+        items: load_runs(c, rows).await?,
+        next_page_token,
+    })
+}
+
+/// Run ids to row ids, skipping unknown ones.
+pub(crate) async fn pks(c: &mut PgConnection, run_ids: &[String]) -> R<HashMap<String, i64>> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT run_uuid, run_pk FROM runs WHERE run_uuid = ANY($1)")
+            .bind(run_ids)
+            .fetch_all(&mut *c)
+            .await?;
+    Ok(rows.into_iter().collect())
+}

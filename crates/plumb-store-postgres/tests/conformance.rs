@@ -1,0 +1,75 @@
+//! Runs the shared store conformance suite against PostgreSQL, one fresh database per case
+//! (dropped when the case ends), on the server named by `PLUMB_TEST_POSTGRES_URL` (default: the
+//! machine's own, `postgres://postgres@127.0.0.1:5432/postgres`).
+
+use std::sync::Arc;
+
+use plumb_store::conformance::{Fixture, Store};
+use plumb_store_postgres::{PgOptions, PgStore};
+use sqlx::{Connection, PgConnection};
+
+fn admin_url() -> String {
+    std::env::var("PLUMB_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The admin URL pointed at another database.
+fn url_for(db: &str) -> String {
+    let admin = admin_url();
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    format!("{base}/{db}")
+}
+
+struct PgFixture {
+    store: Store,
+    db: String,
+}
+
+impl Fixture for PgFixture {
+    fn store(&self) -> Store {
+        self.store.clone()
+    }
+}
+
+impl Drop for PgFixture {
+    fn drop(&mut self) {
+        // Drop cannot await: a short-lived thread with its own runtime drops the database.
+        let db = self.db.clone();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut c) = PgConnection::connect(&admin_url()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+async fn fresh() -> PgFixture {
+    let db = format!("plumb_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = PgConnection::connect(&admin_url())
+        .await
+        .expect("PostgreSQL must be reachable at PLUMB_TEST_POSTGRES_URL (or 127.0.0.1:5432)");
+    sqlx::query(&format!("CREATE DATABASE \"{db}\""))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    let store = PgStore::connect(&url_for(&db), "mlflow-artifacts:/", PgOptions::default())
+        .await
+        .expect("connect");
+    PgFixture {
+        store: Arc::new(store),
+        db,
+    }
+}
+
+plumb_store::conformance_tests!(fresh());

@@ -1,0 +1,177 @@
+//! Backend-neutral pieces of store logic every backend uses the same way: generated names,
+//! how metric values are stored, MLflow's param-conflict message, NTILE sampling arithmetic and
+//! the JSON lists MLflow keeps in tags.
+
+use plumb_core::entities::{Metric, Param};
+use plumb_core::validation::CLAMPED_INF;
+use plumb_core::Error;
+use serde_json::Value;
+
+const ADJECTIVES: &[&str] = &[
+    "amber", "bold", "brisk", "calm", "clever", "crisp", "dapper", "eager", "fancy", "gentle",
+    "glad", "honest", "jolly", "keen", "lucid", "merry", "nimble", "placid", "quiet", "rare",
+    "sleek", "steady", "sunny", "swift", "tidy", "vivid", "wise", "zesty",
+];
+const NOUNS: &[&str] = &[
+    "ant", "bass", "bear", "crane", "deer", "eel", "finch", "fox", "gnu", "hare", "hawk", "ibis",
+    "koi", "lark", "lynx", "mole", "newt", "otter", "owl", "panda", "quail", "ram", "seal",
+    "shrew", "toad", "trout", "wasp", "wren",
+];
+
+/// An adjective-noun-NNN name, as MLflow gives unnamed runs.
+pub fn random_run_name() -> String {
+    let bytes = *uuid::Uuid::new_v4().as_bytes();
+    let a = ADJECTIVES[bytes[0] as usize % ADJECTIVES.len()];
+    let n = NOUNS[bytes[1] as usize % NOUNS.len()];
+    let num = u16::from_le_bytes([bytes[2], bytes[3]]) % 1000;
+    format!("{a}-{n}-{num}")
+}
+
+/// A `model-xxxxxx` name for a logged model created without one.
+pub fn random_model_name() -> String {
+    let b = *uuid::Uuid::new_v4().as_bytes();
+    format!("model-{:02x}{:02x}{:02x}", b[0], b[1], b[2])
+}
+
+/// A new run's public id.
+pub fn new_run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A new logged model's id.
+pub fn new_model_id() -> String {
+    format!("m-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// How a metric value is stored: NaN as (0, true), +/-inf clamped to +/-f64::MAX.
+pub fn stored_metric(value: f64) -> (f64, bool) {
+    if value.is_nan() {
+        (0.0, true)
+    } else if value.is_infinite() {
+        (value.signum() * CLAMPED_INF, false)
+    } else {
+        (value, false)
+    }
+}
+
+/// MLflow's refusal of changed param values; `conflicts` holds (param, stored value), and
+/// `batch_len` is how many params the request logged.
+pub fn param_conflict_error(
+    run_id: &str,
+    conflicts: &[(&Param, String)],
+    batch_len: usize,
+) -> Error {
+    match conflicts {
+        [(p, old)] if batch_len == 1 => Error::invalid(format!(
+            "Changing param values is not allowed. Param with key='{}' was already logged with \
+             value='{old}' for run ID='{run_id}'. Attempted logging new value '{}'.",
+            p.key, p.value
+        )),
+        many => {
+            let list: Vec<String> = many
+                .iter()
+                .map(|(p, old)| {
+                    format!(
+                        "{{'key': '{}', 'old_value': '{old}', 'new_value': '{}'}}",
+                        p.key, p.value
+                    )
+                })
+                .collect();
+            Error::invalid(format!(
+                "Changing param values is not allowed. Params were already logged='[{}]' for run ID='{run_id}'.",
+                list.join(", ")
+            ))
+        }
+    }
+}
+
+/// Row index of the first row of each NTILE(`buckets`) bucket over `n` rows: the first
+/// `n % buckets` buckets hold `n / buckets + 1` rows, the others `n / buckets`.
+pub fn bucket_starts(n: i64, buckets: i64) -> Vec<i64> {
+    let buckets = buckets.min(n).max(1);
+    let (q, r) = (n / buckets, n % buckets);
+    (0..buckets).map(|k| k * q + k.min(r)).collect()
+}
+
+/// Ends a sample with the range's last point (MLflow always includes it), replacing the last
+/// sample when there are already `max`.
+pub fn push_last_sample(sampled: &mut Vec<Metric>, last: Metric, max: usize) {
+    let same = |a: &Metric, b: &Metric| {
+        (a.step, a.timestamp, a.value.is_nan()) == (b.step, b.timestamp, b.value.is_nan())
+            && (a.value == b.value || a.value.is_nan())
+    };
+    if sampled.last().is_none_or(|l| !same(l, &last)) {
+        if sampled.len() >= max {
+            sampled.pop();
+        }
+        sampled.push(last);
+    }
+}
+
+/// Python's `json.dumps` spacing (`", "` and `": "`), which MLflow's tests compare verbatim.
+pub fn python_json(v: &Value) -> String {
+    match v {
+        Value::Array(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(python_json).collect::<Vec<_>>().join(", ")
+            )
+        }
+        Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), python_json(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The `mlflow.modelVersions` tag value after appending `{"name", "version"}` to `current`.
+pub fn model_versions_tag(current: Option<String>, name: &str, version: i64) -> String {
+    let mut list: Vec<Value> = current
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let mut entry = serde_json::Map::new();
+    entry.insert("name".into(), Value::String(name.to_string()));
+    entry.insert("version".into(), Value::from(version));
+    list.push(Value::Object(entry));
+    python_json(&Value::Array(list))
+}
+
+/// The `mlflow.log-model.history` tag value after appending `model_json` to `current`.
+pub fn log_model_history_tag(
+    current: Option<String>,
+    model_json: &str,
+) -> plumb_core::Result<String> {
+    let mut list: Vec<Value> = current
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let model: Value = serde_json::from_str(model_json)
+        .map_err(|e| Error::invalid(format!("Malformed model_json: {e}")))?;
+    list.push(model);
+    serde_json::to_string(&list).map_err(|e| Error::internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ntile_bucket_starts() {
+        assert_eq!(bucket_starts(10, 3), vec![0, 4, 7]);
+        assert_eq!(bucket_starts(2, 5), vec![0, 1]);
+        assert_eq!(bucket_starts(0, 5), vec![0]);
+    }
+
+    #[test]
+    fn python_spacing() {
+        let v: Value = serde_json::from_str(r#"[{"name":"m","version":1}]"#).unwrap_or_default();
+        assert_eq!(python_json(&v), r#"[{"name": "m", "version": 1}]"#);
+        assert_eq!(
+            model_versions_tag(Some(python_json(&v)), "m", 2),
+            r#"[{"name": "m", "version": 1}, {"name": "m", "version": 2}]"#
+        );
+    }
+}

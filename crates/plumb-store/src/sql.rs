@@ -1,0 +1,273 @@
+//! Renders a parsed search (`plumb_core::search`) to a SQL WHERE / ORDER BY with bound values,
+//! in the SQL both backends speak (`?` marks; PostgreSQL numbers them before running).
+//!
+//! User input only ever reaches SQL as a bound parameter; the SQL text is built from fixed
+//! fragments chosen by the AST's shape.
+
+use plumb_core::search::{Clause, Op, OrderKey, Target, Value};
+use plumb_core::{Error, Result};
+
+/// A value bound to a `?` of rendered SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// How one searchable entity (runs, experiments, logged models, registry) is laid out.
+/// Joins are fixed SQL conditions tying the subquery alias (`mt` for metrics, `kv` for params
+/// and tags) to the outer row.
+pub struct Layout {
+    /// (table, join condition over `mt`) of values a `metrics.` filter compares, if any.
+    pub metrics: Option<(&'static str, &'static str)>,
+    /// (table, join condition over `kv`) with `key` and `value` columns.
+    pub params: Option<(&'static str, &'static str)>,
+    pub tags: (&'static str, &'static str),
+    /// Attribute name to SQL expression over the outer row.
+    pub attribute: fn(&str) -> Option<&'static str>,
+    /// The outer run's row id, where dataset filters apply (runs only).
+    pub datasets: Option<&'static str>,
+    /// (outer key expression, owner column of the param/tag tables): when set, equality filters
+    /// render as `outer IN (SELECT owner ... WHERE key = ? AND value = ?)`, answered once from
+    /// the (key, value) index instead of one probe per row of the experiment (3-4x faster on
+    /// 20k runs).
+    pub semi: Option<(&'static str, &'static str)>,
+}
+
+/// The SQL operator of a comparison: the filter's own spelling, except that ILIKE is rendered
+/// as `LOWER(x) LIKE LOWER(?)` around it and IS [NOT] NULL as an (NOT) EXISTS.
+fn cmp_sql(op: Op) -> &'static str {
+    match op {
+        Op::ILike => "LIKE",
+        other => other.as_str(),
+    }
+}
+
+fn num(v: &Value) -> Result<f64> {
+    match v {
+        Value::Num(n) => Ok(*n),
+        other => Err(Error::invalid(format!("expected a number, got {other:?}"))),
+    }
+}
+
+fn text(v: &Value) -> Result<String> {
+    match v {
+        Value::Str(s) => Ok(s.clone()),
+        Value::Num(n) => Ok(n.to_string()),
+        other => Err(Error::invalid(format!("expected a string, got {other:?}"))),
+    }
+}
+
+/// A numeric bind: integral values bind as integers so integer columns compare exactly.
+fn num_bind(n: f64) -> Bind {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        Bind::Int(n as i64)
+    } else {
+        Bind::Real(n)
+    }
+}
+
+/// `<expr> <op> ?` for string comparisons including ILIKE and lists.
+fn string_cmp(expr: &str, op: Op, value: &Value, binds: &mut Vec<Bind>) -> Result<String> {
+    match op {
+        Op::ILike => {
+            binds.push(Bind::Text(text(value)?));
+            Ok(format!("LOWER({expr}) LIKE LOWER(?)"))
+        }
+        Op::In | Op::NotIn => {
+            let Value::List(items) = value else {
+                return Err(Error::invalid("IN needs a list of quoted values"));
+            };
+            let marks = vec!["?"; items.len()].join(", ");
+            binds.extend(items.iter().cloned().map(Bind::Text));
+            Ok(format!("{expr} {} ({marks})", cmp_sql(op)))
+        }
+        _ => {
+            binds.push(Bind::Text(text(value)?));
+            Ok(format!("{expr} {} ?", cmp_sql(op)))
+        }
+    }
+}
+
+fn key_value_clause(
+    (table, join): (&str, &str),
+    semi: Option<(&str, &str)>,
+    key: &str,
+    op: Op,
+    value: &Value,
+    binds: &mut Vec<Bind>,
+) -> Result<String> {
+    binds.push(Bind::Text(key.to_string()));
+    if let (Some((outer, col)), Op::Eq, Value::Str(v)) = (semi, op, value) {
+        binds.push(Bind::Text(v.clone()));
+        return Ok(format!(
+            "{outer} IN (SELECT kv.{col} FROM {table} kv WHERE kv.key = ? AND kv.value = ?)"
+        ));
+    }
+    let head = format!("SELECT 1 FROM {table} kv WHERE {join} AND kv.key = ?");
+    match op {
+        Op::IsNull => Ok(format!("NOT EXISTS ({head})")),
+        Op::IsNotNull => Ok(format!("EXISTS ({head})")),
+        _ => Ok(format!(
+            "EXISTS ({head} AND {})",
+            string_cmp("kv.value", op, value, binds)?
+        )),
+    }
+}
+
+/// Renders AND-joined clauses; returns `1 = 1` for none.
+pub fn where_sql(layout: &Layout, clauses: &[Clause], binds: &mut Vec<Bind>) -> Result<String> {
+    let mut parts = Vec::new();
+    for c in clauses {
+        let part = match &c.target {
+            Target::Metric(key) => {
+                let (table, join) = layout
+                    .metrics
+                    .ok_or_else(|| Error::invalid("metrics cannot be searched here"))?;
+                binds.push(Bind::Text(key.clone()));
+                let n = num(&c.value)?;
+                binds.push(Bind::Real(n));
+                let cmp = if c.op == Op::Ne {
+                    "(mt.is_nan = 1 OR mt.value != ?)".to_string()
+                } else {
+                    format!("mt.is_nan = 0 AND mt.value {} ?", cmp_sql(c.op))
+                };
+                // Metric comparisons stay correlated: a range over the (key, value) index is
+                // rarely selective, and as an IN list it costs more than it saves.
+                format!("EXISTS (SELECT 1 FROM {table} mt WHERE {join} AND mt.key = ? AND {cmp})")
+            }
+            Target::Param(key) => {
+                let params = layout
+                    .params
+                    .ok_or_else(|| Error::invalid("params cannot be searched here"))?;
+                key_value_clause(params, layout.semi, key, c.op, &c.value, binds)?
+            }
+            Target::Tag(key) => {
+                key_value_clause(layout.tags, layout.semi, key, c.op, &c.value, binds)?
+            }
+            Target::Attribute(attr) => {
+                let expr = (layout.attribute)(attr)
+                    .ok_or_else(|| Error::invalid(format!("Invalid attribute key '{attr}'")))?;
+                match &c.value {
+                    Value::Num(n) => {
+                        binds.push(num_bind(*n));
+                        format!("{expr} {} ?", cmp_sql(c.op))
+                    }
+                    v => string_cmp(expr, c.op, v, binds)?,
+                }
+            }
+            Target::Dataset(field) => {
+                let owner = layout
+                    .datasets
+                    .ok_or_else(|| Error::invalid("datasets cannot be searched here"))?;
+                if field == "context" {
+                    binds.push(Bind::Text(crate::DATASET_CONTEXT_TAG.to_string()));
+                    format!(
+                        "EXISTS (SELECT 1 FROM input_tags it WHERE it.run_pk = {owner} AND it.key = ? AND {})",
+                        string_cmp("it.value", c.op, &c.value, binds)?
+                    )
+                } else {
+                    let col = if field == "digest" {
+                        "d.digest"
+                    } else {
+                        "d.name"
+                    };
+                    format!(
+                        "EXISTS (SELECT 1 FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk \
+                         WHERE ri.run_pk = {owner} AND {})",
+                        string_cmp(col, c.op, &c.value, binds)?
+                    )
+                }
+            }
+        };
+        parts.push(part);
+    }
+    Ok(if parts.is_empty() {
+        "1 = 1".to_string()
+    } else {
+        parts.join(" AND ")
+    })
+}
+
+/// Renders ORDER BY terms for the given keys: present values first, then NaN, then missing,
+/// for both directions.
+pub fn order_sql(layout: &Layout, keys: &[OrderKey], binds: &mut Vec<Bind>) -> Result<Vec<String>> {
+    let mut terms = Vec::new();
+    for k in keys {
+        let dir = if k.ascending { "ASC" } else { "DESC" };
+        match &k.target {
+            Target::Metric(key) => {
+                let (table, join) = layout
+                    .metrics
+                    .ok_or_else(|| Error::invalid("cannot order by metrics here"))?;
+                let sub = |what: &str| {
+                    format!(
+                        "(SELECT {what} FROM {table} mt WHERE {join} AND mt.key = ? \
+                         ORDER BY mt.step DESC, mt.timestamp DESC LIMIT 1)"
+                    )
+                };
+                binds.push(Bind::Text(key.clone()));
+                binds.push(Bind::Text(key.clone()));
+                terms.push(format!("COALESCE({}, 2) ASC", sub("mt.is_nan")));
+                terms.push(format!("{} {dir}", sub("mt.value")));
+            }
+            Target::Param(key) | Target::Tag(key) => {
+                let (table, join) = match &k.target {
+                    Target::Param(_) => layout
+                        .params
+                        .ok_or_else(|| Error::invalid("cannot order by params here"))?,
+                    _ => layout.tags,
+                };
+                let sub = format!("(SELECT kv.value FROM {table} kv WHERE {join} AND kv.key = ?)");
+                binds.push(Bind::Text(key.clone()));
+                binds.push(Bind::Text(key.clone()));
+                terms.push(format!("{sub} IS NULL ASC"));
+                terms.push(format!("{sub} {dir}"));
+            }
+            Target::Attribute(attr) => {
+                let expr = (layout.attribute)(attr)
+                    .ok_or_else(|| Error::invalid(format!("Invalid order_by key '{attr}'")))?;
+                terms.push(format!("{expr} IS NULL ASC"));
+                terms.push(format!("{expr} {dir}"));
+            }
+            Target::Dataset(_) => return Err(Error::invalid("cannot order by datasets")),
+        }
+    }
+    Ok(terms)
+}
+
+/// Experiment ids that parse as integers (others can match nothing).
+pub fn experiment_ids(ids: &[String]) -> Vec<i64> {
+    ids.iter().filter_map(|i| i.parse().ok()).collect()
+}
+
+/// Rewrites `?` marks as PostgreSQL's `$1, $2, ...` (the rendered SQL has no string literal
+/// holding a `?`).
+pub fn number_marks(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for ch in sql.chars() {
+        if ch == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_are_numbered_in_order() {
+        assert_eq!(
+            number_marks("a = ? AND b IN (?, ?)"),
+            "a = $1 AND b IN ($2, $3)"
+        );
+    }
+}
