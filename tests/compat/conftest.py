@@ -1,5 +1,11 @@
-"""Fixtures: a real `plumb server` process on a free port, with its own SQLite and artifacts."""
+"""Fixtures: a real `plumb server` process on a free port, with its own database and artifacts.
+
+The backend is SQLite unless PLUMB_TEST_BACKEND=postgres: then every server gets a fresh
+PostgreSQL database on PLUMB_TEST_POSTGRES_URL's server (default: the machine's own), dropped
+when the server stops.
+"""
 import os
+import uuid
 import socket
 import subprocess
 import sys
@@ -22,9 +28,23 @@ def _free_port():
         return s.getsockname()[1]
 
 
+BACKEND = os.environ.get("PLUMB_TEST_BACKEND", "sqlite")
+ADMIN_URL = os.environ.get("PLUMB_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def _psql(sql):
+    subprocess.run(["psql", ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True)
+
+
 class Server:
     def __init__(self, workdir, *extra_args):
         self.workdir = workdir
+        self.database = None
+        if BACKEND == "postgres" and "--backend-store-uri" not in extra_args:
+            self.database = f"plumb_compat_{uuid.uuid4().hex}"
+            _psql(f'CREATE DATABASE "{self.database}"')
+            base = ADMIN_URL.rsplit("/", 1)[0]
+            extra_args = ("--backend-store-uri", f"{base}/{self.database}", *extra_args)
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = os.path.join(workdir, "server.log")
@@ -56,6 +76,8 @@ class Server:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self.log.close()
+        if self.database:
+            _psql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
 
     def server_errors(self):
         """Lines where plumb answered 5xx (ERROR logs of failed requests)."""

@@ -29,9 +29,14 @@ pub struct ServerArgs {
     /// Port to listen on (0 picks a free one; the chosen port is logged).
     #[arg(long, short = 'p', default_value_t = 5000)]
     pub port: u16,
-    /// Where tracking data lives: `sqlite:///relative.db`, `sqlite:////absolute.db` or a path.
+    /// Where tracking data lives: `sqlite:///relative.db`, `sqlite:////absolute.db`, a path, or
+    /// `postgresql://user:password@host:port/database` (also `postgres://` and
+    /// `postgresql+psycopg2://`).
     #[arg(long, default_value = "sqlite:///plumb.db")]
     pub backend_store_uri: String,
+    /// PostgreSQL only: connections this process keeps open at most.
+    #[arg(long, env = "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", default_value_t = 10)]
+    pub db_pool_size: u32,
     /// Where proxied artifacts (`mlflow-artifacts:/`) are stored: a local folder.
     #[arg(long, default_value = "./mlartifacts")]
     pub artifacts_destination: String,

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use plumb_artifacts::ArtifactStore;
 use plumb_server::{AppState, ServerConfig};
+use plumb_store::{RegistryStore, TrackingStore};
+use plumb_store_postgres::{PgOptions, PgStore};
 use plumb_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
@@ -21,8 +23,8 @@ fn sqlite_path(uri: &str) -> anyhow::Result<PathBuf> {
     }
     if uri.contains("://") {
         bail!(
-            "unsupported backend store URI '{uri}': use sqlite:///path/to/file.db \
-             (PostgreSQL support is coming)"
+            "unsupported backend store URI '{uri}': use sqlite:///path/to/file.db or \
+             postgresql://user:password@host:port/database"
         );
     }
     Ok(PathBuf::from(uri))
@@ -68,16 +70,72 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// The one backend this process runs on.
+enum Backend {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+impl Backend {
+    /// Opens the backend the URI names: PostgreSQL for `postgres[ql][+driver]://`, else SQLite.
+    async fn open(args: &ServerArgs, root: &str) -> anyhow::Result<Self> {
+        let uri = &args.backend_store_uri;
+        if plumb_store_postgres::normalize_url(uri).is_some() {
+            let options = PgOptions {
+                pool_size: args.db_pool_size,
+                ..PgOptions::default()
+            };
+            let store = PgStore::connect(uri, root, options)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the store at {}",
+                        plumb_store_postgres::redact(uri)
+                    )
+                })?;
+            return Ok(Self::Postgres(store));
+        }
+        let db_path = sqlite_path(uri)?;
+        let (path, root) = (db_path.clone(), root.to_string());
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(path, &root))
+            .await?
+            .with_context(|| format!("cannot open the store at {}", db_path.display()))?;
+        Ok(Self::Sqlite(store))
+    }
+
+    fn tracking(&self) -> Arc<dyn TrackingStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    fn registry(&self) -> Arc<dyn RegistryStore> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
+    fn describe(&self, uri: &str) -> String {
+        match self {
+            Self::Sqlite(_) => uri.to_string(),
+            Self::Postgres(_) => plumb_store_postgres::redact(uri),
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.close().await,
+        }
+    }
+}
+
 pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     let serve_artifacts = !args.no_serve_artifacts;
     let root = default_artifact_root(&args, serve_artifacts)?;
-    let db_path = sqlite_path(&args.backend_store_uri)?;
-    let store = {
-        let (path, root) = (db_path.clone(), root.clone());
-        tokio::task::spawn_blocking(move || SqliteStore::open(path, &root))
-            .await?
-            .with_context(|| format!("cannot open the store at {}", db_path.display()))?
-    };
+    let backend = Backend::open(&args, &root).await?;
     let artifacts = ArtifactStore::from_uri(&args.artifacts_destination).with_context(|| {
         format!(
             "cannot open the artifact destination {}",
@@ -85,8 +143,8 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         )
     })?;
     let state = AppState {
-        store: Arc::new(store.clone()),
-        registry: Arc::new(store.clone()),
+        store: backend.tracking(),
+        registry: backend.registry(),
         artifacts,
         config: Arc::new(ServerConfig { serve_artifacts }),
     };
@@ -96,13 +154,13 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     tracing::info!(
         %addr,
-        store = %db_path.display(),
+        store = %backend.describe(&args.backend_store_uri),
         artifacts = %args.artifacts_destination,
         default_artifact_root = %root,
         "plumb is listening on http://{addr}"
     );
     plumb_server::serve(listener, state, shutdown_signal()).await?;
-    store.close().await;
+    backend.close().await;
     tracing::info!("stopped cleanly");
     Ok(())
 }

@@ -3,6 +3,7 @@
 use plumb_core::entities::{Metric, Page, RunMetric};
 use plumb_core::validation::encode_offset_token;
 use plumb_core::Result;
+use plumb_store::shared::{bucket_starts, push_last_sample};
 use plumb_store::IntervalQuery;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -116,13 +117,6 @@ pub(crate) fn bulk_interval(conn: &Connection, q: &IntervalQuery) -> Result<Vec<
     Ok(out)
 }
 
-/// Row index of the first row of each NTILE(`buckets`) bucket over `n` rows.
-fn bucket_starts(n: i64, buckets: i64) -> Vec<i64> {
-    let buckets = buckets.min(n).max(1);
-    let (q, r) = (n / buckets, n % buckets);
-    (0..buckets).map(|k| k * q + k.min(r)).collect()
-}
-
 fn sample_run(
     conn: &Connection,
     pk: i64,
@@ -216,16 +210,7 @@ fn sample_run(
         })
         .map_err(db_err)?;
     if let Some(last) = last {
-        let same = |a: &Metric, b: &Metric| {
-            (a.step, a.timestamp, a.value.is_nan()) == (b.step, b.timestamp, b.value.is_nan())
-                && (a.value == b.value || a.value.is_nan())
-        };
-        if sampled.last().is_none_or(|l| !same(l, &last)) {
-            if sampled.len() >= max {
-                sampled.pop();
-            }
-            sampled.push(last);
-        }
+        push_last_sample(&mut sampled, last, max);
     }
     Ok(sampled)
 }

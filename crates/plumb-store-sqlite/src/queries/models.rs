@@ -4,6 +4,7 @@ use plumb_core::entities::{
     LifecycleStage, LoggedModel, LoggedModelStatus, Metric, Page, Param, RunMetric, Tag,
 };
 use plumb_core::{now_millis, Error, Result};
+use plumb_store::shared::{new_model_id, random_model_name};
 use plumb_store::{join_artifact_uri, LoggedModelQuery, NewLoggedModel};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, Connection, OptionalExtension};
@@ -16,11 +17,6 @@ fn not_found(id: &str) -> Error {
     Error::not_found(format!("Logged model with ID '{id}' not found."))
 }
 
-fn random_model_name() -> String {
-    let b = *uuid::Uuid::new_v4().as_bytes();
-    format!("model-{:02x}{:02x}{:02x}", b[0], b[1], b[2])
-}
-
 pub(crate) fn create(conn: &Connection, new: &NewLoggedModel) -> Result<String> {
     let exp = experiments::require_active(conn, &new.experiment_id)?;
     let location: String = conn
@@ -30,7 +26,7 @@ pub(crate) fn create(conn: &Connection, new: &NewLoggedModel) -> Result<String> 
             |r| r.get(0),
         )
         .map_err(db_err)?;
-    let model_id = format!("m-{}", uuid::Uuid::new_v4().simple());
+    let model_id = new_model_id();
     let name = new
         .name
         .clone()

@@ -9,10 +9,10 @@ use plumb_core::registry::{
 };
 use plumb_core::search::Target;
 use plumb_core::{now_millis, Error, Result};
+use plumb_store::shared::model_versions_tag;
 use plumb_store::{NewModelVersion, RegistryQuery};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde_json::Value;
 
 use crate::db_err;
 use crate::render::{fetch_page, order_sql, where_sql, Layout};
@@ -387,26 +387,6 @@ pub(crate) fn get_by_alias(conn: &Connection, name: &str, alias: &str) -> Result
 
 // ---- versions ----------------------------------------------------------------------------------
 
-/// Python's `json.dumps` spacing (`", "` and `": "`), which MLflow's tests compare verbatim.
-fn python_json(v: &Value) -> String {
-    match v {
-        Value::Array(items) => {
-            format!(
-                "[{}]",
-                items.iter().map(python_json).collect::<Vec<_>>().join(", ")
-            )
-        }
-        Value::Object(map) => format!(
-            "{{{}}}",
-            map.iter()
-                .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), python_json(v)))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        other => other.to_string(),
-    }
-}
-
 /// Appends `{"name", "version"}` to the logged model's `mlflow.modelVersions` tag.
 fn link_logged_model(conn: &Connection, model_id: &str, name: &str, version: i64) -> Result<()> {
     let current: Option<String> = conn
@@ -417,20 +397,13 @@ fn link_logged_model(conn: &Connection, model_id: &str, name: &str, version: i64
         )
         .optional()
         .map_err(db_err)?;
-    let mut list: Vec<Value> = current
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default();
-    let mut entry = serde_json::Map::new();
-    entry.insert("name".into(), Value::String(name.to_string()));
-    entry.insert("version".into(), Value::from(version));
-    list.push(Value::Object(entry));
     conn.execute(
         "INSERT INTO logged_model_tags (model_id, key, value) VALUES (?1, ?2, ?3)
          ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value",
         params![
             model_id,
             MODEL_VERSIONS_TAG,
-            python_json(&Value::Array(list))
+            model_versions_tag(current, name, version)
         ],
     )
     .map_err(db_err)?;

@@ -7,8 +7,10 @@ use plumb_core::entities::{
     RunData, RunInfo, RunInputs, RunStatus, Tag, ViewType,
 };
 use plumb_core::search::Target;
-use plumb_core::validation::CLAMPED_INF;
 use plumb_core::{now_millis, Error, Result};
+use plumb_store::shared::{
+    log_model_history_tag, new_run_id, param_conflict_error, random_run_name, stored_metric,
+};
 use plumb_store::{
     join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, DATASET_CONTEXT_TAG,
     LOG_MODEL_HISTORY_TAG, RUN_NAME_TAG,
@@ -19,26 +21,6 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use crate::db_err;
 use crate::queries::experiments;
 use crate::render::{experiment_ids, fetch_page, order_sql, where_sql, Layout};
-
-const ADJECTIVES: &[&str] = &[
-    "amber", "bold", "brisk", "calm", "clever", "crisp", "dapper", "eager", "fancy", "gentle",
-    "glad", "honest", "jolly", "keen", "lucid", "merry", "nimble", "placid", "quiet", "rare",
-    "sleek", "steady", "sunny", "swift", "tidy", "vivid", "wise", "zesty",
-];
-const NOUNS: &[&str] = &[
-    "ant", "bass", "bear", "crane", "deer", "eel", "finch", "fox", "gnu", "hare", "hawk", "ibis",
-    "koi", "lark", "lynx", "mole", "newt", "otter", "owl", "panda", "quail", "ram", "seal",
-    "shrew", "toad", "trout", "wasp", "wren",
-];
-
-/// An adjective-noun-NNN name, as MLflow gives unnamed runs.
-fn random_run_name() -> String {
-    let bytes = *uuid::Uuid::new_v4().as_bytes();
-    let a = ADJECTIVES[bytes[0] as usize % ADJECTIVES.len()];
-    let n = NOUNS[bytes[1] as usize % NOUNS.len()];
-    let num = u16::from_le_bytes([bytes[2], bytes[3]]) % 1000;
-    format!("{a}-{n}-{num}")
-}
 
 fn run_not_found(run_id: &str) -> Error {
     Error::not_found(format!("Run with id={run_id} not found"))
@@ -105,7 +87,7 @@ pub(crate) fn create(conn: &Connection, new: NewRun) -> Result<String> {
         }
     }
     let name = given.or(tag_name).unwrap_or_else(random_run_name);
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let run_id = new_run_id();
     let artifact_uri = join_artifact_uri(&location, &format!("{run_id}/artifacts"));
     conn.execute(
         "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time,
@@ -327,17 +309,6 @@ pub(crate) fn set_lifecycle(conn: &Connection, run_id: &str, delete: bool) -> Re
     Ok(())
 }
 
-/// How a metric value is stored: NaN as (0, true), +/-inf clamped to +/-f64::MAX.
-fn stored(value: f64) -> (f64, bool) {
-    if value.is_nan() {
-        (0.0, true)
-    } else if value.is_infinite() {
-        (value.signum() * CLAMPED_INF, false)
-    } else {
-        (value, false)
-    }
-}
-
 /// What one batch adds to one metric key.
 struct Series<'a> {
     key: &'a str,
@@ -429,7 +400,7 @@ pub(crate) fn log_batch(conn: &Connection, run_id: &str, batch: &Batch) -> Resul
         // Per key: the greatest (step, timestamp, value), and the shape of the new points.
         let mut series: Vec<Series<'_>> = Vec::new();
         for m in &batch.metrics {
-            let (value, is_nan) = stored(m.value);
+            let (value, is_nan) = stored_metric(m.value);
             let inserted = point
                 .execute(params![pk, m.key, m.step, m.timestamp, value, is_nan])
                 .map_err(db_err)?
@@ -501,28 +472,10 @@ fn check_params(conn: &Connection, pk: i64, run_id: &str, params: &[Param]) -> R
             conflicts.push((p, old));
         }
     }
-    match conflicts.as_slice() {
-        [] => Ok(()),
-        [(p, old)] if params.len() == 1 => Err(Error::invalid(format!(
-            "Changing param values is not allowed. Param with key='{}' was already logged with \
-             value='{old}' for run ID='{run_id}'. Attempted logging new value '{}'.",
-            p.key, p.value
-        ))),
-        many => {
-            let list: Vec<String> = many
-                .iter()
-                .map(|(p, old)| {
-                    format!(
-                        "{{'key': '{}', 'old_value': '{old}', 'new_value': '{}'}}",
-                        p.key, p.value
-                    )
-                })
-                .collect();
-            Err(Error::invalid(format!(
-                "Changing param values is not allowed. Params were already logged='[{}]' for run ID='{run_id}'.",
-                list.join(", ")
-            )))
-        }
+    if conflicts.is_empty() {
+        Ok(())
+    } else {
+        Err(param_conflict_error(run_id, &conflicts, params.len()))
     }
 }
 
@@ -556,13 +509,7 @@ pub(crate) fn append_model_history(
         )
         .optional()
         .map_err(db_err)?;
-    let mut list: Vec<serde_json::Value> = current
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or_default();
-    let model: serde_json::Value = serde_json::from_str(model_json)
-        .map_err(|e| Error::invalid(format!("Malformed model_json: {e}")))?;
-    list.push(model);
-    let value = serde_json::to_string(&list).map_err(|e| Error::internal(e.to_string()))?;
+    let value = log_model_history_tag(current, model_json)?;
     upsert_tag(conn, pk, &Tag::new(LOG_MODEL_HISTORY_TAG, value))
 }
 

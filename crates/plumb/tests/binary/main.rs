@@ -1,4 +1,9 @@
-//! The real `plumb` binary: readiness, graceful SIGTERM, and no acknowledged write lost to kill -9.
+//! The real `plumb` binary: readiness, graceful SIGTERM, no acknowledged write lost to kill -9,
+//! streamed artifacts; on PostgreSQL: replicas sharing one database, and database restarts.
+
+mod pg;
+mod replicas;
+mod restarts;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -6,12 +11,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-struct Plumb {
-    child: Child,
-    base: String,
+pub(crate) struct Plumb {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
-fn free_port() -> u16 {
+/// A test that fails half-way must not leave servers behind.
+impl Drop for Plumb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -20,12 +33,18 @@ fn free_port() -> u16 {
 
 impl Plumb {
     async fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[]).await
+    }
+
+    /// Starts `plumb server` in `dir` with extra flags and waits for `/health`.
+    pub(crate) async fn start_with(dir: &Path, extra: &[&str]) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
             .args(["server", "--port", &port.to_string()])
+            .args(extra)
             .current_dir(dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn plumb");
         let base = format!("http://127.0.0.1:{port}");
@@ -42,7 +61,7 @@ impl Plumb {
         Self { child, base }
     }
 
-    async fn post(&self, path: &str, body: Value) -> Value {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> Value {
         let resp = reqwest::Client::new()
             .post(format!("{}/api/2.0/mlflow/{path}", self.base))
             .json(&body)
