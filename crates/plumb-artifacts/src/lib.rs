@@ -9,8 +9,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as StorePath;
+use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use plumb_core::{Error, Result};
 
@@ -47,8 +49,24 @@ fn store_err(e: object_store::Error) -> Error {
         object_store::Error::NotFound { path, .. } => {
             Error::not_found(format!("No such artifact: '{path}'"))
         }
+        // A remote store that cannot be reached right now is a retryable condition.
+        object_store::Error::Generic { store, source } if store == "S3" => Error::unavailable(
+            format!("the artifact store is unavailable, try again: {source}"),
+        ),
         other => Error::internal(format!("artifact store error: {other}")),
     }
+}
+
+/// The S3 endpoint override, as MLflow users set it (`MLFLOW_S3_ENDPOINT_URL`), else the AWS
+/// SDK's own variable.
+fn s3_endpoint() -> Option<String> {
+    [
+        "MLFLOW_S3_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ENDPOINT_URL",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
 }
 
 impl ArtifactStore {
@@ -69,17 +87,53 @@ impl ArtifactStore {
         })
     }
 
-    /// A store for a destination URI: a local path or `file://` URI.
+    /// A store for a destination URI: a local path, a `file://` URI, or `s3://bucket/prefix`.
     pub fn from_uri(uri: &str) -> Result<Self> {
         if let Some(rest) = uri.strip_prefix("file://") {
             return Self::local(rest);
         }
+        if let Some(rest) = uri.strip_prefix("s3://") {
+            return Self::s3(rest);
+        }
         if uri.contains("://") {
             return Err(Error::invalid(format!(
-                "unsupported artifact destination '{uri}': use a local path or file:// URI"
+                "unsupported artifact destination '{uri}': use a local path, a file:// URI or \
+                 s3://bucket/prefix"
             )));
         }
         Self::local(uri)
+    }
+
+    /// An S3 (or S3-compatible) bucket, optionally under a key prefix. Credentials and region
+    /// come from the usual AWS environment variables; `MLFLOW_S3_ENDPOINT_URL` points it at
+    /// another S3-protocol server (path-style requests, plain HTTP allowed for it).
+    pub fn s3(bucket_and_prefix: &str) -> Result<Self> {
+        let (bucket, prefix) = bucket_and_prefix
+            .split_once('/')
+            .unwrap_or((bucket_and_prefix, ""));
+        if bucket.is_empty() {
+            return Err(Error::invalid("the S3 destination names no bucket"));
+        }
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if std::env::var("AWS_REGION").is_err() && std::env::var("AWS_DEFAULT_REGION").is_err() {
+            builder = builder.with_region("us-east-1");
+        }
+        if let Some(endpoint) = s3_endpoint() {
+            builder = builder
+                .with_allow_http(endpoint.starts_with("http://"))
+                .with_endpoint(endpoint)
+                .with_virtual_hosted_style_request(false);
+        }
+        let s3 = builder
+            .build()
+            .map_err(|e| Error::invalid(format!("cannot use S3 bucket '{bucket}': {e}")))?;
+        let prefix = prefix.trim_matches('/');
+        let inner: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            Arc::new(s3)
+        } else {
+            Arc::new(PrefixStore::new(s3, prefix))
+        };
+        Ok(Self::from_object_store(inner))
     }
 
     /// A store over any `object_store` backend (tests use the in-memory one).

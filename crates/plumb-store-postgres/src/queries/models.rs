@@ -58,10 +58,7 @@ async fn upsert_kv(c: &mut PgConnection, table: &str, model_id: &str, items: &[T
     if items.is_empty() {
         return Ok(());
     }
-    let last: std::collections::BTreeMap<&str, &str> = items
-        .iter()
-        .map(|t| (t.key.as_str(), t.value.as_str()))
-        .collect();
+    let (keys, values) = crate::queries::runs::last_values(items);
     let sql = format!(
         "INSERT INTO {table} (model_id, key, value)
          SELECT $1, k, v FROM UNNEST($2::TEXT[], $3::TEXT[]) AS t(k, v)
@@ -69,8 +66,8 @@ async fn upsert_kv(c: &mut PgConnection, table: &str, model_id: &str, items: &[T
     );
     sqlx::query(&sql)
         .bind(model_id)
-        .bind(last.keys().copied().collect::<Vec<_>>())
-        .bind(last.values().copied().collect::<Vec<_>>())
+        .bind(keys)
+        .bind(values)
         .execute(&mut *c)
         .await?;
     Ok(())

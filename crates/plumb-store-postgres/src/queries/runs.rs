@@ -48,21 +48,35 @@ pub(crate) async fn require_active(c: &mut PgConnection, run_id: &str) -> R<i64>
     Ok(pk)
 }
 
-/// Upserts tags (the last value of a key wins), in key order so concurrent writers lock rows
-/// in the same order; keeps the run's name in step with `mlflow.runName`.
+/// The items with repeated keys folded: first position, last value (what upserting them one by
+/// one would leave). Keeps the request's order, which is the order tags and params list in.
+pub(crate) fn last_values(items: &[Tag]) -> (Vec<&str>, Vec<&str>) {
+    let mut keys: Vec<&str> = Vec::with_capacity(items.len());
+    let mut values: Vec<&str> = Vec::with_capacity(items.len());
+    for t in items {
+        match keys.iter().position(|k| *k == t.key) {
+            Some(i) => values[i] = &t.value,
+            None => {
+                keys.push(&t.key);
+                values.push(&t.value);
+            }
+        }
+    }
+    (keys, values)
+}
+
+/// Upserts tags in one statement; keeps the run's name in step with `mlflow.runName`. (Two
+/// writers upserting the same keys of one run in opposite orders can deadlock; PostgreSQL
+/// detects it and the transaction is retried.)
 async fn upsert_tags(c: &mut PgConnection, pk: i64, tags: &[Tag]) -> R<()> {
     if tags.is_empty() {
         return Ok(());
     }
-    let last: BTreeMap<&str, &str> = tags
-        .iter()
-        .map(|t| (t.key.as_str(), t.value.as_str()))
-        .collect();
-    let keys: Vec<&str> = last.keys().copied().collect();
-    let values: Vec<&str> = last.values().copied().collect();
+    let (keys, values) = last_values(tags);
     sqlx::query(
         "INSERT INTO tags (run_pk, key, value)
-         SELECT $1, k, v FROM UNNEST($2::TEXT[], $3::TEXT[]) AS t(k, v)
+         SELECT $1, k, v FROM UNNEST($2::TEXT[], $3::TEXT[]) WITH ORDINALITY AS t(k, v, i)
+         ORDER BY i
          ON CONFLICT (run_pk, key) DO UPDATE SET value = EXCLUDED.value",
     )
     .bind(pk)
@@ -70,9 +84,9 @@ async fn upsert_tags(c: &mut PgConnection, pk: i64, tags: &[Tag]) -> R<()> {
     .bind(&values)
     .execute(&mut *c)
     .await?;
-    if let Some(name) = last.get(RUN_NAME_TAG) {
+    if let Some(i) = keys.iter().position(|k| *k == RUN_NAME_TAG) {
         sqlx::query("UPDATE runs SET name = $1 WHERE run_pk = $2")
-            .bind(name)
+            .bind(values[i])
             .bind(pk)
             .execute(&mut *c)
             .await?;
@@ -343,8 +357,8 @@ pub(crate) async fn set_lifecycle(c: &mut PgConnection, run_id: &str, delete: bo
 }
 
 /// The hot write path: params (immutable), metrics (+ latest), tags, in the caller's
-/// transaction, each as one multi-row statement in a fixed key order (so concurrent writers
-/// to one run lock rows in the same order and cannot deadlock each other).
+/// transaction, each as one multi-row statement. Points and latest-metric rows are written in
+/// key order, so concurrent writers to one run lock them in the same order.
 pub(crate) async fn log_batch(c: &mut PgConnection, run_id: &str, batch: &Batch) -> R<()> {
     let pk = require_active(c, run_id).await?;
     if !batch.params.is_empty() {
@@ -359,13 +373,12 @@ pub(crate) async fn log_batch(c: &mut PgConnection, run_id: &str, batch: &Batch)
 /// Params are immutable: logging the same value again is fine, a different one is refused. The
 /// insert goes first, so a concurrent writer's value is seen (after it committed) and compared.
 async fn log_params(c: &mut PgConnection, pk: i64, run_id: &str, params: &[Param]) -> R<()> {
-    let mut sorted: Vec<&Param> = params.iter().collect();
-    sorted.sort_by(|a, b| a.key.cmp(&b.key));
-    let keys: Vec<&str> = sorted.iter().map(|p| p.key.as_str()).collect();
-    let values: Vec<&str> = sorted.iter().map(|p| p.value.as_str()).collect();
+    let keys: Vec<&str> = params.iter().map(|p| p.key.as_str()).collect();
+    let values: Vec<&str> = params.iter().map(|p| p.value.as_str()).collect();
     sqlx::query(
         "INSERT INTO params (run_pk, key, value)
-         SELECT $1, k, v FROM UNNEST($2::TEXT[], $3::TEXT[]) AS t(k, v)
+         SELECT $1, k, v FROM UNNEST($2::TEXT[], $3::TEXT[]) WITH ORDINALITY AS t(k, v, i)
+         ORDER BY i
          ON CONFLICT (run_pk, key) DO NOTHING",
     )
     .bind(pk)

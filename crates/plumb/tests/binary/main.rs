@@ -4,6 +4,7 @@
 mod pg;
 mod replicas;
 mod restarts;
+mod s3;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -38,10 +39,16 @@ impl Plumb {
 
     /// Starts `plumb server` in `dir` with extra flags and waits for `/health`.
     pub(crate) async fn start_with(dir: &Path, extra: &[&str]) -> Self {
+        Self::start_env(dir, extra, &[]).await
+    }
+
+    /// [`Plumb::start_with`] with extra environment variables.
+    pub(crate) async fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_plumb"))
             .args(["server", "--port", &port.to_string()])
             .args(extra)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
