@@ -50,9 +50,12 @@ fn store_err(e: object_store::Error) -> Error {
             Error::not_found(format!("No such artifact: '{path}'"))
         }
         // A remote store that cannot be reached right now is a retryable condition.
-        object_store::Error::Generic { store, source } if store == "S3" => Error::unavailable(
-            format!("the artifact store is unavailable, try again: {source}"),
-        ),
+        object_store::Error::Generic {
+            store: "S3",
+            source,
+        } => Error::unavailable(format!(
+            "the artifact store is unavailable, try again: {source}"
+        )),
         other => Error::internal(format!("artifact store error: {other}")),
     }
 }
