@@ -37,7 +37,7 @@ def _psql(sql):
 
 
 class Server:
-    def __init__(self, workdir, *extra_args):
+    def __init__(self, workdir, *extra_args, env=None):
         self.workdir = workdir
         self.database = None
         if BACKEND == "postgres" and "--backend-store-uri" not in extra_args:
@@ -55,7 +55,7 @@ class Server:
             cwd=workdir,
             stdout=self.log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PLUMB_LOG": "info,plumb_server=debug,tower_http=info"},
+            env={**os.environ, "PLUMB_LOG": "info,plumb_server=debug,tower_http=info", **(env or {})},
         )
         deadline = time.monotonic() + 20
         while True:

@@ -2,6 +2,7 @@
 //! streamed artifacts; on PostgreSQL: replicas sharing one database, and database restarts.
 
 mod pg;
+mod pg_schema;
 mod replicas;
 mod restarts;
 mod s3;
