@@ -114,6 +114,10 @@ impl PgStore {
             .min_connections(0)
             .acquire_timeout(options.acquire_timeout)
             .idle_timeout(Duration::from_secs(300))
+            // No ping before each use (one round trip less per request): a connection broken
+            // by a database restart fails its one request with 503, is dropped, and the pool
+            // opens a fresh one (the restart test pins this).
+            .test_before_acquire(false)
             .connect_with(connect)
             .await
             .map_err(|e| {
