@@ -139,6 +139,11 @@ impl ArtifactStore {
         Ok(Self::from_object_store(inner))
     }
 
+    /// A store that keeps nothing beyond the process (for tools that never touch artifacts).
+    pub fn memory() -> Self {
+        Self::from_object_store(Arc::new(object_store::memory::InMemory::new()))
+    }
+
     /// A store over any `object_store` backend (tests use the in-memory one).
     pub fn from_object_store(inner: Arc<dyn ObjectStore>) -> Self {
         Self {

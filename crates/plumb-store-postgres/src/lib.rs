@@ -95,6 +95,26 @@ macro_rules! in_tx {
     }};
 }
 
+/// (schema version of the database at `url`, newest version this binary knows), read without
+/// creating or migrating anything.
+pub async fn schema_status(url: &str) -> Result<(i64, i64)> {
+    let normalized = normalize_url(url)
+        .ok_or_else(|| Error::invalid(format!("not a PostgreSQL URI: {}", redact(url))))?;
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&normalized)
+        .await
+        .map_err(|e| {
+            Error::unavailable(format!(
+                "cannot connect to PostgreSQL at {}: {e}",
+                redact(url)
+            ))
+        })?;
+    let current = migrate::current(&pool).await.map_err(E::into_domain);
+    pool.close().await;
+    Ok((current?, migrate::latest()))
+}
+
 impl PgStore {
     /// Connects to `url` (any spelling [`normalize_url`] accepts), creates or upgrades the schema
     /// (refusing a database newer than this binary) and makes sure experiment 0 exists.

@@ -17,6 +17,21 @@ pub fn latest() -> i64 {
     MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
 }
 
+/// The schema version of a database (0 for a new one), without changing it.
+pub(crate) async fn current(pool: &PgPool) -> R<i64> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('plumb_schema') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
+    if !exists {
+        return Ok(0);
+    }
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0)::BIGINT FROM plumb_schema")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 pub(crate) async fn run(pool: &PgPool) -> R<()> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")

@@ -83,6 +83,19 @@ fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// (schema version of the database at `path`, newest version this binary knows), read without
+/// creating or migrating anything.
+pub fn schema_status(path: impl AsRef<Path>) -> Result<(i64, i64)> {
+    let path = path.as_ref();
+    if !path.exists() {
+        return Ok((0, migrate::latest()));
+    }
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(db_err)?;
+    Ok((migrate::current(&conn)?, migrate::latest()))
+}
+
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the database at `path`. New experiments without
     /// an explicit location get `<default_artifact_root>/<experiment_id>`.

@@ -11,6 +11,31 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_registry.sql")),
 ];
 
+/// The newest schema version this binary knows.
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+/// The schema version of a database (0 for a new one), without changing it.
+pub(crate) fn current(conn: &Connection) -> Result<i64> {
+    let exists: bool = conn
+        .query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'plumb_schema'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db_err)?;
+    if !exists {
+        return Ok(0);
+    }
+    conn.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM plumb_schema",
+        [],
+        |r| r.get(0),
+    )
+    .map_err(db_err)
+}
+
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS plumb_schema (version INTEGER NOT NULL)")
         .map_err(db_err)?;
@@ -21,7 +46,7 @@ pub(crate) fn run(conn: &mut Connection) -> Result<()> {
             |r| r.get(0),
         )
         .map_err(db_err)?;
-    let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    let latest = latest();
     if current > latest {
         return Err(Error::internal(format!(
             "the database schema is version {current}, newer than this plumb knows ({latest}); \

@@ -1,6 +1,6 @@
 //! Command-line interface: subcommands and their flags, mirroring `mlflow server` where it has them.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,6 +19,247 @@ pub enum Command {
     Server(ServerArgs),
     /// Alias of `server`, as `mlflow ui`.
     Ui(ServerArgs),
+    /// Create, find, rename, delete and restore experiments.
+    #[command(subcommand)]
+    Experiments(ExperimentsCmd),
+    /// List, describe, search, delete and restore runs.
+    #[command(subcommand)]
+    Runs(RunsCmd),
+    /// Registered models: list, describe, versions, aliases.
+    #[command(subcommand)]
+    Models(ModelsCmd),
+    /// The database schema: status and upgrade.
+    #[command(subcommand)]
+    Db(DbCmd),
+}
+
+/// Where a CLI verb acts: a tracking server over REST, or a backend store opened directly.
+#[derive(Debug, Clone, Args)]
+pub struct Target {
+    /// `http(s)://host:port` of plumb or any MLflow-compatible server, or a backend store URI
+    /// (`sqlite:///plumb.db`, `postgresql://...`) opened directly.
+    #[arg(
+        long,
+        env = "MLFLOW_TRACKING_URI",
+        default_value = "http://127.0.0.1:5000"
+    )]
+    pub tracking_uri: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum ViewArg {
+    #[default]
+    ActiveOnly,
+    DeletedOnly,
+    All,
+}
+
+impl ViewArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ActiveOnly => "ACTIVE_ONLY",
+            Self::DeletedOnly => "DELETED_ONLY",
+            Self::All => "ALL",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, ValueEnum)]
+pub enum Format {
+    /// Aligned columns that fit the terminal.
+    #[default]
+    Table,
+    /// One JSON document, entities in MLflow's REST shapes (stable, for scripts).
+    Json,
+    /// A header row, then one row per entity.
+    Csv,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExperimentsCmd {
+    /// Create an experiment; prints its id.
+    Create {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, short = 'n')]
+        experiment_name: String,
+        #[arg(long, short = 'l')]
+        artifact_location: Option<String>,
+    },
+    /// Search experiments.
+    Search {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, short = 'v', value_enum, default_value_t)]
+        view: ViewArg,
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        max_results: u32,
+        #[arg(long, value_enum, default_value_t)]
+        output_format: Format,
+    },
+    /// Show one experiment, by id or name.
+    Get {
+        #[command(flatten)]
+        target: Target,
+        #[arg(
+            long,
+            short = 'x',
+            conflicts_with = "experiment_name",
+            required_unless_present = "experiment_name"
+        )]
+        experiment_id: Option<String>,
+        #[arg(long, short = 'n')]
+        experiment_name: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output_format: Format,
+    },
+    Rename {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, short = 'x')]
+        experiment_id: String,
+        #[arg(long)]
+        new_name: String,
+    },
+    /// Mark an experiment (and its runs) deleted; `plumb gc` removes it for good.
+    Delete {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, short = 'x')]
+        experiment_id: String,
+    },
+    Restore {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, short = 'x')]
+        experiment_id: String,
+    },
+}
+
+/// Which experiment: by id or by name.
+#[derive(Debug, Clone, Args)]
+pub struct ExperimentRef {
+    #[arg(
+        long,
+        short = 'x',
+        conflicts_with = "experiment_name",
+        required_unless_present = "experiment_name"
+    )]
+    pub experiment_id: Option<String>,
+    #[arg(long, short = 'n')]
+    pub experiment_name: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCmd {
+    /// List the runs of an experiment (newest first).
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        experiment: ExperimentRef,
+        #[arg(long, short = 'v', value_enum, default_value_t)]
+        view: ViewArg,
+        #[arg(long, value_enum, default_value_t)]
+        output_format: Format,
+    },
+    /// Show one run: info, params, latest metrics, tags.
+    Describe {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        run_id: String,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        output_format: Format,
+    },
+    /// Search runs with MLflow's filter and order_by syntax.
+    Search {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        experiment: ExperimentRef,
+        #[arg(long)]
+        filter: Option<String>,
+        /// Repeatable, e.g. `--order-by "metrics.loss ASC"`.
+        #[arg(long)]
+        order_by: Vec<String>,
+        #[arg(long, default_value_t = 1000)]
+        max_results: u32,
+        #[arg(long, short = 'v', value_enum, default_value_t)]
+        view: ViewArg,
+        #[arg(long, value_enum, default_value_t)]
+        output_format: Format,
+    },
+    Delete {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        run_id: String,
+    },
+    Restore {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        run_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCmd {
+    /// List registered models.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        filter: Option<String>,
+        #[arg(long, value_enum, default_value_t)]
+        output_format: Format,
+    },
+    /// Show a registered model: description, tags, aliases, latest versions.
+    Describe {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        output_format: Format,
+    },
+    /// List the versions of a registered model (newest first).
+    Versions {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        output_format: Format,
+    },
+    /// Point an alias (e.g. `champion`) at a version.
+    SetAlias {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, short = 'n')]
+        name: String,
+        #[arg(long)]
+        alias: String,
+        #[arg(long)]
+        version: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCmd {
+    /// Print the schema version of the database and of this plumb.
+    Status {
+        #[arg(long, default_value = "sqlite:///plumb.db")]
+        backend_store_uri: String,
+    },
+    /// Migrate the database to this plumb's schema (the server also does it on start).
+    Upgrade {
+        #[arg(long, default_value = "sqlite:///plumb.db")]
+        backend_store_uri: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

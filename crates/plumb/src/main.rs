@@ -1,6 +1,9 @@
 //! The `plumb` binary: parses the command line, sets up logging, and dispatches; nothing else.
 
 mod cli;
+mod client;
+mod commands;
+mod output;
 mod wiring;
 
 use std::process::ExitCode;
@@ -9,12 +12,18 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // Logs go to stderr (stdout is the CLI verbs' output); verbs only say what went wrong.
+    let default_level = match cli.command {
+        cli::Command::Server(_) | cli::Command::Ui(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PLUMB_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_target(false)
+        .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -30,6 +39,10 @@ fn main() -> ExitCode {
         cli::Command::Server(args) | cli::Command::Ui(args) => {
             runtime.block_on(wiring::run_server(args))
         }
+        cli::Command::Experiments(cmd) => runtime.block_on(commands::experiments(cmd)),
+        cli::Command::Runs(cmd) => runtime.block_on(commands::runs(cmd)),
+        cli::Command::Models(cmd) => runtime.block_on(commands::models(cmd)),
+        cli::Command::Db(cmd) => runtime.block_on(commands::db(cmd)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -70,19 +70,27 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
+/// (database schema version, this binary's) of the store a URI names, changing nothing.
+pub async fn schema_status(uri: &str) -> anyhow::Result<(i64, i64)> {
+    if plumb_store_postgres::normalize_url(uri).is_some() {
+        return Ok(plumb_store_postgres::schema_status(uri).await?);
+    }
+    let path = sqlite_path(uri)?;
+    Ok(tokio::task::spawn_blocking(move || plumb_store_sqlite::schema_status(path)).await??)
+}
+
 /// The one backend this process runs on.
-enum Backend {
+pub enum Backend {
     Sqlite(SqliteStore),
     Postgres(PgStore),
 }
 
 impl Backend {
     /// Opens the backend the URI names: PostgreSQL for `postgres[ql][+driver]://`, else SQLite.
-    async fn open(args: &ServerArgs, root: &str) -> anyhow::Result<Self> {
-        let uri = &args.backend_store_uri;
+    pub async fn open(uri: &str, root: &str, pool_size: u32) -> anyhow::Result<Self> {
         if plumb_store_postgres::normalize_url(uri).is_some() {
             let options = PgOptions {
-                pool_size: args.db_pool_size,
+                pool_size,
                 ..PgOptions::default()
             };
             let store = PgStore::connect(uri, root, options)
@@ -103,14 +111,14 @@ impl Backend {
         Ok(Self::Sqlite(store))
     }
 
-    fn tracking(&self) -> Arc<dyn TrackingStore> {
+    pub fn tracking(&self) -> Arc<dyn TrackingStore> {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::Postgres(s) => Arc::new(s.clone()),
         }
     }
 
-    fn registry(&self) -> Arc<dyn RegistryStore> {
+    pub fn registry(&self) -> Arc<dyn RegistryStore> {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
             Self::Postgres(s) => Arc::new(s.clone()),
@@ -124,7 +132,7 @@ impl Backend {
         }
     }
 
-    async fn close(&self) {
+    pub async fn close(&self) {
         match self {
             Self::Sqlite(s) => s.close().await,
             Self::Postgres(s) => s.close().await,
@@ -135,7 +143,7 @@ impl Backend {
 pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     let serve_artifacts = !args.no_serve_artifacts;
     let root = default_artifact_root(&args, serve_artifacts)?;
-    let backend = Backend::open(&args, &root).await?;
+    let backend = Backend::open(&args.backend_store_uri, &root, args.db_pool_size).await?;
     let artifacts = ArtifactStore::from_uri(&args.artifacts_destination).with_context(|| {
         format!(
             "cannot open the artifact destination {}",

@@ -1,6 +1,7 @@
 //! The real `plumb` binary: readiness, graceful SIGTERM, no acknowledged write lost to kill -9,
 //! streamed artifacts; on PostgreSQL: replicas sharing one database, and database restarts.
 
+mod cli;
 mod pg;
 mod pg_schema;
 mod replicas;
@@ -34,7 +35,7 @@ pub(crate) fn free_port() -> u16 {
 }
 
 impl Plumb {
-    async fn start(dir: &Path) -> Self {
+    pub(crate) async fn start(dir: &Path) -> Self {
         Self::start_with(dir, &[]).await
     }
 

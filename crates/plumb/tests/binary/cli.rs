@@ -1,0 +1,331 @@
+//! The CLI verbs on the real binary, against a running server over REST and against the same
+//! SQLite file opened directly: table, JSON and CSV output (snapshots), errors on stderr with a
+//! non-zero exit code, and `db status|upgrade`.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::Plumb;
+
+struct Out {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn plumb(dir: &Path, uri: &str, args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(args)
+        .args(["--tracking-uri", uri])
+        .env_remove("MLFLOW_TRACKING_URI")
+        .current_dir(dir)
+        .output()
+        .expect("run plumb");
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn db(dir: &Path, args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run plumb");
+    Out {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Run ids replaced by stable names, trailing blanks dropped, times masked.
+fn stable(s: &str, ids: &[(String, &str)]) -> String {
+    let mut s = s.to_string();
+    for (id, name) in ids {
+        s = s.replace(id, name);
+    }
+    s.lines().map(str::trim_end).collect::<Vec<_>>().join("\n")
+}
+
+macro_rules! snap {
+    ($name:expr, $value:expr) => {
+        insta::with_settings!({
+            snapshot_path => "snapshots",
+            prepend_module_to_snapshot => false,
+            filters => vec![
+                (r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "[time]"),
+                (r#""(creation_time|last_update_time|creation_timestamp|last_updated_timestamp)": "?\d+"?"#, r#""$1": "[ms]""#),
+            ],
+        }, {
+            insta::assert_snapshot!($name, $value);
+        });
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_verbs_over_rest_and_on_the_store_directly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Plumb::start(dir.path()).await;
+    let http = server.base.clone();
+    let d = dir.path();
+
+    let made = plumb(d, &http, &["experiments", "create", "-n", "churn"]);
+    assert!(made.ok, "{}", made.stderr);
+    assert_eq!(made.stdout.trim(), "Created experiment 'churn' with id 1");
+
+    // Two runs with known times, metrics, params; a registered model with two versions.
+    let mut ids = Vec::new();
+    for (i, (name, loss)) in [("baseline", 0.7), ("tuned", 0.4)].iter().enumerate() {
+        let run = server
+            .post(
+                "runs/create",
+                json!({"experiment_id": "1", "run_name": name, "start_time": 1_700_000_000_000i64 + i as i64 * 60_000}),
+            )
+            .await;
+        let id = run["run"]["info"]["run_id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        server
+            .post(
+                "runs/log-batch",
+                json!({"run_id": id, "metrics": [{"key": "loss", "value": loss, "timestamp": 5, "step": 1}],
+                       "params": [{"key": "lr", "value": format!("0.0{}", i + 1)}]}),
+            )
+            .await;
+        ids.push((id, ["<run-baseline>", "<run-tuned>"][i]));
+    }
+    server
+        .post("registered-models/create", json!({"name": "churn-model"}))
+        .await;
+    for (id, _) in &ids {
+        server
+            .post(
+                "model-versions/create",
+                json!({"name": "churn-model", "run_id": id,
+                       "source": format!("mlflow-artifacts:/1/{id}/artifacts/model")}),
+            )
+            .await;
+    }
+
+    let over_rest = plumb(d, &http, &["runs", "list", "--experiment-name", "churn"]);
+    assert!(over_rest.ok, "{}", over_rest.stderr);
+    snap!("runs_list_table", stable(&over_rest.stdout, &ids));
+    // The same verb on the store itself (the server is running: SQLite's WAL allows it).
+    let direct = plumb(
+        d,
+        "sqlite:///plumb.db",
+        &["runs", "list", "--experiment-name", "churn"],
+    );
+    assert!(direct.ok, "{}", direct.stderr);
+    assert_eq!(direct.stdout, over_rest.stdout);
+
+    let exps = plumb(d, &http, &["experiments", "search"]);
+    snap!("experiments_search_table", stable(&exps.stdout, &ids));
+
+    let search = |format: &str| {
+        plumb(
+            d,
+            &http,
+            &[
+                "runs",
+                "search",
+                "-x",
+                "1",
+                "--filter",
+                "metrics.loss < 0.9",
+                "--order-by",
+                "metrics.loss ASC",
+                "--output-format",
+                format,
+            ],
+        )
+    };
+    let table = search("table");
+    snap!("runs_search_table", stable(&table.stdout, &ids));
+    let csv = search("csv");
+    snap!("runs_search_csv", stable(&csv.stdout, &ids));
+    let json_out = search("json");
+    let parsed: Value = serde_json::from_str(&json_out.stdout).expect("json output");
+    let names: Vec<&str> = parsed["runs"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter_map(|r| r["info"]["run_name"].as_str())
+        .collect();
+    assert_eq!(names, ["tuned", "baseline"]);
+    snap!("runs_search_json", stable(&json_out.stdout, &ids));
+
+    let alias = plumb(
+        d,
+        &http,
+        &[
+            "models",
+            "set-alias",
+            "-n",
+            "churn-model",
+            "--alias",
+            "champion",
+            "--version",
+            "2",
+        ],
+    );
+    assert!(alias.ok, "{}", alias.stderr);
+    assert_eq!(
+        alias.stdout.trim(),
+        "models:/churn-model@champion -> version 2"
+    );
+    snap!(
+        "models_list_table",
+        stable(&plumb(d, &http, &["models", "list"]).stdout, &ids)
+    );
+    snap!(
+        "models_versions_table",
+        stable(
+            &plumb(d, &http, &["models", "versions", "-n", "churn-model"]).stdout,
+            &ids
+        )
+    );
+    let described = plumb(d, &http, &["models", "describe", "-n", "churn-model"]);
+    let described: Value = serde_json::from_str(&described.stdout).expect("json");
+    assert_eq!(
+        described["registered_model"]["aliases"][0]["alias"],
+        "champion"
+    );
+
+    // Lifecycle verbs, checked through search views.
+    let (baseline, _) = &ids[0];
+    assert!(plumb(d, &http, &["runs", "delete", "--run-id", baseline]).ok);
+    let deleted = plumb(
+        d,
+        &http,
+        &[
+            "runs",
+            "list",
+            "-x",
+            "1",
+            "--view",
+            "deleted-only",
+            "--output-format",
+            "csv",
+        ],
+    );
+    assert!(
+        deleted.stdout.contains(baseline.as_str()),
+        "{}",
+        deleted.stdout
+    );
+    assert!(plumb(d, &http, &["runs", "restore", "--run-id", baseline]).ok);
+    assert!(
+        plumb(
+            d,
+            &http,
+            &["experiments", "rename", "-x", "1", "--new-name", "churn-v2"]
+        )
+        .ok
+    );
+    assert!(plumb(d, &http, &["experiments", "delete", "-x", "1"]).ok);
+    let gone = plumb(
+        d,
+        &http,
+        &[
+            "experiments",
+            "search",
+            "--view",
+            "deleted-only",
+            "--output-format",
+            "json",
+        ],
+    );
+    let gone: Value = serde_json::from_str(&gone.stdout).expect("json");
+    assert_eq!(gone["experiments"][0]["name"], "churn-v2");
+    assert!(plumb(d, &http, &["experiments", "restore", "-x", "1"]).ok);
+    let got = plumb(
+        d,
+        &http,
+        &[
+            "experiments",
+            "get",
+            "-n",
+            "churn-v2",
+            "--output-format",
+            "json",
+        ],
+    );
+    let got: Value = serde_json::from_str(&got.stdout).expect("json");
+    assert_eq!(got["experiment"]["lifecycle_stage"], "active");
+
+    // Errors: stderr, non-zero exit, nothing on stdout.
+    let missing = plumb(d, &http, &["experiments", "get", "-x", "42"]);
+    assert!(!missing.ok);
+    assert!(missing.stdout.is_empty());
+    assert_eq!(
+        missing.stderr.trim(),
+        "error: RESOURCE_DOES_NOT_EXIST: No Experiment with id=42 exists"
+    );
+    let bad_filter = plumb(
+        d,
+        &http,
+        &["runs", "search", "-x", "1", "--filter", "metrics.loss <"],
+    );
+    assert!(!bad_filter.ok);
+    assert!(
+        bad_filter
+            .stderr
+            .starts_with("error: INVALID_PARAMETER_VALUE"),
+        "{}",
+        bad_filter.stderr
+    );
+    let unreachable = plumb(d, "http://127.0.0.1:9", &["experiments", "search"]);
+    assert!(!unreachable.ok);
+    assert!(
+        unreachable
+            .stderr
+            .contains("cannot reach the tracking server at http://127.0.0.1:9"),
+        "{}",
+        unreachable.stderr
+    );
+    drop(server);
+
+    // The schema, on the server's file and on a new one.
+    let status = db(
+        d,
+        &["db", "status", "--backend-store-uri", "sqlite:///plumb.db"],
+    );
+    assert!(status.ok, "{}", status.stderr);
+    assert!(
+        status.stdout.contains("status: up to date"),
+        "{}",
+        status.stdout
+    );
+    let fresh = db(
+        d,
+        &["db", "status", "--backend-store-uri", "sqlite:///new.db"],
+    );
+    assert!(
+        fresh.stdout.contains("database schema version: 0"),
+        "{}",
+        fresh.stdout
+    );
+    assert!(
+        !d.join("new.db").exists(),
+        "status must not create the database"
+    );
+    let upgraded = db(
+        d,
+        &["db", "upgrade", "--backend-store-uri", "sqlite:///new.db"],
+    );
+    assert!(upgraded.ok, "{}", upgraded.stderr);
+    assert!(
+        upgraded
+            .stdout
+            .starts_with("migrated from schema version 0 to "),
+        "{}",
+        upgraded.stdout
+    );
+}
