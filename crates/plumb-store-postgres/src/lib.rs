@@ -23,8 +23,9 @@ use plumb_core::entities::{
 use plumb_core::registry::{ModelVersion, RegisteredModel, Stage};
 use plumb_core::{Error, Result};
 use plumb_store::{
-    Batch, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment, NewLoggedModel,
-    NewModelVersion, NewRun, RegistryQuery, RegistryStore, RunQuery, RunUpdate, TrackingStore,
+    Batch, Deleted, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment,
+    NewLoggedModel, NewModelVersion, NewRun, RegistryQuery, RegistryStore, RunQuery, RunUpdate,
+    TrackingStore,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::PgConnection;
@@ -194,7 +195,7 @@ macro_rules! read {
     }};
 }
 
-use queries::{experiments, metrics, models, registry, runs};
+use queries::{experiments, gc, metrics, models, registry, runs};
 
 #[async_trait]
 impl TrackingStore for PgStore {
@@ -333,6 +334,13 @@ impl TrackingStore for PgStore {
     }
     async fn search_logged_models(&self, q: LoggedModelQuery) -> Result<Page<LoggedModel>> {
         read!(self, |c| models::search(c, &q))
+    }
+
+    async fn deleted(&self, before_ms: Option<i64>) -> Result<Deleted> {
+        read!(self, |c| gc::deleted(c, before_ms))
+    }
+    async fn purge(&self, run_ids: Vec<String>, experiment_ids: Vec<String>) -> Result<()> {
+        in_tx!(self, |c| gc::purge(c, &run_ids, &experiment_ids))
     }
 }
 

@@ -22,8 +22,9 @@ use plumb_core::entities::{
 use plumb_core::registry::{ModelVersion, RegisteredModel, Stage};
 use plumb_core::{Error, Result};
 use plumb_store::{
-    Batch, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment, NewLoggedModel,
-    NewModelVersion, NewRun, RegistryQuery, RegistryStore, RunQuery, RunUpdate, TrackingStore,
+    Batch, Deleted, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment,
+    NewLoggedModel, NewModelVersion, NewRun, RegistryQuery, RegistryStore, RunQuery, RunUpdate,
+    TrackingStore,
 };
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -442,6 +443,14 @@ impl TrackingStore for SqliteStore {
     }
     async fn search_logged_models(&self, q: LoggedModelQuery) -> Result<Page<LoggedModel>> {
         self.read(move |c| queries::models::search(c, &q)).await
+    }
+
+    async fn deleted(&self, before_ms: Option<i64>) -> Result<Deleted> {
+        self.read(move |c| queries::gc::deleted(c, before_ms)).await
+    }
+    async fn purge(&self, run_ids: Vec<String>, experiment_ids: Vec<String>) -> Result<()> {
+        self.write(move |c| queries::gc::purge(c, &run_ids, &experiment_ids))
+            .await
     }
 }
 

@@ -41,7 +41,8 @@ macro_rules! conformance_tests {
             params_are_immutable_and_batches_atomic, latest_metric_rules, metric_history_pages,
             run_search_filters_and_order, run_search_pagination, bulk_interval_sampling,
             datasets_and_outputs, logged_models, concurrent_writers_lose_nothing,
-            registry_lifecycle, registry_search, concurrent_version_creates_are_consecutive);
+            registry_lifecycle, registry_search, concurrent_version_creates_are_consecutive,
+            garbage_collection);
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(
@@ -1439,4 +1440,118 @@ pub async fn concurrent_version_creates_are_consecutive(store: Store) {
     }
     got.sort_unstable();
     assert_eq!(got, (1..=64).collect::<Vec<_>>());
+}
+
+/// `plumb gc`: deleted runs and experiments are found by age and removed with everything that
+/// belongs to them; anything not deleted is refused and nothing changes.
+pub async fn garbage_collection(store: Store) {
+    let keep_exp = experiment(&store, "gc-keep").await;
+    let gone_exp = experiment(&store, "gc-gone").await;
+    let r1 = run(&store, &keep_exp, "deleted-run").await;
+    let r2 = run(&store, &keep_exp, "kept-run").await;
+    let r3 = run(&store, &gone_exp, "run-of-deleted-experiment").await;
+    for r in [&r1, &r2, &r3] {
+        log(
+            &store,
+            r,
+            vec![metric("loss", 1.0, 1, 0), metric("loss", 0.5, 2, 1)],
+            vec![Param::new("lr", "0.1")],
+            vec![Tag::new("t", "v")],
+        )
+        .await;
+    }
+    store
+        .create_logged_model(NewLoggedModel {
+            experiment_id: gone_exp.clone(),
+            name: Some("m".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("logged model");
+    store.delete_run(&r1).await.expect("delete run");
+    store
+        .delete_experiment(&gone_exp)
+        .await
+        .expect("delete experiment");
+
+    let found = store.deleted(None).await.expect("deleted");
+    let runs: Vec<&str> = found.runs.iter().map(|(id, _, _)| id.as_str()).collect();
+    assert!(
+        runs.contains(&r1.as_str()) && runs.contains(&r3.as_str()),
+        "{found:?}"
+    );
+    assert!(!runs.contains(&r2.as_str()));
+    assert_eq!(
+        found
+            .experiments
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>(),
+        vec![gone_exp.as_str()]
+    );
+    assert!(found
+        .runs
+        .iter()
+        .all(|(id, _, uri)| uri.contains(id.as_str())));
+    assert_eq!(
+        store.deleted(Some(0)).await.expect("deleted"),
+        crate::Deleted::default(),
+        "nothing was deleted before 1970"
+    );
+
+    // Refused: an active run, an active experiment, an unknown run. Nothing changes.
+    let refused = store.purge(vec![r1.clone(), r2.clone()], vec![]).await;
+    assert_eq!(
+        refused.expect_err("active run").code,
+        ErrorCode::InvalidParameterValue
+    );
+    let refused = store.purge(vec![], vec![keep_exp.clone()]).await;
+    assert_eq!(
+        refused.expect_err("active experiment").code,
+        ErrorCode::InvalidParameterValue
+    );
+    let refused = store.purge(vec!["no-such-run".into()], vec![]).await;
+    assert_eq!(
+        refused.expect_err("unknown").code,
+        ErrorCode::ResourceDoesNotExist
+    );
+    assert!(store.get_run(&r1).await.is_ok());
+
+    store
+        .purge(vec![r1.clone()], vec![gone_exp.clone()])
+        .await
+        .expect("purge");
+    for r in [&r1, &r3] {
+        assert_eq!(
+            store.get_run(r).await.expect_err("purged").code,
+            ErrorCode::ResourceDoesNotExist
+        );
+        let history = store
+            .metric_history(r, "loss", 0, None)
+            .await
+            .expect("history");
+        assert!(history.items.is_empty());
+    }
+    assert_eq!(
+        store
+            .get_experiment(&gone_exp)
+            .await
+            .expect_err("purged")
+            .code,
+        ErrorCode::ResourceDoesNotExist
+    );
+    let kept = store.get_run(&r2).await.expect("kept run");
+    assert_eq!(kept.data.metrics.len(), 1);
+    assert_eq!(kept.data.params.len(), 1);
+    let history = store
+        .metric_history(&r2, "loss", 0, None)
+        .await
+        .expect("history");
+    assert_eq!(history.items.len(), 2);
+    assert_eq!(
+        store.deleted(None).await.expect("deleted"),
+        crate::Deleted::default()
+    );
+    // The name of a purged experiment is free again.
+    experiment(&store, "gc-gone").await;
 }

@@ -104,6 +104,15 @@ pub struct LoggedModelQuery {
     pub offset: i64,
 }
 
+/// What `plumb gc` may remove: runs and experiments in the `deleted` stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// (run id, experiment id, artifact URI) of deleted runs.
+    pub runs: Vec<(String, String, String)>,
+    /// (experiment id, artifact location) of deleted experiments.
+    pub experiments: Vec<(String, String)>,
+}
+
 /// Everything tracking needs from a database. Implemented by every backend; the concrete one is
 /// chosen in the binary's wiring only.
 #[async_trait]
@@ -177,6 +186,15 @@ pub trait TrackingStore: Send + Sync + 'static {
     async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()>;
     async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()>;
     async fn search_logged_models(&self, query: LoggedModelQuery) -> Result<Page<LoggedModel>>;
+
+    // -- garbage collection --------------------------------------------------------------------
+    /// Deleted runs whose `deleted_time`, and deleted experiments whose `last_update_time`, is
+    /// before `before_ms` (all of them when `None`).
+    async fn deleted(&self, before_ms: Option<i64>) -> Result<Deleted>;
+    /// Removes deleted runs and experiments for good, with everything that belongs to them
+    /// (an experiment's runs, datasets and logged models too). Refuses, changing nothing, an id
+    /// that is not in the `deleted` stage.
+    async fn purge(&self, run_ids: Vec<String>, experiment_ids: Vec<String>) -> Result<()>;
 }
 
 /// A registered-model or model-version search, already parsed.

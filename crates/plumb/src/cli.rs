@@ -31,6 +31,30 @@ pub enum Command {
     /// The database schema: status and upgrade.
     #[command(subcommand)]
     Db(DbCmd),
+    /// Permanently remove deleted runs and experiments, with their artifacts.
+    Gc(GcArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GcArgs {
+    /// The store, opened directly (as `plumb server --backend-store-uri`).
+    #[arg(long, default_value = "sqlite:///plumb.db")]
+    pub backend_store_uri: String,
+    /// Where the server keeps proxied artifacts (as `plumb server --artifacts-destination`).
+    #[arg(long, default_value = "./mlartifacts")]
+    pub artifacts_destination: String,
+    /// Only what was deleted at least this long ago, e.g. `30d`, `1d 12h`, `90min`.
+    #[arg(long)]
+    pub older_than: Option<String>,
+    /// Only these runs (comma-separated ids); each must be deleted.
+    #[arg(long, value_delimiter = ',')]
+    pub run_ids: Vec<String>,
+    /// Only these experiments (comma-separated ids); each must be deleted.
+    #[arg(long, value_delimiter = ',')]
+    pub experiment_ids: Vec<String>,
+    /// Print what would be removed, remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Where a CLI verb acts: a tracking server over REST, or a backend store opened directly.

@@ -3,6 +3,7 @@
 mod cli;
 mod client;
 mod commands;
+mod gc;
 mod output;
 mod wiring;
 
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         cli::Command::Runs(cmd) => runtime.block_on(commands::runs(cmd)),
         cli::Command::Models(cmd) => runtime.block_on(commands::models(cmd)),
         cli::Command::Db(cmd) => runtime.block_on(commands::db(cmd)),
+        cli::Command::Gc(args) => runtime.block_on(gc::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

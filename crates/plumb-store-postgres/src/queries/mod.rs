@@ -1,6 +1,7 @@
 //! Async SQL for each entity, run inside the caller's transaction or on a pooled connection.
 
 pub(crate) mod experiments;
+pub(crate) mod gc;
 pub(crate) mod metrics;
 pub(crate) mod models;
 pub(crate) mod registry;

@@ -329,3 +329,92 @@ async fn cli_verbs_over_rest_and_on_the_store_directly() {
         upgraded.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_removes_deleted_runs_with_their_artifacts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let server = Plumb::start(d).await;
+    let client = reqwest::Client::new();
+    server
+        .post("experiments/create", json!({"name": "gc"}))
+        .await;
+    let mut ids = Vec::new();
+    for name in ["doomed", "kept"] {
+        let run = server
+            .post(
+                "runs/create",
+                json!({"experiment_id": "1", "run_name": name}),
+            )
+            .await;
+        let id = run["run"]["info"]["run_id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        let put = client
+            .put(format!(
+                "{}/api/2.0/mlflow-artifacts/artifacts/1/{id}/artifacts/model.bin",
+                server.base
+            ))
+            .body("weights")
+            .send()
+            .await
+            .expect("upload");
+        assert!(put.status().is_success());
+        ids.push(id);
+    }
+    server.post("runs/delete", json!({"run_id": ids[0]})).await;
+    drop(server);
+    let artifact = |id: &str| d.join(format!("mlartifacts/1/{id}/artifacts/model.bin"));
+
+    let dry = db(d, &["gc", "--dry-run"]);
+    assert!(dry.ok, "{}", dry.stderr);
+    assert!(
+        dry.stdout
+            .contains(&format!("would remove run {} (experiment 1)", ids[0])),
+        "{}",
+        dry.stdout
+    );
+    assert!(artifact(&ids[0]).exists());
+
+    let young = db(d, &["gc", "--older-than", "1h"]);
+    assert_eq!(young.stdout.trim(), "nothing to remove", "{}", young.stderr);
+
+    let active = db(d, &["gc", "--run-ids", &ids[1]]);
+    assert!(!active.ok);
+    assert!(
+        active.stderr.contains("was not deleted"),
+        "{}",
+        active.stderr
+    );
+
+    let done = db(d, &["gc"]);
+    assert!(done.ok, "{}", done.stderr);
+    assert!(
+        done.stdout
+            .ends_with("removed 1 run(s) and 0 experiment(s)\n"),
+        "{}",
+        done.stdout
+    );
+    assert!(
+        !artifact(&ids[0]).exists(),
+        "artifacts of the removed run are gone"
+    );
+    assert!(artifact(&ids[1]).exists(), "artifacts of the kept run stay");
+    let gone = plumb(
+        d,
+        "sqlite:///plumb.db",
+        &["runs", "describe", "--run-id", &ids[0]],
+    );
+    assert!(
+        gone.stderr.contains("RESOURCE_DOES_NOT_EXIST"),
+        "{}",
+        gone.stderr
+    );
+    let kept = plumb(
+        d,
+        "sqlite:///plumb.db",
+        &["runs", "describe", "--run-id", &ids[1]],
+    );
+    assert!(kept.ok, "{}", kept.stderr);
+}
