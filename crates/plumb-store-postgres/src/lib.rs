@@ -342,6 +342,16 @@ impl TrackingStore for PgStore {
     async fn purge(&self, run_ids: Vec<String>, experiment_ids: Vec<String>) -> Result<()> {
         in_tx!(self, |c| gc::purge(c, &run_ids, &experiment_ids))
     }
+
+    async fn import_experiment(&self, experiment: Experiment) -> Result<bool> {
+        in_tx!(self, |c| experiments::import(c, &experiment))
+    }
+    async fn import_run(&self, run: Run) -> Result<bool> {
+        in_tx!(self, |c| runs::import_run(c, &run))
+    }
+    async fn import_points(&self, run_id: &str, points: Vec<Metric>) -> Result<()> {
+        in_tx!(self, |c| runs::import_points(c, run_id, &points))
+    }
 }
 
 #[async_trait]
@@ -447,6 +457,12 @@ impl RegistryStore for PgStore {
     }
     async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
         in_tx!(self, |c| registry::delete_mv_tag(c, name, version, key))
+    }
+    async fn import_registered_model(&self, model: RegisteredModel) -> Result<bool> {
+        in_tx!(self, |c| registry::import_rm(c, &model))
+    }
+    async fn import_model_version(&self, version: ModelVersion) -> Result<bool> {
+        in_tx!(self, |c| registry::import_mv(c, &version))
     }
 }
 

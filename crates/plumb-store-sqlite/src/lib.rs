@@ -452,6 +452,20 @@ impl TrackingStore for SqliteStore {
         self.write(move |c| queries::gc::purge(c, &run_ids, &experiment_ids))
             .await
     }
+
+    async fn import_experiment(&self, experiment: Experiment) -> Result<bool> {
+        self.write(move |c| queries::experiments::import(c, &experiment))
+            .await
+    }
+    async fn import_run(&self, run: Run) -> Result<bool> {
+        self.write(move |c| queries::runs::import_run(c, &run))
+            .await
+    }
+    async fn import_points(&self, run_id: &str, points: Vec<Metric>) -> Result<()> {
+        let run_id = run_id.to_string();
+        self.write(move |c| queries::runs::import_points(c, &run_id, &points))
+            .await
+    }
 }
 
 #[async_trait]
@@ -592,6 +606,14 @@ impl RegistryStore for SqliteStore {
     async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
         let (n, k) = (name.to_string(), key.to_string());
         self.write(move |c| queries::registry::delete_mv_tag(c, &n, version, &k))
+            .await
+    }
+    async fn import_registered_model(&self, model: RegisteredModel) -> Result<bool> {
+        self.write(move |c| queries::registry::import_rm(c, &model))
+            .await
+    }
+    async fn import_model_version(&self, version: ModelVersion) -> Result<bool> {
+        self.write(move |c| queries::registry::import_mv(c, &version))
             .await
     }
 }

@@ -42,7 +42,7 @@ macro_rules! conformance_tests {
             run_search_filters_and_order, run_search_pagination, bulk_interval_sampling,
             datasets_and_outputs, logged_models, concurrent_writers_lose_nothing,
             registry_lifecycle, registry_search, concurrent_version_creates_are_consecutive,
-            garbage_collection);
+            garbage_collection, import_keeps_ids_and_history);
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(
@@ -1554,4 +1554,135 @@ pub async fn garbage_collection(store: Store) {
     );
     // The name of a purged experiment is free again.
     experiment(&store, "gc-gone").await;
+}
+
+/// `plumb import`: entities keep their ids, names, times and stages; running it again changes
+/// nothing; points are added once; new experiments get fresh ids after imported ones.
+pub async fn import_keeps_ids_and_history(store: Store) {
+    use plumb_core::entities::{Experiment, Run, RunData, RunInfo};
+    use plumb_core::registry::{ModelVersion, RegisteredModel};
+
+    let exp = Experiment {
+        experiment_id: "42".into(),
+        name: "imported".into(),
+        artifact_location: "mlflow-artifacts:/42".into(),
+        lifecycle_stage: LifecycleStage::Active,
+        creation_time: 1_600_000_000_000,
+        last_update_time: 1_600_000_000_500,
+        tags: vec![Tag::new("team", "ml")],
+    };
+    assert!(store.import_experiment(exp.clone()).await.expect("import"));
+    assert!(!store.import_experiment(exp.clone()).await.expect("again"));
+    assert_eq!(store.get_experiment("42").await.expect("get"), exp);
+    let fresh = experiment(&store, "made-after").await;
+    assert!(fresh.parse::<i64>().expect("id") > 42, "{fresh}");
+
+    let run_id = "0123456789abcdef0123456789abcdef".to_string();
+    let run = Run {
+        info: RunInfo {
+            run_id: run_id.clone(),
+            experiment_id: "42".into(),
+            run_name: "old-run".into(),
+            user_id: "alice".into(),
+            status: RunStatus::Finished,
+            start_time: Some(1_600_000_001_000),
+            end_time: Some(1_600_000_002_000),
+            artifact_uri: format!("mlflow-artifacts:/42/{run_id}/artifacts"),
+            lifecycle_stage: LifecycleStage::Active,
+        },
+        data: RunData {
+            metrics: vec![],
+            params: vec![Param::new("lr", "0.1"), Param::new("depth", "3")],
+            tags: vec![Tag::new("mlflow.runName", "old-run"), Tag::new("note", "x")],
+        },
+        inputs: Default::default(),
+        outputs: vec![],
+    };
+    assert!(store.import_run(run.clone()).await.expect("import run"));
+    assert!(!store.import_run(run.clone()).await.expect("again"));
+    let points: Vec<Metric> = (0..500)
+        .map(|i| metric("loss", 1.0 / (i + 1) as f64, 10 + i, i))
+        .collect();
+    store
+        .import_points(&run_id, points[..300].to_vec())
+        .await
+        .expect("points");
+    // Resumed after an interruption: the overlap is stored once.
+    store
+        .import_points(&run_id, points[200..].to_vec())
+        .await
+        .expect("rest");
+    let got = store.get_run(&run_id).await.expect("get run");
+    assert_eq!(got.info, run.info);
+    assert_eq!(got.data.params, run.data.params);
+    assert_eq!(got.data.tags, run.data.tags);
+    assert_eq!(got.data.metrics, vec![points[499].clone()]);
+    let history = store
+        .metric_history(&run_id, "loss", 0, None)
+        .await
+        .expect("history");
+    assert_eq!(history.items, points);
+
+    let rm = RegisteredModel {
+        name: "churn".into(),
+        creation_timestamp: 1_600_000_003_000,
+        last_updated_timestamp: 1_600_000_004_000,
+        description: "the churn model".into(),
+        tags: vec![Tag::new("owner", "alice")],
+        aliases: vec![],
+        latest_versions: vec![],
+    };
+    assert!(store.import_registered_model(rm.clone()).await.expect("rm"));
+    assert!(!store
+        .import_registered_model(rm.clone())
+        .await
+        .expect("again"));
+    for (version, stage) in [(1, "Archived"), (3, "Production")] {
+        let mv = ModelVersion {
+            name: "churn".into(),
+            version,
+            creation_timestamp: 1_600_000_005_000 + version,
+            last_updated_timestamp: 1_600_000_006_000 + version,
+            user_id: None,
+            current_stage: stage.into(),
+            description: format!("v{version}"),
+            source: format!("mlflow-artifacts:/42/{run_id}/artifacts/model"),
+            run_id: run_id.clone(),
+            status: "READY".into(),
+            status_message: None,
+            run_link: String::new(),
+            tags: vec![Tag::new("validated", "yes")],
+            aliases: vec![],
+            storage_location: None,
+            model_id: None,
+        };
+        assert!(store.import_model_version(mv.clone()).await.expect("mv"));
+        assert!(!store.import_model_version(mv.clone()).await.expect("again"));
+        assert_eq!(
+            store
+                .get_model_version("churn", version)
+                .await
+                .expect("get"),
+            mv
+        );
+    }
+    store
+        .set_alias("churn", "champion", 3)
+        .await
+        .expect("alias");
+    let got = store.get_registered_model("churn").await.expect("rm");
+    assert_eq!(got.description, rm.description);
+    assert_eq!(got.creation_timestamp, rm.creation_timestamp);
+    assert_eq!(got.tags, rm.tags);
+    // The next version continues after the imported numbers.
+    let next = store
+        .create_model_version(NewModelVersion {
+            name: "churn".into(),
+            source: format!("mlflow-artifacts:/42/{run_id}/artifacts/model"),
+            run_id: Some(run_id.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("next version");
+    assert_eq!(next.version, 4);
 }

@@ -195,6 +195,16 @@ pub trait TrackingStore: Send + Sync + 'static {
     /// (an experiment's runs, datasets and logged models too). Refuses, changing nothing, an id
     /// that is not in the `deleted` stage.
     async fn purge(&self, run_ids: Vec<String>, experiment_ids: Vec<String>) -> Result<()>;
+
+    // -- import (`plumb import`): original ids, names, times and stages are kept -----------------
+    /// Creates the experiment with its id; `false` (nothing changed) when that id exists.
+    async fn import_experiment(&self, experiment: Experiment) -> Result<bool>;
+    /// Creates the run with its id, info, params and tags (not its metrics: see
+    /// [`TrackingStore::import_points`]); `false` when that run id exists.
+    async fn import_run(&self, run: Run) -> Result<bool>;
+    /// Adds metric points to a run in any stage; points already stored are skipped, so an
+    /// interrupted import can simply run again. Latest values follow.
+    async fn import_points(&self, run_id: &str, points: Vec<Metric>) -> Result<()>;
 }
 
 /// A registered-model or model-version search, already parsed.
@@ -274,6 +284,12 @@ pub trait RegistryStore: Send + Sync + 'static {
     ) -> Result<ModelVersion>;
     async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()>;
     async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()>;
+
+    /// Creates the registered model with its times, description and tags (aliases come after
+    /// the versions, through [`RegistryStore::set_alias`]); `false` when the name exists.
+    async fn import_registered_model(&self, model: RegisteredModel) -> Result<bool>;
+    /// Creates the version with its number, stage, times and tags; `false` when it exists.
+    async fn import_model_version(&self, version: ModelVersion) -> Result<bool>;
 }
 
 /// Both halves of storage; every backend implements both (one database).

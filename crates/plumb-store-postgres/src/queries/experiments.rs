@@ -338,3 +338,47 @@ pub(crate) async fn search(c: &mut PgConnection, q: &ExperimentQuery) -> R<Page<
         next_page_token,
     })
 }
+
+/// An experiment with its original id, name, times and stage; `false` when the id exists. The
+/// id sequence is moved past it, so experiments created later get new ids.
+pub(crate) async fn import(c: &mut PgConnection, exp: &Experiment) -> R<bool> {
+    let num = parse_id(&exp.experiment_id)?;
+    let inserted = sqlx::query(&format!(
+        "INSERT INTO experiments ({}) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (experiment_id) DO NOTHING",
+        COLUMNS.replace("e.", "")
+    ))
+    .bind(num)
+    .bind(&exp.name)
+    .bind(&exp.artifact_location)
+    .bind(exp.lifecycle_stage.as_str())
+    .bind(exp.creation_time)
+    .bind(exp.last_update_time)
+    .execute(&mut *c)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::already_exists(format!(
+                "cannot import experiment {}: the name '{}' is taken by another experiment",
+                exp.experiment_id, exp.name
+            ))
+            .into()
+        } else {
+            crate::E::Db(e)
+        }
+    })?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
+    sqlx::query(
+        "SELECT setval(pg_get_serial_sequence('experiments', 'experiment_id'),
+                       GREATEST((SELECT MAX(experiment_id) FROM experiments), 1))",
+    )
+    .execute(&mut *c)
+    .await?;
+    for tag in &exp.tags {
+        upsert_tag(c, num, tag).await?;
+    }
+    Ok(true)
+}

@@ -750,3 +750,61 @@ pub(crate) async fn search_mv(c: &mut PgConnection, q: &RegistryQuery) -> R<Page
         next_page_token,
     })
 }
+
+// ---- import ------------------------------------------------------------------------------------
+
+pub(crate) async fn import_rm(c: &mut PgConnection, rm: &RegisteredModel) -> R<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO registered_models (name, creation_time, last_updated_time, description)
+         VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(&rm.name)
+    .bind(rm.creation_timestamp)
+    .bind(rm.last_updated_timestamp)
+    .bind(&rm.description)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
+    for tag in &rm.tags {
+        upsert_rm_tag(c, &rm.name, tag).await?;
+    }
+    Ok(true)
+}
+
+pub(crate) async fn import_mv(c: &mut PgConnection, mv: &ModelVersion) -> R<bool> {
+    require_rm(c, &mv.name).await?;
+    let inserted = sqlx::query(
+        "INSERT INTO model_versions (name, version, creation_time, last_updated_time, description,
+             user_id, current_stage, source, run_id, status, status_message, run_link,
+             storage_location, model_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (name, version) DO NOTHING",
+    )
+    .bind(&mv.name)
+    .bind(mv.version)
+    .bind(mv.creation_timestamp)
+    .bind(mv.last_updated_timestamp)
+    .bind(&mv.description)
+    .bind(&mv.user_id)
+    .bind(&mv.current_stage)
+    .bind(&mv.source)
+    .bind(&mv.run_id)
+    .bind(&mv.status)
+    .bind(&mv.status_message)
+    .bind(&mv.run_link)
+    .bind(&mv.storage_location)
+    .bind(&mv.model_id)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
+    for tag in &mv.tags {
+        upsert_mv_tag(c, &mv.name, mv.version, tag).await?;
+    }
+    Ok(true)
+}

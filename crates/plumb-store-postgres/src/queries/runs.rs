@@ -552,6 +552,60 @@ async fn log_metrics(c: &mut PgConnection, pk: i64, run_id: &str, metrics: &[Met
     Ok(())
 }
 
+/// Points of an imported run (any stage).
+pub(crate) async fn import_points(c: &mut PgConnection, run_id: &str, points: &[Metric]) -> R<()> {
+    let (pk, _) = lookup(c, run_id).await?;
+    if points.is_empty() {
+        return Ok(());
+    }
+    log_metrics(c, pk, run_id, points).await
+}
+
+/// A run with its original id, info, params and tags; `false` when the id exists.
+pub(crate) async fn import_run(c: &mut PgConnection, run: &Run) -> R<bool> {
+    let i = &run.info;
+    let exp: i64 = i
+        .experiment_id
+        .parse()
+        .map_err(|_| Error::invalid(format!("Invalid experiment ID '{}'", i.experiment_id)))?;
+    let pk: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time,
+                           lifecycle_stage, artifact_uri, deleted_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (run_uuid) DO NOTHING RETURNING run_pk",
+    )
+    .bind(&i.run_id)
+    .bind(exp)
+    .bind(&i.run_name)
+    .bind(&i.user_id)
+    .bind(i.status.as_str())
+    .bind(i.start_time)
+    .bind(i.end_time)
+    .bind(i.lifecycle_stage.as_str())
+    .bind(&i.artifact_uri)
+    .bind((i.lifecycle_stage == LifecycleStage::Deleted).then(now_millis))
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some(pk) = pk else {
+        return Ok(false);
+    };
+    if !run.data.params.is_empty() {
+        let (keys, values) = last_values(&run.data.params);
+        sqlx::query(
+            "INSERT INTO params (run_pk, key, value)
+             SELECT $1, k, v FROM UNNEST($2::TEXT[], $3::TEXT[]) WITH ORDINALITY AS t(k, v, i)
+             ORDER BY i ON CONFLICT DO NOTHING",
+        )
+        .bind(pk)
+        .bind(&keys)
+        .bind(&values)
+        .execute(&mut *c)
+        .await?;
+    }
+    upsert_tags(c, pk, &run.data.tags).await?;
+    Ok(true)
+}
+
 pub(crate) async fn delete_tag(c: &mut PgConnection, run_id: &str, key: &str) -> R<()> {
     let pk = require_active(c, run_id).await?;
     let n = sqlx::query("DELETE FROM tags WHERE run_pk = $1 AND key = $2")

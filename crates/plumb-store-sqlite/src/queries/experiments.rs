@@ -306,3 +306,41 @@ pub(crate) fn search(conn: &Connection, q: &ExperimentQuery) -> Result<Page<Expe
         next_page_token,
     })
 }
+
+/// An experiment with its original id, name, times and stage; `false` when the id exists.
+pub(crate) fn import(conn: &Connection, exp: &Experiment) -> Result<bool> {
+    let num = parse_id(&exp.experiment_id)?;
+    let exists: Option<i64> = conn
+        .query_row(
+            "SELECT experiment_id FROM experiments WHERE experiment_id = ?1",
+            [num],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_err)?;
+    if exists.is_some() {
+        return Ok(false);
+    }
+    conn.execute(
+        &format!("INSERT INTO experiments ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![
+            num,
+            exp.name,
+            exp.artifact_location,
+            exp.lifecycle_stage.as_str(),
+            exp.creation_time,
+            exp.last_update_time
+        ],
+    )
+    .map_err(|e| match db_err(e) {
+        err if err.message.contains("UNIQUE") => Error::already_exists(format!(
+            "cannot import experiment {}: the name '{}' is taken by another experiment",
+            exp.experiment_id, exp.name
+        )),
+        err => err,
+    })?;
+    for tag in &exp.tags {
+        upsert_tag(conn, num, tag)?;
+    }
+    Ok(true)
+}

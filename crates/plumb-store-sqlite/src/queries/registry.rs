@@ -674,3 +674,81 @@ pub(crate) fn search_mv(conn: &Connection, q: &RegistryQuery) -> Result<Page<Mod
         next_page_token,
     })
 }
+
+// ---- import ------------------------------------------------------------------------------------
+
+pub(crate) fn import_rm(conn: &Connection, rm: &RegisteredModel) -> Result<bool> {
+    if require_rm(conn, &rm.name).is_ok() {
+        return Ok(false);
+    }
+    conn.execute(
+        "INSERT INTO registered_models (name, creation_time, last_updated_time, description)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![
+            rm.name,
+            rm.creation_timestamp,
+            rm.last_updated_timestamp,
+            rm.description
+        ],
+    )
+    .map_err(db_err)?;
+    for tag in &rm.tags {
+        upsert_tag(
+            conn,
+            "registered_model_tags",
+            &[("name", Sql::Text(rm.name.clone()))],
+            tag,
+        )?;
+    }
+    Ok(true)
+}
+
+pub(crate) fn import_mv(conn: &Connection, mv: &ModelVersion) -> Result<bool> {
+    require_rm(conn, &mv.name)?;
+    let exists: Option<i64> = conn
+        .query_row(
+            "SELECT 1 FROM model_versions WHERE name = ?1 AND version = ?2",
+            params![mv.name, mv.version],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_err)?;
+    if exists.is_some() {
+        return Ok(false);
+    }
+    conn.execute(
+        "INSERT INTO model_versions (name, version, creation_time, last_updated_time, description,
+             user_id, current_stage, source, run_id, status, status_message, run_link,
+             storage_location, model_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        params![
+            mv.name,
+            mv.version,
+            mv.creation_timestamp,
+            mv.last_updated_timestamp,
+            mv.description,
+            mv.user_id,
+            mv.current_stage,
+            mv.source,
+            mv.run_id,
+            mv.status,
+            mv.status_message,
+            mv.run_link,
+            mv.storage_location,
+            mv.model_id
+        ],
+    )
+    .map_err(db_err)?;
+    for tag in &mv.tags {
+        upsert_tag(
+            conn,
+            "model_version_tags",
+            &[
+                ("name", Sql::Text(mv.name.clone())),
+                ("version", Sql::Integer(mv.version)),
+            ],
+            tag,
+        )?;
+    }
+    Ok(true)
+}

@@ -364,97 +364,151 @@ pub(crate) fn log_batch(conn: &Connection, run_id: &str, batch: &Batch) -> Resul
         }
     }
     if !batch.metrics.is_empty() {
-        let mut point = conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO metrics (run_pk, key, step, timestamp, value, is_nan)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .map_err(db_err)?;
-        // One upsert per key: the newest point (if newer than the stored one) and the series'
-        // shape (see the latest_metrics table).
-        let mut latest = conn
-            .prepare_cached(
-                "INSERT INTO latest_metrics
-                     (run_pk, key, step, timestamp, value, is_nan, points, min_step, dense)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                 ON CONFLICT (run_pk, key) DO UPDATE SET
-                   dense = CASE WHEN excluded.points = 0 THEN latest_metrics.dense
-                                ELSE latest_metrics.dense AND excluded.dense
-                                     AND excluded.min_step = latest_metrics.step + 1 END,
-                   points = latest_metrics.points + excluded.points,
-                   min_step = MIN(latest_metrics.min_step, excluded.min_step),
-                   step = CASE WHEN (excluded.step, excluded.timestamp, excluded.value)
-                                    > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
-                               THEN excluded.step ELSE latest_metrics.step END,
-                   timestamp = CASE WHEN (excluded.step, excluded.timestamp, excluded.value)
-                                    > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
-                               THEN excluded.timestamp ELSE latest_metrics.timestamp END,
-                   is_nan = CASE WHEN (excluded.step, excluded.timestamp, excluded.value)
-                                    > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
-                               THEN excluded.is_nan ELSE latest_metrics.is_nan END,
-                   value = CASE WHEN (excluded.step, excluded.timestamp, excluded.value)
-                                    > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
-                               THEN excluded.value ELSE latest_metrics.value END",
-            )
-            .map_err(db_err)?;
-        // Per key: the greatest (step, timestamp, value), and the shape of the new points.
-        let mut series: Vec<Series<'_>> = Vec::new();
-        for m in &batch.metrics {
-            let (value, is_nan) = stored_metric(m.value);
-            let inserted = point
-                .execute(params![pk, m.key, m.step, m.timestamp, value, is_nan])
-                .map_err(db_err)?
-                == 1;
-            let idx = match series.iter().position(|s| s.key == m.key) {
-                Some(i) => i,
-                None => {
-                    series.push(Series::new(&m.key, m.step, m.timestamp, value, is_nan));
-                    series.len() - 1
-                }
-            };
-            series[idx].add(m.step, m.timestamp, value, is_nan, inserted);
-            if let Some(model_id) = m.model_id.as_deref().filter(|s| !s.is_empty()) {
-                conn.prepare_cached(
-                    "INSERT OR REPLACE INTO logged_model_metrics
-                     (model_id, key, timestamp, step, run_id, value, is_nan, dataset_name, dataset_digest)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        model_id,
-                        m.key,
-                        m.timestamp,
-                        m.step,
-                        run_id,
-                        value,
-                        is_nan,
-                        m.dataset_name,
-                        m.dataset_digest
-                    ])
-                })
-                .map_err(db_err)?;
-            }
-        }
-        for s in series {
-            latest
-                .execute(params![
-                    pk,
-                    s.key,
-                    s.newest.0,
-                    s.newest.1,
-                    s.newest.2,
-                    s.newest.3,
-                    s.new_points,
-                    s.min_new_step.unwrap_or(s.newest.0),
-                    s.dense
-                ])
-                .map_err(db_err)?;
-        }
+        log_metrics(conn, pk, run_id, &batch.metrics)?;
     }
     for tag in &batch.tags {
         upsert_tag(conn, pk, tag)?;
     }
     Ok(())
+}
+
+/// Stores points (identical ones once) and keeps each key's latest point and series shape.
+fn log_metrics(conn: &Connection, pk: i64, run_id: &str, metrics: &[Metric]) -> Result<()> {
+    let mut point = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO metrics (run_pk, key, step, timestamp, value, is_nan)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .map_err(db_err)?;
+    // One upsert per key: the newest point (if newer than the stored one) and the series'
+    // shape (see the latest_metrics table).
+    let mut latest = conn
+        .prepare_cached(
+            "INSERT INTO latest_metrics
+                 (run_pk, key, step, timestamp, value, is_nan, points, min_step, dense)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (run_pk, key) DO UPDATE SET
+               dense = CASE WHEN excluded.points = 0 THEN latest_metrics.dense
+                            ELSE latest_metrics.dense AND excluded.dense
+                                 AND excluded.min_step = latest_metrics.step + 1 END,
+               points = latest_metrics.points + excluded.points,
+               min_step = MIN(latest_metrics.min_step, excluded.min_step),
+               step = CASE WHEN (excluded.step, excluded.timestamp, excluded.value)
+                                > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
+                           THEN excluded.step ELSE latest_metrics.step END,
+               timestamp = CASE WHEN (excluded.step, excluded.timestamp, excluded.value)
+                                > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
+                           THEN excluded.timestamp ELSE latest_metrics.timestamp END,
+               is_nan = CASE WHEN (excluded.step, excluded.timestamp, excluded.value)
+                                > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
+                           THEN excluded.is_nan ELSE latest_metrics.is_nan END,
+               value = CASE WHEN (excluded.step, excluded.timestamp, excluded.value)
+                                > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
+                           THEN excluded.value ELSE latest_metrics.value END",
+        )
+        .map_err(db_err)?;
+    // Per key: the greatest (step, timestamp, value), and the shape of the new points.
+    let mut series: Vec<Series<'_>> = Vec::new();
+    for m in metrics {
+        let (value, is_nan) = stored_metric(m.value);
+        let inserted = point
+            .execute(params![pk, m.key, m.step, m.timestamp, value, is_nan])
+            .map_err(db_err)?
+            == 1;
+        let idx = match series.iter().position(|s| s.key == m.key) {
+            Some(i) => i,
+            None => {
+                series.push(Series::new(&m.key, m.step, m.timestamp, value, is_nan));
+                series.len() - 1
+            }
+        };
+        series[idx].add(m.step, m.timestamp, value, is_nan, inserted);
+        if let Some(model_id) = m.model_id.as_deref().filter(|s| !s.is_empty()) {
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO logged_model_metrics
+                 (model_id, key, timestamp, step, run_id, value, is_nan, dataset_name, dataset_digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    model_id,
+                    m.key,
+                    m.timestamp,
+                    m.step,
+                    run_id,
+                    value,
+                    is_nan,
+                    m.dataset_name,
+                    m.dataset_digest
+                ])
+            })
+            .map_err(db_err)?;
+        }
+    }
+    for s in series {
+        latest
+            .execute(params![
+                pk,
+                s.key,
+                s.newest.0,
+                s.newest.1,
+                s.newest.2,
+                s.newest.3,
+                s.new_points,
+                s.min_new_step.unwrap_or(s.newest.0),
+                s.dense
+            ])
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Points of an imported run (any stage).
+pub(crate) fn import_points(conn: &Connection, run_id: &str, points: &[Metric]) -> Result<()> {
+    let (pk, _) = lookup(conn, run_id)?;
+    log_metrics(conn, pk, run_id, points)
+}
+
+/// A run with its original id, info, params and tags; `false` when the id exists.
+pub(crate) fn import_run(conn: &Connection, run: &Run) -> Result<bool> {
+    if lookup(conn, &run.info.run_id).is_ok() {
+        return Ok(false);
+    }
+    let i = &run.info;
+    let exp: i64 = i
+        .experiment_id
+        .parse()
+        .map_err(|_| Error::invalid(format!("Invalid experiment ID '{}'", i.experiment_id)))?;
+    conn.execute(
+        "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, end_time,
+                           lifecycle_stage, artifact_uri, deleted_time)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            i.run_id,
+            exp,
+            i.run_name,
+            i.user_id,
+            i.status.as_str(),
+            i.start_time,
+            i.end_time,
+            i.lifecycle_stage.as_str(),
+            i.artifact_uri,
+            (i.lifecycle_stage == LifecycleStage::Deleted).then(now_millis),
+        ],
+    )
+    .map_err(db_err)?;
+    let pk = conn.last_insert_rowid();
+    for p in &run.data.params {
+        conn.prepare_cached(
+            "INSERT OR IGNORE INTO params (run_pk, key, value) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut st| st.execute(params![pk, p.key, p.value]))
+        .map_err(db_err)?;
+    }
+    for tag in &run.data.tags {
+        upsert_tag(conn, pk, tag)?;
+    }
+    Ok(true)
 }
 
 /// Params are immutable: logging the same value again is fine, a different one is refused.
