@@ -33,6 +33,26 @@ pub enum Command {
     Db(DbCmd),
     /// Permanently remove deleted runs and experiments, with their artifacts.
     Gc(GcArgs),
+    /// Write everything a tracking server (plumb or MLflow) holds to a folder.
+    Export {
+        /// The folder to write (created if missing).
+        dir: std::path::PathBuf,
+        #[command(flatten)]
+        target: Target,
+        /// Where artifacts are, when the tracking URI is a store opened directly.
+        #[arg(long, default_value = "./mlartifacts")]
+        artifacts_destination: String,
+    },
+    /// Read a folder written by `plumb export` into a plumb store (original ids kept; what is
+    /// already there is skipped, so an interrupted import can run again).
+    Import {
+        /// The folder `plumb export` wrote.
+        dir: std::path::PathBuf,
+        #[arg(long, default_value = "sqlite:///plumb.db")]
+        backend_store_uri: String,
+        #[arg(long, default_value = "./mlartifacts")]
+        artifacts_destination: String,
+    },
 }
 
 #[derive(Debug, Clone, Args)]

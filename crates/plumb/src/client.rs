@@ -50,6 +50,15 @@ const MAX_BODY: usize = 512 * 1024 * 1024;
 
 impl Client {
     pub async fn connect(tracking_uri: &str) -> anyhow::Result<Self> {
+        Self::connect_with_artifacts(tracking_uri, None).await
+    }
+
+    /// [`Client::connect`]; a store opened directly also serves the artifacts kept in
+    /// `artifacts` (the server's `--artifacts-destination`), for tools that read them.
+    pub async fn connect_with_artifacts(
+        tracking_uri: &str,
+        artifacts: Option<&str>,
+    ) -> anyhow::Result<Self> {
         if tracking_uri.starts_with("http://") || tracking_uri.starts_with("https://") {
             let client = reqwest::Client::builder()
                 .build()
@@ -65,9 +74,14 @@ impl Client {
         let state = AppState {
             store: backend.tracking(),
             registry: backend.registry(),
-            artifacts: ArtifactStore::memory(),
+            artifacts: match artifacts {
+                Some(dest) => ArtifactStore::from_uri(dest)
+                    .map_err(|e| anyhow!("{}", e.message))
+                    .with_context(|| format!("opening the artifact destination {dest}"))?,
+                None => ArtifactStore::memory(),
+            },
             config: Arc::new(ServerConfig {
-                serve_artifacts: false,
+                serve_artifacts: artifacts.is_some(),
             }),
         };
         Ok(Self {
@@ -161,6 +175,67 @@ impl Client {
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned()),
         }
         .into())
+    }
+
+    /// Downloads `/get-artifact?run_id=&path=` into `file`, streamed.
+    pub async fn download_artifact(
+        &self,
+        run_id: &str,
+        path: &str,
+        file: &std::path::Path,
+    ) -> anyhow::Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let query = serde_urlencoded(&[
+            ("run_id".to_string(), run_id.to_string()),
+            ("path".to_string(), path.to_string()),
+        ]);
+        let uri = format!("/get-artifact?{query}");
+        if let Some(parent) = file.parent() {
+            tokio::fs::create_dir_all(parent).await?;
+        }
+        let mut out = tokio::fs::File::create(file)
+            .await
+            .with_context(|| format!("creating {}", file.display()))?;
+        let mut written = 0u64;
+        match &self.transport {
+            Transport::Http { client, base } => {
+                let mut resp = client
+                    .get(format!("{base}{uri}"))
+                    .send()
+                    .await
+                    .with_context(|| format!("cannot reach the tracking server at {base}"))?;
+                if !resp.status().is_success() {
+                    anyhow::bail!("downloading {path} of run {run_id}: HTTP {}", resp.status());
+                }
+                while let Some(chunk) = resp.chunk().await? {
+                    out.write_all(&chunk).await?;
+                    written += chunk.len() as u64;
+                }
+            }
+            Transport::Local { router, .. } => {
+                let req = Request::builder()
+                    .uri(uri)
+                    .body(Body::empty())
+                    .context("building the request")?;
+                let resp = router
+                    .clone()
+                    .oneshot(req)
+                    .await
+                    .map_err(|e| anyhow!("{e}"))?;
+                if !resp.status().is_success() {
+                    anyhow::bail!("downloading {path} of run {run_id}: HTTP {}", resp.status());
+                }
+                let mut stream = resp.into_body().into_data_stream();
+                use futures::StreamExt;
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| anyhow!("{e}"))?;
+                    out.write_all(&chunk).await?;
+                    written += chunk.len() as u64;
+                }
+            }
+        }
+        out.flush().await?;
+        Ok(written)
     }
 
     /// Closes a directly opened store (flushes SQLite's writer).

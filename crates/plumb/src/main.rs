@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod gc;
 mod output;
+mod transfer;
 mod wiring;
 
 use std::process::ExitCode;
@@ -45,6 +46,24 @@ fn main() -> ExitCode {
         cli::Command::Models(cmd) => runtime.block_on(commands::models(cmd)),
         cli::Command::Db(cmd) => runtime.block_on(commands::db(cmd)),
         cli::Command::Gc(args) => runtime.block_on(gc::run(args)),
+        cli::Command::Export {
+            dir,
+            target,
+            artifacts_destination,
+        } => runtime.block_on(transfer::export(
+            &dir,
+            &target.tracking_uri,
+            &artifacts_destination,
+        )),
+        cli::Command::Import {
+            dir,
+            backend_store_uri,
+            artifacts_destination,
+        } => runtime.block_on(transfer::import(
+            &dir,
+            &backend_store_uri,
+            &artifacts_destination,
+        )),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -182,3 +182,58 @@ async fn bulk_interval_and_logged_model_flow() {
         model_id.as_str()
     );
 }
+
+/// Doubles survive the JSON round trip exactly (serde_json's default parser may be 1 ULP off,
+/// e.g. for 1/11; found by the MLflow-to-plumb migration test).
+#[tokio::test]
+async fn metric_values_round_trip_to_the_last_bit() {
+    let s = TestServer::spawn().await;
+    let run_id = s.new_run().await;
+    let values: Vec<f64> = (1..200)
+        .map(|i| 1.0 / f64::from(i))
+        .chain([0.1 + 0.2, 1e-308, 6.02214076e23])
+        .collect();
+    let body: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!(r#"{{"key": "x", "value": {v:?}, "timestamp": 1, "step": {i}}}"#))
+        .collect();
+    let raw = format!(
+        r#"{{"run_id": "{run_id}", "metrics": [{}]}}"#,
+        body.join(", ")
+    );
+    let (status, answer) = s
+        .send(
+            reqwest::Client::new()
+                .post(s.url("/api/2.0/mlflow/runs/log-batch"))
+                .header("content-type", "application/json")
+                .body(raw),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, history) = s
+        .get(&format!(
+            "/api/2.0/mlflow/metrics/get-history?run_id={run_id}&metric_key=x"
+        ))
+        .await;
+    assert_eq!(status, 200);
+    let mut got: Vec<(i64, f64)> = history["metrics"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .map(|m| {
+            (
+                m["step"].as_i64().unwrap_or(-1),
+                m["value"].as_f64().unwrap_or(f64::NAN),
+            )
+        })
+        .collect();
+    got.sort_by_key(|(step, _)| *step);
+    for (step, value) in got {
+        assert_eq!(
+            value.to_bits(),
+            values[step as usize].to_bits(),
+            "step {step}"
+        );
+    }
+}

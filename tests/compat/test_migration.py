@@ -1,0 +1,131 @@
+"""Moving history from MLflow to plumb: MLflow 3.17.2's own server is filled by the official
+client (experiments, runs with thousands of points, a deleted run, artifacts, the registry),
+`plumb export` reads it over REST, `plumb import` writes it into a plumb store, and every entity
+is compared field by field through the client against a plumb server on that store."""
+import filecmp
+import os
+import subprocess
+import tempfile
+
+import pytest
+from conftest import HERE, Server, mlflow_major
+from test_differential import reference  # noqa: F401  (the MLflow 3.17.2 server fixture)
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+pytestmark = pytest.mark.skipif(mlflow_major() < 3, reason="the source server is MLflow 3.17.2")
+
+PLUMB = os.path.abspath(os.environ.get("PLUMB_BIN") or os.path.join(HERE, "..", "..", "target", "debug", "plumb"))
+
+
+def plumb(*args, cwd):
+    out = subprocess.run([PLUMB, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def fill(client, tmp):
+    exp = client.create_experiment("migration", tags={"team": "churn"})
+    other = client.create_experiment("to-delete")
+    runs = []
+    for i in range(3):
+        run = client.create_run(exp, run_name=f"run-{i}", tags={"i": str(i)}, start_time=1_700_000_000_000 + i)
+        rid = run.info.run_id
+        client.log_batch(rid, params=[Param("lr", str(0.1 * (i + 1))), Param("depth", "3")])
+        for chunk in range(3):
+            client.log_batch(rid, metrics=[
+                Metric("loss", 1.0 / (s + 1), 1_700_000_000_000 + s, s) for s in range(chunk * 1000, chunk * 1000 + 1000)
+            ])
+        client.log_batch(rid, metrics=[Metric("acc", float("nan") if s == 3 else s / 10, 5, s) for s in range(10)])
+        client.set_tag(rid, "stage", "trained")
+        runs.append(rid)
+    blob = tmp / "weights.bin"
+    blob.write_bytes(os.urandom(2 * 1024 * 1024))
+    client.log_artifact(runs[0], str(blob), artifact_path="model")
+    client.log_text(runs[0], "hello", "notes/readme.txt")
+    client.set_terminated(runs[1], "FINISHED", end_time=1_700_000_100_000)
+    client.delete_run(runs[2])
+    client.delete_experiment(other)
+
+    client.create_registered_model("churn", tags={"owner": "alice"}, description="predicts churn")
+    for rid in runs[:2]:
+        source = client.get_run(rid).info.artifact_uri + "/model"
+        client.create_model_version("churn", source, run_id=rid, tags={"validated": "yes"}, description=f"from {rid}")
+    client.set_registered_model_alias("churn", "champion", "2")
+    client.set_model_version_tag("churn", "1", "note", "first")
+    return exp, runs
+
+
+def runs_of(client, exp):
+    from mlflow.entities import ViewType
+
+    return {r.info.run_id: r for r in client.search_runs([exp], run_view_type=ViewType.ALL, max_results=1000)}
+
+
+def test_export_import_moves_everything(reference, tmp_path):  # noqa: F811
+    source = MlflowClient(tracking_uri=reference)
+    exp, run_ids = fill(source, tmp_path)
+
+    export_dir = tmp_path / "export"
+    workdir = tmp_path / "plumb"
+    workdir.mkdir()
+    said = plumb("export", str(export_dir), "--tracking-uri", reference, cwd=workdir)
+    assert "9030 metric point(s)" in said, said
+    said = plumb("import", str(export_dir), cwd=workdir)
+    # Everything new but experiment 0, "Default", which every plumb store has.
+    assert "imported 8 new entit(y/ies), skipped 1" in said, said
+    again = plumb("import", str(export_dir), cwd=workdir)
+    assert "imported 0 new" in again, again
+
+    srv = Server(str(workdir), "--backend-store-uri", "sqlite:///plumb.db")
+    try:
+        target = MlflowClient(tracking_uri=srv.url)
+        from mlflow.entities import ViewType
+
+        def exps(c):
+            return {e.experiment_id: e for e in c.search_experiments(view_type=ViewType.ALL)}
+
+        want, got = exps(source), exps(target)
+        assert set(want) == set(got)
+        for eid, e in want.items():
+            g = got[eid]
+            assert (g.name, g.lifecycle_stage) == (e.name, e.lifecycle_stage)
+            if eid != "0":  # every store has its own "Default"; it is not replaced
+                assert (g.tags, g.creation_time, g.last_update_time) == (e.tags, e.creation_time, e.last_update_time)
+
+        want, got = runs_of(source, exp), runs_of(target, exp)
+        assert set(want) == set(got) == set(run_ids)
+        for rid, w in want.items():
+            g = got[rid]
+            for field in ("run_name", "experiment_id", "status", "start_time", "end_time", "user_id", "lifecycle_stage", "artifact_uri"):
+                assert getattr(g.info, field) == getattr(w.info, field), (rid, field)
+            assert g.data.params == w.data.params
+            assert g.data.tags == w.data.tags
+            assert g.data.metrics.keys() == w.data.metrics.keys()
+            for key in w.data.metrics:
+                hw = sorted((m.step, m.timestamp, str(m.value)) for m in source.get_metric_history(rid, key))
+                hg = sorted((m.step, m.timestamp, str(m.value)) for m in target.get_metric_history(rid, key))
+                assert hw == hg, (rid, key)
+                assert len(hw) in (3000, 10)
+
+        # Artifacts, byte for byte.
+        for sub in ("model", "notes"):
+            assert [(f.path, f.file_size) for f in target.list_artifacts(run_ids[0], sub)] == [
+                (f.path, f.file_size) for f in source.list_artifacts(run_ids[0], sub)
+            ]
+        down_w = source.download_artifacts(run_ids[0], "model/weights.bin", str(tmp_path / "w"))
+        down_g = target.download_artifacts(run_ids[0], "model/weights.bin", str(tmp_path / "g"))
+        assert filecmp.cmp(down_w, down_g, shallow=False)
+
+        # The registry.
+        w, g = source.get_registered_model("churn"), target.get_registered_model("churn")
+        assert (g.description, g.tags, g.aliases, g.creation_timestamp) == (w.description, w.tags, w.aliases, w.creation_timestamp)
+        for v in ("1", "2"):
+            w, g = source.get_model_version("churn", v), target.get_model_version("churn", v)
+            for field in ("version", "current_stage", "description", "source", "run_id", "status", "tags", "creation_timestamp", "aliases"):
+                assert getattr(g, field) == getattr(w, field), (v, field)
+        assert target.get_model_version_by_alias("churn", "champion").version == "2"
+    finally:
+        srv.stop()
+    assert not srv.server_errors()
