@@ -77,6 +77,11 @@ def test_export_import_moves_everything(reference, tmp_path):  # noqa: F811
     assert "imported 8 new entit(y/ies), skipped 1" in said, said
     again = plumb("import", str(export_dir), cwd=workdir)
     assert "imported 0 new" in again, again
+    # One command, straight from the server (through a temporary export folder).
+    direct = plumb("import", reference, "--backend-store-uri", "sqlite:///direct.db",
+                   "--artifacts-destination", "./direct-artifacts", cwd=workdir)
+    assert "imported 8 new entit(y/ies), skipped 1" in direct and "9030 metric point(s)" in direct, direct
+    assert not [p for p in os.listdir(workdir) if p.startswith(".plumb-import-")], "staging folder left behind"
 
     srv = Server(str(workdir), "--backend-store-uri", "sqlite:///plumb.db")
     try:

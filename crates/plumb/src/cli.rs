@@ -43,11 +43,12 @@ pub enum Command {
         #[arg(long, default_value = "./mlartifacts")]
         artifacts_destination: String,
     },
-    /// Read a folder written by `plumb export` into a plumb store (original ids kept; what is
-    /// already there is skipped, so an interrupted import can run again).
+    /// Bring history into a plumb store, from a folder written by `plumb export` or straight
+    /// from a running MLflow (or plumb) server (original ids kept; what is already there is
+    /// skipped, so an interrupted import can run again).
     Import {
-        /// The folder `plumb export` wrote.
-        dir: std::path::PathBuf,
+        /// The folder `plumb export` wrote, or the `http(s)://` URL of a tracking server.
+        source: String,
         #[arg(long, default_value = "sqlite:///plumb.db")]
         backend_store_uri: String,
         #[arg(long, default_value = "./mlartifacts")]

@@ -56,11 +56,11 @@ fn main() -> ExitCode {
             &artifacts_destination,
         )),
         cli::Command::Import {
-            dir,
+            source,
             backend_store_uri,
             artifacts_destination,
-        } => runtime.block_on(transfer::import(
-            &dir,
+        } => runtime.block_on(transfer::import_from(
+            &source,
             &backend_store_uri,
             &artifacts_destination,
         )),

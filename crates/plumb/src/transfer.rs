@@ -426,6 +426,28 @@ fn artifact_uri_for(original: &str, experiment_id: &str, run_id: &str) -> String
     }
 }
 
+/// `plumb import SOURCE`: a folder, or a server's URL (exported to a temporary folder in the
+/// working directory first, removed when the import succeeded).
+pub async fn import_from(
+    source: &str,
+    store_uri: &str,
+    artifacts_destination: &str,
+) -> anyhow::Result<()> {
+    if !(source.starts_with("http://") || source.starts_with("https://")) {
+        return import(Path::new(source), store_uri, artifacts_destination).await;
+    }
+    let staging = std::env::current_dir()?.join(format!(
+        ".plumb-import-{}-{}",
+        std::process::id(),
+        plumb_core::now_millis()
+    ));
+    export(&staging, source, artifacts_destination).await?;
+    import(&staging, store_uri, artifacts_destination).await?;
+    std::fs::remove_dir_all(&staging)
+        .with_context(|| format!("removing the staging folder {}", staging.display()))?;
+    Ok(())
+}
+
 pub async fn import(
     dir: &Path,
     store_uri: &str,
