@@ -259,6 +259,120 @@ pub fn number_marks(sql: &str) -> String {
     out
 }
 
+/// The searchable entities' layouts, the same in every backend's schema: outer aliases `e`
+/// (experiments), `r` (runs), `m` (logged models), `rm` (registered models), `mv` (versions).
+pub mod layouts {
+    use super::Layout;
+
+    fn experiment_attribute(name: &str) -> Option<&'static str> {
+        Some(match name {
+            "name" => "e.name",
+            "experiment_id" => "e.experiment_id",
+            "creation_time" => "e.creation_time",
+            "last_update_time" => "e.last_update_time",
+            _ => return None,
+        })
+    }
+
+    pub const EXPERIMENTS: Layout = Layout {
+        metrics: None,
+        params: None,
+        tags: ("experiment_tags", "kv.experiment_id = e.experiment_id"),
+        attribute: experiment_attribute,
+        datasets: None,
+        semi: None,
+    };
+
+    fn run_attribute(name: &str) -> Option<&'static str> {
+        Some(match name {
+            "run_id" => "r.run_uuid",
+            "run_name" => "r.name",
+            "status" => "r.status",
+            "user_id" => "r.user_id",
+            "artifact_uri" => "r.artifact_uri",
+            "start_time" => "r.start_time",
+            "end_time" => "r.end_time",
+            _ => return None,
+        })
+    }
+
+    pub const RUNS: Layout = Layout {
+        metrics: Some(("latest_metrics", "mt.run_pk = r.run_pk")),
+        params: Some(("params", "kv.run_pk = r.run_pk")),
+        tags: ("tags", "kv.run_pk = r.run_pk"),
+        attribute: run_attribute,
+        datasets: Some("r.run_pk"),
+        semi: Some(("r.run_pk", "run_pk")),
+    };
+
+    const LOGGED_MODEL_STATUS: &str =
+        "(CASE m.status WHEN 1 THEN 'LOGGED_MODEL_PENDING' WHEN 2 THEN 'LOGGED_MODEL_READY' \
+         WHEN 3 THEN 'LOGGED_MODEL_UPLOAD_FAILED' ELSE 'LOGGED_MODEL_STATUS_UNSPECIFIED' END)";
+
+    fn logged_model_attribute(name: &str) -> Option<&'static str> {
+        Some(match name {
+            "name" => "m.name",
+            "model_id" => "m.model_id",
+            "model_type" => "m.model_type",
+            "status" => LOGGED_MODEL_STATUS,
+            "source_run_id" => "m.source_run_id",
+            "creation_timestamp" => "m.creation_timestamp_ms",
+            "last_updated_timestamp" => "m.last_updated_timestamp_ms",
+            _ => return None,
+        })
+    }
+
+    pub const LOGGED_MODELS: Layout = Layout {
+        metrics: Some(("logged_model_metrics", "mt.model_id = m.model_id")),
+        params: Some(("logged_model_params", "kv.model_id = m.model_id")),
+        tags: ("logged_model_tags", "kv.model_id = m.model_id"),
+        attribute: logged_model_attribute,
+        datasets: None,
+        semi: None,
+    };
+
+    fn registered_model_attribute(name: &str) -> Option<&'static str> {
+        Some(match name {
+            "name" => "rm.name",
+            "last_updated_timestamp" => "rm.last_updated_time",
+            _ => return None,
+        })
+    }
+
+    pub const REGISTERED_MODELS: Layout = Layout {
+        metrics: None,
+        params: None,
+        tags: ("registered_model_tags", "kv.name = rm.name"),
+        attribute: registered_model_attribute,
+        datasets: None,
+        semi: None,
+    };
+
+    fn model_version_attribute(name: &str) -> Option<&'static str> {
+        Some(match name {
+            "name" => "mv.name",
+            "run_id" => "mv.run_id",
+            "source_path" => "mv.source",
+            "version_number" => "mv.version",
+            "creation_timestamp" => "mv.creation_time",
+            "last_updated_timestamp" => "mv.last_updated_time",
+            _ => return None,
+        })
+    }
+
+    pub const MODEL_VERSIONS: Layout = Layout {
+        metrics: None,
+        params: None,
+        tags: (
+            "model_version_tags",
+            "kv.name = mv.name AND kv.version = mv.version",
+        ),
+        attribute: model_version_attribute,
+        datasets: None,
+        semi: None,
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,8 @@
 use plumb_core::entities::{Experiment, LifecycleStage, Page, Tag, ViewType};
 use plumb_core::search::{OrderKey, Target};
 use plumb_core::{now_millis, Error, Result};
-use plumb_store::sql::{order_sql, where_sql, Bind, Layout};
+use plumb_store::sql::layouts;
+use plumb_store::sql::{order_sql, where_sql, Bind};
 use plumb_store::{join_artifact_uri, ExperimentQuery, NewExperiment};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -282,25 +283,6 @@ pub(crate) async fn delete_tag(c: &mut PgConnection, id: &str, key: &str) -> R<(
     Ok(())
 }
 
-fn attribute(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "name" => "e.name",
-        "experiment_id" => "e.experiment_id",
-        "creation_time" => "e.creation_time",
-        "last_update_time" => "e.last_update_time",
-        _ => return None,
-    })
-}
-
-const LAYOUT: Layout = Layout {
-    metrics: None,
-    params: None,
-    tags: ("experiment_tags", "kv.experiment_id = e.experiment_id"),
-    attribute,
-    datasets: None,
-    semi: None,
-};
-
 fn stage_sql(view: ViewType) -> &'static str {
     match view {
         ViewType::ActiveOnly => "e.lifecycle_stage = 'active'",
@@ -311,8 +293,8 @@ fn stage_sql(view: ViewType) -> &'static str {
 
 pub(crate) async fn search(c: &mut PgConnection, q: &ExperimentQuery) -> R<Page<Experiment>> {
     let mut binds: Vec<Bind> = Vec::new();
-    let filter = where_sql(&LAYOUT, &q.filter, &mut binds)?;
-    let mut order = order_sql(&LAYOUT, &q.order_by, &mut binds)?;
+    let filter = where_sql(&layouts::EXPERIMENTS, &q.filter, &mut binds)?;
+    let mut order = order_sql(&layouts::EXPERIMENTS, &q.order_by, &mut binds)?;
     if q.order_by.is_empty() {
         order.push("e.creation_time DESC".into());
         order.push("e.experiment_id ASC".into());

@@ -7,7 +7,8 @@ use plumb_core::entities::{
 };
 use plumb_core::{now_millis, Error};
 use plumb_store::shared::{new_model_id, random_model_name};
-use plumb_store::sql::{experiment_ids, order_sql, where_sql, Bind, Layout};
+use plumb_store::sql::layouts;
+use plumb_store::sql::{experiment_ids, order_sql, where_sql, Bind};
 use plumb_store::{join_artifact_uri, LoggedModelQuery, NewLoggedModel};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -246,32 +247,6 @@ pub(crate) async fn log_params(c: &mut PgConnection, id: &str, params: &[Param])
     upsert_kv(c, "logged_model_params", id, params).await
 }
 
-const STATUS_NAME: &str =
-    "(CASE m.status WHEN 1 THEN 'LOGGED_MODEL_PENDING' WHEN 2 THEN 'LOGGED_MODEL_READY' \
-     WHEN 3 THEN 'LOGGED_MODEL_UPLOAD_FAILED' ELSE 'LOGGED_MODEL_STATUS_UNSPECIFIED' END)";
-
-fn attribute(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "name" => "m.name",
-        "model_id" => "m.model_id",
-        "model_type" => "m.model_type",
-        "status" => STATUS_NAME,
-        "source_run_id" => "m.source_run_id",
-        "creation_timestamp" => "m.creation_timestamp_ms",
-        "last_updated_timestamp" => "m.last_updated_timestamp_ms",
-        _ => return None,
-    })
-}
-
-const LAYOUT: Layout = Layout {
-    metrics: Some(("logged_model_metrics", "mt.model_id = m.model_id")),
-    params: Some(("logged_model_params", "kv.model_id = m.model_id")),
-    tags: ("logged_model_tags", "kv.model_id = m.model_id"),
-    attribute,
-    datasets: None,
-    semi: None,
-};
-
 pub(crate) async fn search(c: &mut PgConnection, q: &LoggedModelQuery) -> R<Page<LoggedModel>> {
     let ids = experiment_ids(&q.experiment_ids);
     if ids.is_empty() {
@@ -282,8 +257,8 @@ pub(crate) async fn search(c: &mut PgConnection, q: &LoggedModelQuery) -> R<Page
     }
     let marks = vec!["?"; ids.len()].join(", ");
     let mut binds: Vec<Bind> = ids.into_iter().map(Bind::Int).collect();
-    let filter = where_sql(&LAYOUT, &q.filter, &mut binds)?;
-    let mut order = order_sql(&LAYOUT, &q.order_by, &mut binds)?;
+    let filter = where_sql(&layouts::LOGGED_MODELS, &q.filter, &mut binds)?;
+    let mut order = order_sql(&layouts::LOGGED_MODELS, &q.order_by, &mut binds)?;
     order.push("m.creation_timestamp_ms DESC".into());
     order.push("m.model_id ASC".into());
     binds.push(Bind::Int(q.max_results + 1));

@@ -3,12 +3,13 @@
 use plumb_core::entities::{Experiment, LifecycleStage, Page, Tag, ViewType};
 use plumb_core::search::{OrderKey, Target};
 use plumb_core::{now_millis, Error, Result};
+use plumb_store::sql::layouts;
 use plumb_store::{join_artifact_uri, ExperimentQuery, NewExperiment};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::db_err;
-use crate::render::{fetch_page, order_sql, where_sql, Layout};
+use crate::render::{fetch_page, order_sql, where_sql};
 
 fn parse_id(id: &str) -> Result<i64> {
     id.parse::<i64>().map_err(|_| {
@@ -241,25 +242,6 @@ pub(crate) fn delete_tag(conn: &Connection, id: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
-fn attribute(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "name" => "e.name",
-        "experiment_id" => "e.experiment_id",
-        "creation_time" => "e.creation_time",
-        "last_update_time" => "e.last_update_time",
-        _ => return None,
-    })
-}
-
-const LAYOUT: Layout = Layout {
-    metrics: None,
-    params: None,
-    tags: ("experiment_tags", "kv.experiment_id = e.experiment_id"),
-    attribute,
-    datasets: None,
-    semi: None,
-};
-
 fn stage_sql(view: ViewType) -> &'static str {
     match view {
         ViewType::ActiveOnly => "e.lifecycle_stage = 'active'",
@@ -270,8 +252,8 @@ fn stage_sql(view: ViewType) -> &'static str {
 
 pub(crate) fn search(conn: &Connection, q: &ExperimentQuery) -> Result<Page<Experiment>> {
     let mut binds: Vec<Sql> = Vec::new();
-    let filter = where_sql(&LAYOUT, &q.filter, &mut binds)?;
-    let mut order = order_sql(&LAYOUT, &q.order_by, &mut binds)?;
+    let filter = where_sql(&layouts::EXPERIMENTS, &q.filter, &mut binds)?;
+    let mut order = order_sql(&layouts::EXPERIMENTS, &q.order_by, &mut binds)?;
     if q.order_by.is_empty() {
         order.push("e.creation_time DESC".into());
         order.push("e.experiment_id ASC".into());

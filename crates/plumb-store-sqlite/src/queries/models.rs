@@ -5,13 +5,14 @@ use plumb_core::entities::{
 };
 use plumb_core::{now_millis, Error, Result};
 use plumb_store::shared::{new_model_id, random_model_name};
+use plumb_store::sql::layouts;
 use plumb_store::{join_artifact_uri, LoggedModelQuery, NewLoggedModel};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::db_err;
 use crate::queries::experiments;
-use crate::render::{experiment_ids, fetch_page, order_sql, where_sql, Layout};
+use crate::render::{experiment_ids, fetch_page, order_sql, where_sql};
 
 fn not_found(id: &str) -> Error {
     Error::not_found(format!("Logged model with ID '{id}' not found."))
@@ -199,32 +200,6 @@ pub(crate) fn log_params(conn: &Connection, id: &str, params: &[Param]) -> Resul
     upsert_kv(conn, "logged_model_params", id, params)
 }
 
-const STATUS_NAME: &str =
-    "(CASE m.status WHEN 1 THEN 'LOGGED_MODEL_PENDING' WHEN 2 THEN 'LOGGED_MODEL_READY' \
-     WHEN 3 THEN 'LOGGED_MODEL_UPLOAD_FAILED' ELSE 'LOGGED_MODEL_STATUS_UNSPECIFIED' END)";
-
-fn attribute(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "name" => "m.name",
-        "model_id" => "m.model_id",
-        "model_type" => "m.model_type",
-        "status" => STATUS_NAME,
-        "source_run_id" => "m.source_run_id",
-        "creation_timestamp" => "m.creation_timestamp_ms",
-        "last_updated_timestamp" => "m.last_updated_timestamp_ms",
-        _ => return None,
-    })
-}
-
-const LAYOUT: Layout = Layout {
-    metrics: Some(("logged_model_metrics", "mt.model_id = m.model_id")),
-    params: Some(("logged_model_params", "kv.model_id = m.model_id")),
-    tags: ("logged_model_tags", "kv.model_id = m.model_id"),
-    attribute,
-    datasets: None,
-    semi: None,
-};
-
 pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<LoggedModel>> {
     let ids = experiment_ids(&q.experiment_ids);
     if ids.is_empty() {
@@ -235,8 +210,8 @@ pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<Log
     }
     let marks = vec!["?"; ids.len()].join(", ");
     let mut binds: Vec<Sql> = ids.into_iter().map(Sql::Integer).collect();
-    let filter = where_sql(&LAYOUT, &q.filter, &mut binds)?;
-    let mut order = order_sql(&LAYOUT, &q.order_by, &mut binds)?;
+    let filter = where_sql(&layouts::LOGGED_MODELS, &q.filter, &mut binds)?;
+    let mut order = order_sql(&layouts::LOGGED_MODELS, &q.order_by, &mut binds)?;
     order.push("m.creation_timestamp_ms DESC".into());
     order.push("m.model_id ASC".into());
     binds.push(Sql::Integer(q.max_results + 1));

@@ -10,12 +10,13 @@ use plumb_core::registry::{
 use plumb_core::search::Target;
 use plumb_core::{now_millis, Error, Result};
 use plumb_store::shared::model_versions_tag;
+use plumb_store::sql::layouts;
 use plumb_store::{NewModelVersion, RegistryQuery};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::db_err;
-use crate::render::{fetch_page, order_sql, where_sql, Layout};
+use crate::render::{fetch_page, order_sql, where_sql};
 
 fn rm_not_found(name: &str) -> Error {
     Error::not_found(format!("Registered Model with name={name} not found"))
@@ -566,47 +567,6 @@ pub(crate) fn delete_mv_tag(conn: &Connection, name: &str, version: i64, key: &s
 
 // ---- searches ----------------------------------------------------------------------------------
 
-fn rm_attribute(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "name" => "rm.name",
-        "last_updated_timestamp" => "rm.last_updated_time",
-        _ => return None,
-    })
-}
-
-const RM_LAYOUT: Layout = Layout {
-    metrics: None,
-    params: None,
-    tags: ("registered_model_tags", "kv.name = rm.name"),
-    attribute: rm_attribute,
-    datasets: None,
-    semi: None,
-};
-
-fn mv_attribute(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "name" => "mv.name",
-        "run_id" => "mv.run_id",
-        "source_path" => "mv.source",
-        "version_number" => "mv.version",
-        "creation_timestamp" => "mv.creation_time",
-        "last_updated_timestamp" => "mv.last_updated_time",
-        _ => return None,
-    })
-}
-
-const MV_LAYOUT: Layout = Layout {
-    metrics: None,
-    params: None,
-    tags: (
-        "model_version_tags",
-        "kv.name = mv.name AND kv.version = mv.version",
-    ),
-    attribute: mv_attribute,
-    datasets: None,
-    semi: None,
-};
-
 fn prompt_exclusion(owner: &str, binds: &mut Vec<Sql>) -> String {
     binds.push(Sql::Text(IS_PROMPT_TAG.to_string()));
     format!(
@@ -617,11 +577,11 @@ fn prompt_exclusion(owner: &str, binds: &mut Vec<Sql>) -> String {
 
 pub(crate) fn search_rm(conn: &Connection, q: &RegistryQuery) -> Result<Page<RegisteredModel>> {
     let mut binds: Vec<Sql> = Vec::new();
-    let mut filter = where_sql(&RM_LAYOUT, &q.filter, &mut binds)?;
+    let mut filter = where_sql(&layouts::REGISTERED_MODELS, &q.filter, &mut binds)?;
     if q.exclude_prompts {
         filter = format!("{filter} AND {}", prompt_exclusion("rm.name", &mut binds));
     }
-    let mut order = order_sql(&RM_LAYOUT, &q.order_by, &mut binds)?;
+    let mut order = order_sql(&layouts::REGISTERED_MODELS, &q.order_by, &mut binds)?;
     if !q
         .order_by
         .iter()
@@ -649,11 +609,11 @@ pub(crate) fn search_rm(conn: &Connection, q: &RegistryQuery) -> Result<Page<Reg
 
 pub(crate) fn search_mv(conn: &Connection, q: &RegistryQuery) -> Result<Page<ModelVersion>> {
     let mut binds: Vec<Sql> = vec![Sql::Text(DELETED_STAGE.to_string())];
-    let mut filter = where_sql(&MV_LAYOUT, &q.filter, &mut binds)?;
+    let mut filter = where_sql(&layouts::MODEL_VERSIONS, &q.filter, &mut binds)?;
     if q.exclude_prompts {
         filter = format!("{filter} AND {}", prompt_exclusion("mv.name", &mut binds));
     }
-    let mut order = order_sql(&MV_LAYOUT, &q.order_by, &mut binds)?;
+    let mut order = order_sql(&layouts::MODEL_VERSIONS, &q.order_by, &mut binds)?;
     if q.order_by.is_empty() {
         order.push("mv.last_updated_time DESC".into());
     }

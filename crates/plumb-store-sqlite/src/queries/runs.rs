@@ -11,6 +11,7 @@ use plumb_core::{now_millis, Error, Result};
 use plumb_store::shared::{
     log_model_history_tag, new_run_id, param_conflict_error, random_run_name, stored_metric,
 };
+use plumb_store::sql::layouts;
 use plumb_store::{
     join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, DATASET_CONTEXT_TAG,
     LOG_MODEL_HISTORY_TAG, RUN_NAME_TAG,
@@ -20,7 +21,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::db_err;
 use crate::queries::experiments;
-use crate::render::{experiment_ids, fetch_page, order_sql, where_sql, Layout};
+use crate::render::{experiment_ids, fetch_page, order_sql, where_sql};
 
 fn run_not_found(run_id: &str) -> Error {
     Error::not_found(format!("Run with id={run_id} not found"))
@@ -672,28 +673,6 @@ pub(crate) fn search_datasets(
     Ok(rows)
 }
 
-fn attribute(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "run_id" => "r.run_uuid",
-        "run_name" => "r.name",
-        "status" => "r.status",
-        "user_id" => "r.user_id",
-        "artifact_uri" => "r.artifact_uri",
-        "start_time" => "r.start_time",
-        "end_time" => "r.end_time",
-        _ => return None,
-    })
-}
-
-const LAYOUT: Layout = Layout {
-    metrics: Some(("latest_metrics", "mt.run_pk = r.run_pk")),
-    params: Some(("params", "kv.run_pk = r.run_pk")),
-    tags: ("tags", "kv.run_pk = r.run_pk"),
-    attribute,
-    datasets: Some("r.run_pk"),
-    semi: Some(("r.run_pk", "run_pk")),
-};
-
 pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
     let ids = experiment_ids(&q.experiment_ids);
     if ids.is_empty() {
@@ -709,8 +688,8 @@ pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
         ViewType::DeletedOnly => "r.lifecycle_stage = 'deleted'",
         ViewType::All => "1",
     };
-    let filter = where_sql(&LAYOUT, &q.filter, &mut binds)?;
-    let mut order = order_sql(&LAYOUT, &q.order_by, &mut binds)?;
+    let filter = where_sql(&layouts::RUNS, &q.filter, &mut binds)?;
+    let mut order = order_sql(&layouts::RUNS, &q.order_by, &mut binds)?;
     if !q
         .order_by
         .iter()
