@@ -1,12 +1,11 @@
 //! SQLite glue for the shared search renderer (`plumb_store::sql`): binds and paging.
 
-use plumb_core::search::{Clause, OrderKey};
 use plumb_core::Result;
+pub(crate) use plumb_store::sql::experiment_ids;
 use plumb_store::sql::Bind;
-pub(crate) use plumb_store::sql::{experiment_ids, Layout};
 use rusqlite::types::Value as Sql;
 
-fn to_sql(b: Bind) -> Sql {
+fn bind_to_sql(b: Bind) -> Sql {
     match b {
         Bind::Int(i) => Sql::Integer(i),
         Bind::Real(r) => Sql::Real(r),
@@ -14,28 +13,9 @@ fn to_sql(b: Bind) -> Sql {
     }
 }
 
-/// [`plumb_store::sql::where_sql`] with SQLite binds.
-pub(crate) fn where_sql(
-    layout: &Layout,
-    clauses: &[Clause],
-    binds: &mut Vec<Sql>,
-) -> Result<String> {
-    let mut shared = Vec::new();
-    let sql = plumb_store::sql::where_sql(layout, clauses, &mut shared)?;
-    binds.extend(shared.into_iter().map(to_sql));
-    Ok(sql)
-}
-
-/// [`plumb_store::sql::order_sql`] with SQLite binds.
-pub(crate) fn order_sql(
-    layout: &Layout,
-    keys: &[OrderKey],
-    binds: &mut Vec<Sql>,
-) -> Result<Vec<String>> {
-    let mut shared = Vec::new();
-    let terms = plumb_store::sql::order_sql(layout, keys, &mut shared)?;
-    binds.extend(shared.into_iter().map(to_sql));
-    Ok(terms)
+/// Shared-renderer binds as SQLite values.
+pub(crate) fn to_sql(binds: Vec<Bind>) -> Vec<Sql> {
+    binds.into_iter().map(bind_to_sql).collect()
 }
 
 /// Runs a search that was rendered with `LIMIT max_results + 1 OFFSET offset` as its last two

@@ -373,6 +373,155 @@ pub mod layouts {
     };
 }
 
+/// Whole search statements, `SELECT <columns> ... LIMIT ? OFFSET ?` (asking one row more than
+/// a page, to know whether another follows), with their binds in order. `columns` is the
+/// backend's select list over the entity's alias.
+pub mod searches {
+    use plumb_core::entities::ViewType;
+    use plumb_core::registry::{DELETED_STAGE, IS_PROMPT_TAG};
+    use plumb_core::search::Target;
+    use plumb_core::Result;
+
+    use super::{experiment_ids, layouts, order_sql, where_sql, Bind};
+    use crate::{ExperimentQuery, LoggedModelQuery, RegistryQuery, RunQuery};
+
+    /// A statement and its binds.
+    pub type Rendered = (String, Vec<Bind>);
+
+    fn page(binds: &mut Vec<Bind>, max_results: i64, offset: i64) {
+        binds.push(Bind::Int(max_results + 1));
+        binds.push(Bind::Int(offset));
+    }
+
+    fn stage(alias: &str, view: ViewType) -> String {
+        match view {
+            ViewType::ActiveOnly => format!("{alias}.lifecycle_stage = 'active'"),
+            ViewType::DeletedOnly => format!("{alias}.lifecycle_stage = 'deleted'"),
+            ViewType::All => "1 = 1".to_string(),
+        }
+    }
+
+    fn orders_by(keys: &[plumb_core::search::OrderKey], attribute: &str) -> bool {
+        keys.iter()
+            .any(|k| k.target == Target::Attribute(attribute.into()))
+    }
+
+    pub fn experiments(q: &ExperimentQuery, columns: &str) -> Result<Rendered> {
+        let mut binds = Vec::new();
+        let filter = where_sql(&layouts::EXPERIMENTS, &q.filter, &mut binds)?;
+        let mut order = order_sql(&layouts::EXPERIMENTS, &q.order_by, &mut binds)?;
+        if q.order_by.is_empty() {
+            order.push("e.creation_time DESC".into());
+        }
+        if !orders_by(&q.order_by, "experiment_id") {
+            order.push("e.experiment_id ASC".into());
+        }
+        page(&mut binds, q.max_results, q.offset);
+        let sql = format!(
+            "SELECT {columns} FROM experiments e WHERE {} AND {filter} ORDER BY {} LIMIT ? OFFSET ?",
+            stage("e", q.view_type),
+            order.join(", ")
+        );
+        Ok((sql, binds))
+    }
+
+    /// `None` when no asked experiment id can exist (the answer is an empty page).
+    pub fn runs(q: &RunQuery, columns: &str) -> Result<Option<Rendered>> {
+        let ids = experiment_ids(&q.experiment_ids);
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let mut binds: Vec<Bind> = ids.into_iter().map(Bind::Int).collect();
+        let filter = where_sql(&layouts::RUNS, &q.filter, &mut binds)?;
+        let mut order = order_sql(&layouts::RUNS, &q.order_by, &mut binds)?;
+        if !orders_by(&q.order_by, "start_time") {
+            order.push("r.start_time DESC".into());
+        }
+        order.push("r.run_uuid ASC".into());
+        page(&mut binds, q.max_results, q.offset);
+        let sql = format!(
+            "SELECT {columns} FROM runs r
+             WHERE r.experiment_id IN ({marks}) AND {} AND {filter}
+             ORDER BY {} LIMIT ? OFFSET ?",
+            stage("r", q.view_type),
+            order.join(", ")
+        );
+        Ok(Some((sql, binds)))
+    }
+
+    /// `None` when no asked experiment id can exist (the answer is an empty page).
+    pub fn logged_models(q: &LoggedModelQuery, columns: &str) -> Result<Option<Rendered>> {
+        let ids = experiment_ids(&q.experiment_ids);
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let marks = vec!["?"; ids.len()].join(", ");
+        let mut binds: Vec<Bind> = ids.into_iter().map(Bind::Int).collect();
+        let filter = where_sql(&layouts::LOGGED_MODELS, &q.filter, &mut binds)?;
+        let mut order = order_sql(&layouts::LOGGED_MODELS, &q.order_by, &mut binds)?;
+        order.push("m.creation_timestamp_ms DESC".into());
+        order.push("m.model_id ASC".into());
+        page(&mut binds, q.max_results, q.offset);
+        let sql = format!(
+            "SELECT {columns} FROM logged_models m
+             WHERE m.experiment_id IN ({marks}) AND m.lifecycle_stage = 'active' AND {filter}
+             ORDER BY {} LIMIT ? OFFSET ?",
+            order.join(", ")
+        );
+        Ok(Some((sql, binds)))
+    }
+
+    /// Leaves out prompts: registered models tagged `mlflow.prompt.is_prompt = 'true'`.
+    fn prompt_exclusion(owner: &str, binds: &mut Vec<Bind>) -> String {
+        binds.push(Bind::Text(IS_PROMPT_TAG.to_string()));
+        format!(
+            "NOT EXISTS (SELECT 1 FROM registered_model_tags pt WHERE pt.name = {owner} \
+             AND pt.key = ? AND LOWER(pt.value) = 'true')"
+        )
+    }
+
+    pub fn registered_models(q: &RegistryQuery, columns: &str) -> Result<Rendered> {
+        let mut binds = Vec::new();
+        let mut filter = where_sql(&layouts::REGISTERED_MODELS, &q.filter, &mut binds)?;
+        if q.exclude_prompts {
+            filter = format!("{filter} AND {}", prompt_exclusion("rm.name", &mut binds));
+        }
+        let mut order = order_sql(&layouts::REGISTERED_MODELS, &q.order_by, &mut binds)?;
+        if !orders_by(&q.order_by, "name") {
+            order.push("rm.name ASC".into());
+        }
+        page(&mut binds, q.max_results, q.offset);
+        let sql = format!(
+            "SELECT {columns} FROM registered_models rm WHERE {filter} ORDER BY {} LIMIT ? OFFSET ?",
+            order.join(", ")
+        );
+        Ok((sql, binds))
+    }
+
+    /// Soft-deleted versions never show.
+    pub fn model_versions(q: &RegistryQuery, columns: &str) -> Result<Rendered> {
+        let mut binds = vec![Bind::Text(DELETED_STAGE.to_string())];
+        let mut filter = where_sql(&layouts::MODEL_VERSIONS, &q.filter, &mut binds)?;
+        if q.exclude_prompts {
+            filter = format!("{filter} AND {}", prompt_exclusion("mv.name", &mut binds));
+        }
+        let mut order = order_sql(&layouts::MODEL_VERSIONS, &q.order_by, &mut binds)?;
+        if q.order_by.is_empty() {
+            order.push("mv.last_updated_time DESC".into());
+        }
+        order.push("mv.name ASC".into());
+        order.push("mv.version DESC".into());
+        page(&mut binds, q.max_results, q.offset);
+        let sql = format!(
+            "SELECT {columns} FROM model_versions mv
+             WHERE mv.current_stage != ? AND {filter} ORDER BY {} LIMIT ? OFFSET ?",
+            order.join(", ")
+        );
+        Ok((sql, binds))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,10 +1,8 @@
 //! Experiment queries: create, get, search, rename, lifecycle, tags.
 
-use plumb_core::entities::{Experiment, LifecycleStage, Page, Tag, ViewType};
-use plumb_core::search::{OrderKey, Target};
+use plumb_core::entities::{Experiment, LifecycleStage, Page, Tag};
 use plumb_core::{now_millis, Error, Result};
-use plumb_store::sql::layouts;
-use plumb_store::sql::{order_sql, where_sql, Bind};
+use plumb_store::sql::searches;
 use plumb_store::{join_artifact_uri, ExperimentQuery, NewExperiment};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -283,35 +281,8 @@ pub(crate) async fn delete_tag(c: &mut PgConnection, id: &str, key: &str) -> R<(
     Ok(())
 }
 
-fn stage_sql(view: ViewType) -> &'static str {
-    match view {
-        ViewType::ActiveOnly => "e.lifecycle_stage = 'active'",
-        ViewType::DeletedOnly => "e.lifecycle_stage = 'deleted'",
-        ViewType::All => "1 = 1",
-    }
-}
-
 pub(crate) async fn search(c: &mut PgConnection, q: &ExperimentQuery) -> R<Page<Experiment>> {
-    let mut binds: Vec<Bind> = Vec::new();
-    let filter = where_sql(&layouts::EXPERIMENTS, &q.filter, &mut binds)?;
-    let mut order = order_sql(&layouts::EXPERIMENTS, &q.order_by, &mut binds)?;
-    if q.order_by.is_empty() {
-        order.push("e.creation_time DESC".into());
-        order.push("e.experiment_id ASC".into());
-    } else if !q
-        .order_by
-        .iter()
-        .any(|k: &OrderKey| k.target == Target::Attribute("experiment_id".into()))
-    {
-        order.push("e.experiment_id ASC".into());
-    }
-    binds.push(Bind::Int(q.max_results + 1));
-    binds.push(Bind::Int(q.offset));
-    let sql = format!(
-        "SELECT {COLUMNS} FROM experiments e WHERE {stage} AND {filter} ORDER BY {order} LIMIT ? OFFSET ?",
-        stage = stage_sql(q.view_type),
-        order = order.join(", "),
-    );
+    let (sql, binds) = searches::experiments(q, COLUMNS)?;
     let (mut items, next_page_token) =
         fetch_page(c, &sql, binds, q.max_results, q.offset, row_to_experiment).await?;
     load_tags(c, &mut items).await?;

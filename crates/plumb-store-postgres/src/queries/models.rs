@@ -7,8 +7,7 @@ use plumb_core::entities::{
 };
 use plumb_core::{now_millis, Error};
 use plumb_store::shared::{new_model_id, random_model_name};
-use plumb_store::sql::layouts;
-use plumb_store::sql::{experiment_ids, order_sql, where_sql, Bind};
+use plumb_store::sql::searches;
 use plumb_store::{join_artifact_uri, LoggedModelQuery, NewLoggedModel};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -248,27 +247,12 @@ pub(crate) async fn log_params(c: &mut PgConnection, id: &str, params: &[Param])
 }
 
 pub(crate) async fn search(c: &mut PgConnection, q: &LoggedModelQuery) -> R<Page<LoggedModel>> {
-    let ids = experiment_ids(&q.experiment_ids);
-    if ids.is_empty() {
+    let Some((sql, binds)) = searches::logged_models(q, COLUMNS)? else {
         return Ok(Page {
             items: Vec::new(),
             next_page_token: None,
         });
-    }
-    let marks = vec!["?"; ids.len()].join(", ");
-    let mut binds: Vec<Bind> = ids.into_iter().map(Bind::Int).collect();
-    let filter = where_sql(&layouts::LOGGED_MODELS, &q.filter, &mut binds)?;
-    let mut order = order_sql(&layouts::LOGGED_MODELS, &q.order_by, &mut binds)?;
-    order.push("m.creation_timestamp_ms DESC".into());
-    order.push("m.model_id ASC".into());
-    binds.push(Bind::Int(q.max_results + 1));
-    binds.push(Bind::Int(q.offset));
-    let sql = format!(
-        "SELECT {COLUMNS} FROM logged_models m
-         WHERE m.experiment_id IN ({marks}) AND m.lifecycle_stage = 'active' AND {filter}
-         ORDER BY {} LIMIT ? OFFSET ?",
-        order.join(", ")
-    );
+    };
     let (mut items, next_page_token) =
         fetch_page(c, &sql, binds, q.max_results, q.offset, row_to_model).await?;
     load_details(c, &mut items).await?;

@@ -6,13 +6,11 @@ use std::collections::HashMap;
 
 use plumb_core::entities::{Page, Tag};
 use plumb_core::registry::{
-    ModelVersion, RegisteredModel, Stage, DELETED_STAGE, IS_PROMPT_TAG, MODEL_VERSIONS_TAG,
+    ModelVersion, RegisteredModel, Stage, DELETED_STAGE, MODEL_VERSIONS_TAG,
 };
-use plumb_core::search::Target;
 use plumb_core::{now_millis, Error};
 use plumb_store::shared::model_versions_tag;
-use plumb_store::sql::layouts;
-use plumb_store::sql::{order_sql, where_sql, Bind};
+use plumb_store::sql::searches;
 use plumb_store::{NewModelVersion, RegistryQuery};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -258,6 +256,8 @@ async fn latest_versions(
     load_mv_details(c, &mut found, with_aliases).await?;
     Ok(found)
 }
+
+const RM_COLUMNS: &str = "rm.name, rm.creation_time, rm.last_updated_time, rm.description";
 
 fn row_to_rm(r: &PgRow) -> Result<RegisteredModel, sqlx::Error> {
     Ok(RegisteredModel {
@@ -643,35 +643,8 @@ pub(crate) async fn delete_mv_tag(
 
 // ---- searches ----------------------------------------------------------------------------------
 
-fn prompt_exclusion(owner: &str, binds: &mut Vec<Bind>) -> String {
-    binds.push(Bind::Text(IS_PROMPT_TAG.to_string()));
-    format!(
-        "NOT EXISTS (SELECT 1 FROM registered_model_tags pt WHERE pt.name = {owner} AND pt.key = ? \
-         AND LOWER(pt.value) = 'true')"
-    )
-}
-
 pub(crate) async fn search_rm(c: &mut PgConnection, q: &RegistryQuery) -> R<Page<RegisteredModel>> {
-    let mut binds: Vec<Bind> = Vec::new();
-    let mut filter = where_sql(&layouts::REGISTERED_MODELS, &q.filter, &mut binds)?;
-    if q.exclude_prompts {
-        filter = format!("{filter} AND {}", prompt_exclusion("rm.name", &mut binds));
-    }
-    let mut order = order_sql(&layouts::REGISTERED_MODELS, &q.order_by, &mut binds)?;
-    if !q
-        .order_by
-        .iter()
-        .any(|k| k.target == Target::Attribute("name".into()))
-    {
-        order.push("rm.name ASC".into());
-    }
-    binds.push(Bind::Int(q.max_results + 1));
-    binds.push(Bind::Int(q.offset));
-    let sql = format!(
-        "SELECT rm.name, rm.creation_time, rm.last_updated_time, rm.description
-         FROM registered_models rm WHERE {filter} ORDER BY {} LIMIT ? OFFSET ?",
-        order.join(", ")
-    );
+    let (sql, binds) = searches::registered_models(q, RM_COLUMNS)?;
     let (mut items, next_page_token) =
         fetch_page(c, &sql, binds, q.max_results, q.offset, row_to_rm).await?;
     for rm in &mut items {
@@ -684,24 +657,7 @@ pub(crate) async fn search_rm(c: &mut PgConnection, q: &RegistryQuery) -> R<Page
 }
 
 pub(crate) async fn search_mv(c: &mut PgConnection, q: &RegistryQuery) -> R<Page<ModelVersion>> {
-    let mut binds: Vec<Bind> = vec![Bind::Text(DELETED_STAGE.to_string())];
-    let mut filter = where_sql(&layouts::MODEL_VERSIONS, &q.filter, &mut binds)?;
-    if q.exclude_prompts {
-        filter = format!("{filter} AND {}", prompt_exclusion("mv.name", &mut binds));
-    }
-    let mut order = order_sql(&layouts::MODEL_VERSIONS, &q.order_by, &mut binds)?;
-    if q.order_by.is_empty() {
-        order.push("mv.last_updated_time DESC".into());
-    }
-    order.push("mv.name ASC".into());
-    order.push("mv.version DESC".into());
-    binds.push(Bind::Int(q.max_results + 1));
-    binds.push(Bind::Int(q.offset));
-    let sql = format!(
-        "SELECT {MV_COLUMNS} FROM model_versions mv
-         WHERE mv.current_stage != ? AND {filter} ORDER BY {} LIMIT ? OFFSET ?",
-        order.join(", ")
-    );
+    let (sql, binds) = searches::model_versions(q, MV_COLUMNS)?;
     let (mut items, next_page_token) =
         fetch_page(c, &sql, binds, q.max_results, q.offset, row_to_mv).await?;
     load_mv_details(c, &mut items, false).await?;

@@ -1,15 +1,13 @@
 //! Experiment queries: create, get, search, rename, lifecycle, tags.
 
-use plumb_core::entities::{Experiment, LifecycleStage, Page, Tag, ViewType};
-use plumb_core::search::{OrderKey, Target};
+use plumb_core::entities::{Experiment, LifecycleStage, Page, Tag};
 use plumb_core::{now_millis, Error, Result};
-use plumb_store::sql::layouts;
+use plumb_store::sql::searches;
 use plumb_store::{join_artifact_uri, ExperimentQuery, NewExperiment};
-use rusqlite::types::Value as Sql;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::db_err;
-use crate::render::{fetch_page, order_sql, where_sql};
+use crate::render::{fetch_page, to_sql};
 
 fn parse_id(id: &str) -> Result<i64> {
     id.parse::<i64>().map_err(|_| {
@@ -242,40 +240,17 @@ pub(crate) fn delete_tag(conn: &Connection, id: &str, key: &str) -> Result<()> {
     Ok(())
 }
 
-fn stage_sql(view: ViewType) -> &'static str {
-    match view {
-        ViewType::ActiveOnly => "e.lifecycle_stage = 'active'",
-        ViewType::DeletedOnly => "e.lifecycle_stage = 'deleted'",
-        ViewType::All => "1",
-    }
-}
-
 pub(crate) fn search(conn: &Connection, q: &ExperimentQuery) -> Result<Page<Experiment>> {
-    let mut binds: Vec<Sql> = Vec::new();
-    let filter = where_sql(&layouts::EXPERIMENTS, &q.filter, &mut binds)?;
-    let mut order = order_sql(&layouts::EXPERIMENTS, &q.order_by, &mut binds)?;
-    if q.order_by.is_empty() {
-        order.push("e.creation_time DESC".into());
-        order.push("e.experiment_id ASC".into());
-    } else if !q
-        .order_by
-        .iter()
-        .any(|k: &OrderKey| k.target == Target::Attribute("experiment_id".into()))
-    {
-        order.push("e.experiment_id ASC".into());
-    }
-    binds.push(Sql::Integer(q.max_results + 1));
-    binds.push(Sql::Integer(q.offset));
-    let sql = format!(
-        "SELECT {cols} FROM experiments e WHERE {stage} AND {filter} ORDER BY {order} LIMIT ? OFFSET ?",
-        cols = COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", "),
-        stage = stage_sql(q.view_type),
-        order = order.join(", "),
-    );
+    let columns = COLUMNS
+        .split(", ")
+        .map(|c| format!("e.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (sql, binds) = searches::experiments(q, &columns)?;
     let (mut items, next_page_token) = fetch_page(
         conn,
         &sql,
-        binds,
+        to_sql(binds),
         q.max_results,
         q.offset,
         row_to_experiment,

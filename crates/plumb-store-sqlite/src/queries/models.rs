@@ -5,14 +5,13 @@ use plumb_core::entities::{
 };
 use plumb_core::{now_millis, Error, Result};
 use plumb_store::shared::{new_model_id, random_model_name};
-use plumb_store::sql::layouts;
+use plumb_store::sql::searches;
 use plumb_store::{join_artifact_uri, LoggedModelQuery, NewLoggedModel};
-use rusqlite::types::Value as Sql;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::db_err;
 use crate::queries::experiments;
-use crate::render::{experiment_ids, fetch_page, order_sql, where_sql};
+use crate::render::{fetch_page, to_sql};
 
 fn not_found(id: &str) -> Error {
     Error::not_found(format!("Logged model with ID '{id}' not found."))
@@ -201,29 +200,20 @@ pub(crate) fn log_params(conn: &Connection, id: &str, params: &[Param]) -> Resul
 }
 
 pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<LoggedModel>> {
-    let ids = experiment_ids(&q.experiment_ids);
-    if ids.is_empty() {
+    let Some((sql, binds)) = searches::logged_models(q, COLUMNS)? else {
         return Ok(Page {
             items: Vec::new(),
             next_page_token: None,
         });
-    }
-    let marks = vec!["?"; ids.len()].join(", ");
-    let mut binds: Vec<Sql> = ids.into_iter().map(Sql::Integer).collect();
-    let filter = where_sql(&layouts::LOGGED_MODELS, &q.filter, &mut binds)?;
-    let mut order = order_sql(&layouts::LOGGED_MODELS, &q.order_by, &mut binds)?;
-    order.push("m.creation_timestamp_ms DESC".into());
-    order.push("m.model_id ASC".into());
-    binds.push(Sql::Integer(q.max_results + 1));
-    binds.push(Sql::Integer(q.offset));
-    let sql = format!(
-        "SELECT {COLUMNS} FROM logged_models m
-         WHERE m.experiment_id IN ({marks}) AND m.lifecycle_stage = 'active' AND {filter}
-         ORDER BY {} LIMIT ? OFFSET ?",
-        order.join(", ")
-    );
-    let (mut items, next_page_token) =
-        fetch_page(conn, &sql, binds, q.max_results, q.offset, row_to_model)?;
+    };
+    let (mut items, next_page_token) = fetch_page(
+        conn,
+        &sql,
+        to_sql(binds),
+        q.max_results,
+        q.offset,
+        row_to_model,
+    )?;
     load_details(conn, &mut items)?;
     Ok(Page {
         items,

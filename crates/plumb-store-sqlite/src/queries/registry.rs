@@ -5,18 +5,17 @@ use std::collections::HashMap;
 
 use plumb_core::entities::{Page, Tag};
 use plumb_core::registry::{
-    ModelVersion, RegisteredModel, Stage, DELETED_STAGE, IS_PROMPT_TAG, MODEL_VERSIONS_TAG,
+    ModelVersion, RegisteredModel, Stage, DELETED_STAGE, MODEL_VERSIONS_TAG,
 };
-use plumb_core::search::Target;
 use plumb_core::{now_millis, Error, Result};
 use plumb_store::shared::model_versions_tag;
-use plumb_store::sql::layouts;
+use plumb_store::sql::searches;
 use plumb_store::{NewModelVersion, RegistryQuery};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::db_err;
-use crate::render::{fetch_page, order_sql, where_sql};
+use crate::render::{fetch_page, to_sql};
 
 fn rm_not_found(name: &str) -> Error {
     Error::not_found(format!("Registered Model with name={name} not found"))
@@ -220,6 +219,8 @@ fn latest_versions(
     load_mv_details(conn, &mut out, with_aliases)?;
     Ok(out)
 }
+
+const RM_COLUMNS: &str = "rm.name, rm.creation_time, rm.last_updated_time, rm.description";
 
 fn row_to_rm(r: &rusqlite::Row<'_>) -> rusqlite::Result<RegisteredModel> {
     Ok(RegisteredModel {
@@ -567,37 +568,16 @@ pub(crate) fn delete_mv_tag(conn: &Connection, name: &str, version: i64, key: &s
 
 // ---- searches ----------------------------------------------------------------------------------
 
-fn prompt_exclusion(owner: &str, binds: &mut Vec<Sql>) -> String {
-    binds.push(Sql::Text(IS_PROMPT_TAG.to_string()));
-    format!(
-        "NOT EXISTS (SELECT 1 FROM registered_model_tags pt WHERE pt.name = {owner} AND pt.key = ? \
-         AND LOWER(pt.value) = 'true')"
-    )
-}
-
 pub(crate) fn search_rm(conn: &Connection, q: &RegistryQuery) -> Result<Page<RegisteredModel>> {
-    let mut binds: Vec<Sql> = Vec::new();
-    let mut filter = where_sql(&layouts::REGISTERED_MODELS, &q.filter, &mut binds)?;
-    if q.exclude_prompts {
-        filter = format!("{filter} AND {}", prompt_exclusion("rm.name", &mut binds));
-    }
-    let mut order = order_sql(&layouts::REGISTERED_MODELS, &q.order_by, &mut binds)?;
-    if !q
-        .order_by
-        .iter()
-        .any(|k| k.target == Target::Attribute("name".into()))
-    {
-        order.push("rm.name ASC".into());
-    }
-    binds.push(Sql::Integer(q.max_results + 1));
-    binds.push(Sql::Integer(q.offset));
-    let sql = format!(
-        "SELECT rm.name, rm.creation_time, rm.last_updated_time, rm.description
-         FROM registered_models rm WHERE {filter} ORDER BY {} LIMIT ? OFFSET ?",
-        order.join(", ")
-    );
-    let (mut items, next_page_token) =
-        fetch_page(conn, &sql, binds, q.max_results, q.offset, row_to_rm)?;
+    let (sql, binds) = searches::registered_models(q, RM_COLUMNS)?;
+    let (mut items, next_page_token) = fetch_page(
+        conn,
+        &sql,
+        to_sql(binds),
+        q.max_results,
+        q.offset,
+        row_to_rm,
+    )?;
     for rm in &mut items {
         load_rm_details(conn, rm, LatestOrder::StageName)?;
     }
@@ -608,26 +588,15 @@ pub(crate) fn search_rm(conn: &Connection, q: &RegistryQuery) -> Result<Page<Reg
 }
 
 pub(crate) fn search_mv(conn: &Connection, q: &RegistryQuery) -> Result<Page<ModelVersion>> {
-    let mut binds: Vec<Sql> = vec![Sql::Text(DELETED_STAGE.to_string())];
-    let mut filter = where_sql(&layouts::MODEL_VERSIONS, &q.filter, &mut binds)?;
-    if q.exclude_prompts {
-        filter = format!("{filter} AND {}", prompt_exclusion("mv.name", &mut binds));
-    }
-    let mut order = order_sql(&layouts::MODEL_VERSIONS, &q.order_by, &mut binds)?;
-    if q.order_by.is_empty() {
-        order.push("mv.last_updated_time DESC".into());
-    }
-    order.push("mv.name ASC".into());
-    order.push("mv.version DESC".into());
-    binds.push(Sql::Integer(q.max_results + 1));
-    binds.push(Sql::Integer(q.offset));
-    let sql = format!(
-        "SELECT {MV_COLUMNS} FROM model_versions mv
-         WHERE mv.current_stage != ? AND {filter} ORDER BY {} LIMIT ? OFFSET ?",
-        order.join(", ")
-    );
-    let (mut items, next_page_token) =
-        fetch_page(conn, &sql, binds, q.max_results, q.offset, row_to_mv)?;
+    let (sql, binds) = searches::model_versions(q, MV_COLUMNS)?;
+    let (mut items, next_page_token) = fetch_page(
+        conn,
+        &sql,
+        to_sql(binds),
+        q.max_results,
+        q.offset,
+        row_to_mv,
+    )?;
     load_mv_details(conn, &mut items, false)?;
     Ok(Page {
         items,

@@ -4,14 +4,13 @@ use std::collections::HashMap;
 
 use plumb_core::entities::{
     Dataset, DatasetInput, DatasetSummary, LifecycleStage, Metric, ModelOutput, Page, Param, Run,
-    RunData, RunInfo, RunInputs, RunStatus, Tag, ViewType,
+    RunData, RunInfo, RunInputs, RunStatus, Tag,
 };
-use plumb_core::search::Target;
 use plumb_core::{now_millis, Error, Result};
 use plumb_store::shared::{
     log_model_history_tag, new_run_id, param_conflict_error, random_run_name, stored_metric,
 };
-use plumb_store::sql::layouts;
+use plumb_store::sql::searches;
 use plumb_store::{
     join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, DATASET_CONTEXT_TAG,
     LOG_MODEL_HISTORY_TAG, RUN_NAME_TAG,
@@ -21,7 +20,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::db_err;
 use crate::queries::experiments;
-use crate::render::{experiment_ids, fetch_page, order_sql, where_sql};
+use crate::render::{fetch_page, to_sql};
 
 fn run_not_found(run_id: &str) -> Error {
     Error::not_found(format!("Run with id={run_id} not found"))
@@ -674,40 +673,20 @@ pub(crate) fn search_datasets(
 }
 
 pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
-    let ids = experiment_ids(&q.experiment_ids);
-    if ids.is_empty() {
+    let Some((sql, binds)) = searches::runs(q, INFO_COLUMNS)? else {
         return Ok(Page {
             items: Vec::new(),
             next_page_token: None,
         });
-    }
-    let mut binds: Vec<Sql> = ids.iter().copied().map(Sql::Integer).collect();
-    let marks = vec!["?"; ids.len()].join(", ");
-    let stage = match q.view_type {
-        ViewType::ActiveOnly => "r.lifecycle_stage = 'active'",
-        ViewType::DeletedOnly => "r.lifecycle_stage = 'deleted'",
-        ViewType::All => "1",
     };
-    let filter = where_sql(&layouts::RUNS, &q.filter, &mut binds)?;
-    let mut order = order_sql(&layouts::RUNS, &q.order_by, &mut binds)?;
-    if !q
-        .order_by
-        .iter()
-        .any(|k| k.target == Target::Attribute("start_time".into()))
-    {
-        order.push("r.start_time DESC".into());
-    }
-    order.push("r.run_uuid ASC".into());
-    binds.push(Sql::Integer(q.max_results + 1));
-    binds.push(Sql::Integer(q.offset));
-    let sql = format!(
-        "SELECT {INFO_COLUMNS} FROM runs r
-         WHERE r.experiment_id IN ({marks}) AND {stage} AND {filter}
-         ORDER BY {} LIMIT ? OFFSET ?",
-        order.join(", ")
-    );
-    let (rows, next_page_token) =
-        fetch_page(conn, &sql, binds, q.max_results, q.offset, row_to_info)?;
+    let (rows, next_page_token) = fetch_page(
+        conn,
+        &sql,
+        to_sql(binds),
+        q.max_results,
+        q.offset,
+        row_to_info,
+    )?;
     Ok(Page {
         items: load_runs(conn, rows)?,
         next_page_token,
