@@ -2,7 +2,11 @@
 //! how metric values are stored, MLflow's param-conflict message, NTILE sampling arithmetic and
 //! the JSON lists MLflow keeps in tags.
 
-use plumb_core::entities::{Metric, Param};
+use std::collections::HashMap;
+
+use plumb_core::entities::{
+    Dataset, DatasetInput, Metric, ModelOutput, Param, Run, RunData, RunInfo, RunInputs, Tag,
+};
 use plumb_core::validation::CLAMPED_INF;
 use plumb_core::Error;
 use serde_json::Value;
@@ -106,6 +110,55 @@ pub fn push_last_sample(sampled: &mut Vec<Metric>, last: Metric, max: usize) {
         }
         sampled.push(last);
     }
+}
+
+/// A page of runs' child rows, each grouped by the run's row id (one query per kind, never one
+/// per run). Datasets and input tags carry the dataset's row id.
+#[derive(Default)]
+pub struct RunParts {
+    pub metrics: HashMap<i64, Vec<Metric>>,
+    pub params: HashMap<i64, Vec<Param>>,
+    pub tags: HashMap<i64, Vec<Tag>>,
+    pub outputs: HashMap<i64, Vec<ModelOutput>>,
+    pub model_inputs: HashMap<i64, Vec<String>>,
+    pub datasets: HashMap<i64, Vec<(i64, Dataset)>>,
+    pub input_tags: HashMap<i64, Vec<(i64, Tag)>>,
+}
+
+/// Puts runs together from their info rows (with row ids) and their child rows.
+pub fn assemble_runs(rows: Vec<(i64, RunInfo)>, mut parts: RunParts) -> Vec<Run> {
+    rows.into_iter()
+        .map(|(pk, info)| {
+            let run_tags = parts.input_tags.remove(&pk).unwrap_or_default();
+            let dataset_inputs = parts
+                .datasets
+                .remove(&pk)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(dpk, dataset)| DatasetInput {
+                    tags: run_tags
+                        .iter()
+                        .filter(|(d, _)| *d == dpk)
+                        .map(|(_, t)| t.clone())
+                        .collect(),
+                    dataset,
+                })
+                .collect();
+            Run {
+                info,
+                data: RunData {
+                    metrics: parts.metrics.remove(&pk).unwrap_or_default(),
+                    params: parts.params.remove(&pk).unwrap_or_default(),
+                    tags: parts.tags.remove(&pk).unwrap_or_default(),
+                },
+                inputs: RunInputs {
+                    dataset_inputs,
+                    model_inputs: parts.model_inputs.remove(&pk).unwrap_or_default(),
+                },
+                outputs: parts.outputs.remove(&pk).unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 /// Python's `json.dumps` spacing (`", "` and `": "`), which MLflow's tests compare verbatim.

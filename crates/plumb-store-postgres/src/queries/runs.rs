@@ -4,11 +4,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use plumb_core::entities::{
     Dataset, DatasetInput, DatasetSummary, LifecycleStage, Metric, ModelOutput, Page, Param, Run,
-    RunData, RunInfo, RunInputs, RunStatus, Tag,
+    RunInfo, RunStatus, Tag,
 };
 use plumb_core::{now_millis, Error};
 use plumb_store::shared::{
-    log_model_history_tag, new_run_id, param_conflict_error, random_run_name, stored_metric,
+    assemble_runs, log_model_history_tag, new_run_id, param_conflict_error, random_run_name,
+    stored_metric, RunParts,
 };
 use plumb_store::sql::searches;
 use plumb_store::{
@@ -185,7 +186,7 @@ fn kv_row(r: &PgRow) -> Result<Tag, sqlx::Error> {
 /// Loads data, inputs and outputs of many runs with one query per kind (not per run).
 async fn load_runs(c: &mut PgConnection, rows: Vec<(i64, RunInfo)>) -> R<Vec<Run>> {
     let pks: Vec<i64> = rows.iter().map(|(pk, _)| *pk).collect();
-    let mut metrics = grouped(
+    let metrics = grouped(
         c,
         "SELECT run_pk, key, value, timestamp, step, is_nan FROM latest_metrics
          WHERE run_pk = ANY($1) ORDER BY run_pk, key",
@@ -200,21 +201,21 @@ async fn load_runs(c: &mut PgConnection, rows: Vec<(i64, RunInfo)>) -> R<Vec<Run
         },
     )
     .await?;
-    let mut params = grouped(
+    let params = grouped(
         c,
         "SELECT run_pk, key, value FROM params WHERE run_pk = ANY($1) ORDER BY run_pk, seq",
         &pks,
         kv_row,
     )
     .await?;
-    let mut tags = grouped(
+    let tags = grouped(
         c,
         "SELECT run_pk, key, value FROM tags WHERE run_pk = ANY($1) ORDER BY run_pk, seq",
         &pks,
         kv_row,
     )
     .await?;
-    let mut outputs = grouped(
+    let outputs = grouped(
         c,
         "SELECT run_pk, model_id, step FROM run_model_outputs WHERE run_pk = ANY($1)
          ORDER BY run_pk, model_id",
@@ -227,7 +228,7 @@ async fn load_runs(c: &mut PgConnection, rows: Vec<(i64, RunInfo)>) -> R<Vec<Run
         },
     )
     .await?;
-    let mut model_inputs = grouped(
+    let model_inputs = grouped(
         c,
         "SELECT run_pk, model_id FROM run_model_inputs WHERE run_pk = ANY($1)
          ORDER BY run_pk, model_id",
@@ -235,7 +236,7 @@ async fn load_runs(c: &mut PgConnection, rows: Vec<(i64, RunInfo)>) -> R<Vec<Run
         |r| r.try_get::<String, _>(1),
     )
     .await?;
-    let mut datasets = grouped(
+    let datasets = grouped(
         c,
         "SELECT ri.run_pk, d.dataset_pk, d.name, d.digest, d.source_type, d.source, d.schema, d.profile
          FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk
@@ -256,7 +257,7 @@ async fn load_runs(c: &mut PgConnection, rows: Vec<(i64, RunInfo)>) -> R<Vec<Run
         },
     )
     .await?;
-    let mut input_tags = grouped(
+    let input_tags = grouped(
         c,
         "SELECT run_pk, dataset_pk, key, value FROM input_tags WHERE run_pk = ANY($1)
          ORDER BY run_pk, dataset_pk, idx",
@@ -269,38 +270,18 @@ async fn load_runs(c: &mut PgConnection, rows: Vec<(i64, RunInfo)>) -> R<Vec<Run
         },
     )
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(pk, info)| {
-            let run_tags = input_tags.remove(&pk).unwrap_or_default();
-            let dataset_inputs = datasets
-                .remove(&pk)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(dpk, dataset)| DatasetInput {
-                    tags: run_tags
-                        .iter()
-                        .filter(|(d, _)| *d == dpk)
-                        .map(|(_, t)| t.clone())
-                        .collect(),
-                    dataset,
-                })
-                .collect();
-            Run {
-                info,
-                data: RunData {
-                    metrics: metrics.remove(&pk).unwrap_or_default(),
-                    params: params.remove(&pk).unwrap_or_default(),
-                    tags: tags.remove(&pk).unwrap_or_default(),
-                },
-                inputs: RunInputs {
-                    dataset_inputs,
-                    model_inputs: model_inputs.remove(&pk).unwrap_or_default(),
-                },
-                outputs: outputs.remove(&pk).unwrap_or_default(),
-            }
-        })
-        .collect())
+    Ok(assemble_runs(
+        rows,
+        RunParts {
+            metrics,
+            params,
+            tags,
+            outputs,
+            model_inputs,
+            datasets,
+            input_tags,
+        },
+    ))
 }
 
 async fn get_info(c: &mut PgConnection, run_id: &str) -> R<(i64, RunInfo)> {

@@ -4,11 +4,12 @@ use std::collections::HashMap;
 
 use plumb_core::entities::{
     Dataset, DatasetInput, DatasetSummary, LifecycleStage, Metric, ModelOutput, Page, Param, Run,
-    RunData, RunInfo, RunInputs, RunStatus, Tag,
+    RunInfo, RunStatus, Tag,
 };
 use plumb_core::{now_millis, Error, Result};
 use plumb_store::shared::{
-    log_model_history_tag, new_run_id, param_conflict_error, random_run_name, stored_metric,
+    assemble_runs, log_model_history_tag, new_run_id, param_conflict_error, random_run_name,
+    stored_metric, RunParts,
 };
 use plumb_store::sql::searches;
 use plumb_store::{
@@ -158,7 +159,7 @@ fn kv_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tag> {
 /// Loads data, inputs and outputs of many runs with one query per kind (not per run).
 fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
     let pks: Vec<i64> = rows.iter().map(|(pk, _)| *pk).collect();
-    let mut metrics = grouped(
+    let metrics = grouped(
         conn,
         "SELECT run_pk, key, value, timestamp, step, is_nan FROM latest_metrics
          WHERE run_pk IN ({in}) ORDER BY run_pk, key",
@@ -172,31 +173,31 @@ fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
             ))
         },
     )?;
-    let mut params = grouped(
+    let params = grouped(
         conn,
         "SELECT run_pk, key, value FROM params WHERE run_pk IN ({in}) ORDER BY run_pk, rowid",
         &pks,
         kv_row,
     )?;
-    let mut tags = grouped(
+    let tags = grouped(
         conn,
         "SELECT run_pk, key, value FROM tags WHERE run_pk IN ({in}) ORDER BY run_pk, rowid",
         &pks,
         kv_row,
     )?;
-    let mut outputs = grouped(
+    let outputs = grouped(
         conn,
         "SELECT run_pk, model_id, step FROM run_model_outputs WHERE run_pk IN ({in}) ORDER BY run_pk, model_id",
         &pks,
         |r| Ok(ModelOutput { model_id: r.get(1)?, step: r.get(2)? }),
     )?;
-    let mut model_inputs = grouped(
+    let model_inputs = grouped(
         conn,
         "SELECT run_pk, model_id FROM run_model_inputs WHERE run_pk IN ({in}) ORDER BY run_pk, model_id",
         &pks,
         |r| r.get::<_, String>(1),
     )?;
-    let mut datasets = grouped(
+    let datasets = grouped(
         conn,
         "SELECT ri.run_pk, d.dataset_pk, d.name, d.digest, d.source_type, d.source, d.schema, d.profile
          FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk
@@ -216,44 +217,24 @@ fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
             ))
         },
     )?;
-    let mut input_tags = grouped(
+    let input_tags = grouped(
         conn,
         "SELECT run_pk, dataset_pk, key, value FROM input_tags WHERE run_pk IN ({in}) ORDER BY run_pk, dataset_pk, idx",
         &pks,
         |r| Ok((r.get::<_, i64>(1)?, Tag::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?))),
     )?;
-    Ok(rows
-        .into_iter()
-        .map(|(pk, info)| {
-            let run_tags = input_tags.remove(&pk).unwrap_or_default();
-            let dataset_inputs = datasets
-                .remove(&pk)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(dpk, dataset)| DatasetInput {
-                    tags: run_tags
-                        .iter()
-                        .filter(|(d, _)| *d == dpk)
-                        .map(|(_, t)| t.clone())
-                        .collect(),
-                    dataset,
-                })
-                .collect();
-            Run {
-                info,
-                data: RunData {
-                    metrics: metrics.remove(&pk).unwrap_or_default(),
-                    params: params.remove(&pk).unwrap_or_default(),
-                    tags: tags.remove(&pk).unwrap_or_default(),
-                },
-                inputs: RunInputs {
-                    dataset_inputs,
-                    model_inputs: model_inputs.remove(&pk).unwrap_or_default(),
-                },
-                outputs: outputs.remove(&pk).unwrap_or_default(),
-            }
-        })
-        .collect())
+    Ok(assemble_runs(
+        rows,
+        RunParts {
+            metrics,
+            params,
+            tags,
+            outputs,
+            model_inputs,
+            datasets,
+            input_tags,
+        },
+    ))
 }
 
 fn get_info(conn: &Connection, run_id: &str) -> Result<(i64, RunInfo)> {
