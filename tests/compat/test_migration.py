@@ -14,7 +14,7 @@ from test_differential import reference  # noqa: F401  (the MLflow 3.17.2 server
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
-pytestmark = pytest.mark.skipif(mlflow_major() < 3, reason="the source server is MLflow 3.17.2")
+needs_mlflow3 = pytest.mark.skipif(mlflow_major() < 3, reason="the source server is MLflow 3.17.2")
 
 PLUMB = os.path.abspath(os.environ.get("PLUMB_BIN") or os.path.join(HERE, "..", "..", "target", "debug", "plumb"))
 
@@ -63,6 +63,7 @@ def runs_of(client, exp):
     return {r.info.run_id: r for r in client.search_runs([exp], run_view_type=ViewType.ALL, max_results=1000)}
 
 
+@needs_mlflow3
 def test_export_import_moves_everything(reference, tmp_path):  # noqa: F811
     source = MlflowClient(tracking_uri=reference)
     exp, run_ids = fill(source, tmp_path)
@@ -131,6 +132,75 @@ def test_export_import_moves_everything(reference, tmp_path):  # noqa: F811
             for field in ("version", "current_stage", "description", "source", "run_id", "status", "tags", "creation_timestamp", "aliases"):
                 assert getattr(g, field) == getattr(w, field), (v, field)
         assert target.get_model_version_by_alias("churn", "champion").version == "2"
+    finally:
+        srv.stop()
+    assert not srv.server_errors()
+
+
+def test_import_from_a_file_store(tmp_path, monkeypatch):
+    """`plumb import ./mlruns`: what the client wrote with `file:./mlruns` (the 2.22.4 client in
+    the mlflow2 run) arrives whole: deleted experiments and runs, every point, artifacts, the
+    registry (sources moved along with the artifacts)."""
+    import mlflow
+    from mlflow.entities import ViewType
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3 asks for the opt-in
+    store = tmp_path / "mlruns"
+    source = MlflowClient(tracking_uri=f"file:{store}")
+    exp = source.create_experiment("fs", tags={"team": "x"})
+    run = source.create_run(exp, run_name="r1", tags={"t": "v"})
+    rid = run.info.run_id
+    source.log_batch(rid, params=[Param("lr", "0.1")])
+    for chunk in range(2):
+        source.log_batch(rid, metrics=[Metric("loss", 1.0 / (s + 1), 1_700_000_000_000 + s, s) for s in range(chunk * 1000, chunk * 1000 + 1000)])
+    source.log_metric(rid, "odd", float("nan"), timestamp=5, step=0)
+    blob = tmp_path / "weights.bin"
+    blob.write_bytes(os.urandom(300_000))
+    source.log_artifact(rid, str(blob), "model")
+    source.set_terminated(rid, "FINISHED")
+    gone_run = source.create_run(exp, run_name="r2").info.run_id
+    source.delete_run(gone_run)
+    source.delete_experiment(source.create_experiment("gone"))
+    source.create_registered_model("m", tags={"o": "a"}, description="multi\nline")
+    source.create_model_version("m", run.info.artifact_uri + "/model", run_id=rid, tags={"vt": "1"})
+    source.set_registered_model_alias("m", "champion", "1")
+
+    workdir = tmp_path / "plumb"
+    workdir.mkdir()
+    said = plumb("import", str(store), cwd=workdir)
+    assert "2001 metric point(s)" in said and "1 artifact file(s)" in said, said
+    srv = Server(str(workdir), "--backend-store-uri", "sqlite:///plumb.db")
+    try:
+        target = MlflowClient(tracking_uri=srv.url)
+        want = {e.experiment_id: e for e in source.search_experiments(view_type=ViewType.ALL)}
+        got = {e.experiment_id: e for e in target.search_experiments(view_type=ViewType.ALL)}
+        assert set(want) == set(got)
+        for eid, e in want.items():
+            assert (got[eid].name, got[eid].lifecycle_stage) == (e.name, e.lifecycle_stage)
+        assert got[exp].tags == {"team": "x"}
+        want, got = runs_of(source, exp), runs_of(target, exp)
+        assert set(want) == set(got) == {rid, gone_run}
+        for r, w in want.items():
+            g = got[r]
+            for field in ("run_name", "status", "start_time", "end_time", "user_id", "lifecycle_stage"):
+                assert getattr(g.info, field) == getattr(w.info, field), (r, field)
+            assert (g.data.params, g.data.tags, g.data.metrics.keys()) == (w.data.params, w.data.tags, w.data.metrics.keys())
+        assert got[rid].data.metrics["loss"] == want[rid].data.metrics["loss"]
+        hw = sorted((m.step, m.timestamp, m.value) for m in source.get_metric_history(rid, "loss"))
+        hg = sorted((m.step, m.timestamp, m.value) for m in target.get_metric_history(rid, "loss"))
+        assert hw == hg and len(hg) == 2000
+        (tmp_path / "down").mkdir()
+        (tmp_path / "bymodel").mkdir()
+        down = target.download_artifacts(rid, "model/weights.bin", str(tmp_path / "down"))
+        assert filecmp.cmp(down, blob, shallow=False)
+        rm = target.get_registered_model("m")
+        assert (rm.description, rm.tags, rm.aliases) == ("multi\nline", {"o": "a"}, {"champion": "1"})
+        v = target.get_model_version("m", "1")
+        assert v.tags == {"vt": "1"} and v.run_id == rid
+        assert v.source == got[rid].info.artifact_uri + "/model"
+        mlflow.set_tracking_uri(srv.url)
+        loaded = mlflow.artifacts.download_artifacts("models:/m/1", dst_path=str(tmp_path / "bymodel"))
+        assert filecmp.cmp(os.path.join(loaded, "weights.bin"), blob, shallow=False)
     finally:
         srv.stop()
     assert not srv.server_errors()

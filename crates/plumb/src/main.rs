@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod commands;
 mod gc;
+mod mlruns;
 mod output;
 mod transfer;
 mod wiring;

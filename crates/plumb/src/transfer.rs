@@ -30,8 +30,8 @@ use crate::client::Client;
 use crate::output::text;
 use crate::wiring::Backend;
 
-const FORMAT: &str = "plumb-export";
-const VERSION: i64 = 1;
+pub(crate) const FORMAT: &str = "plumb-export";
+pub(crate) const VERSION: i64 = 1;
 
 fn bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
@@ -433,15 +433,21 @@ pub async fn import_from(
     store_uri: &str,
     artifacts_destination: &str,
 ) -> anyhow::Result<()> {
-    if !(source.starts_with("http://") || source.starts_with("https://")) {
-        return import(Path::new(source), store_uri, artifacts_destination).await;
+    let remote = source.starts_with("http://") || source.starts_with("https://");
+    let local = Path::new(source.strip_prefix("file:").unwrap_or(source));
+    if !remote && !crate::mlruns::is_file_store(local) {
+        return import(local, store_uri, artifacts_destination).await;
     }
     let staging = std::env::current_dir()?.join(format!(
         ".plumb-import-{}-{}",
         std::process::id(),
         plumb_core::now_millis()
     ));
-    export(&staging, source, artifacts_destination).await?;
+    if remote {
+        export(&staging, source, artifacts_destination).await?;
+    } else {
+        crate::mlruns::to_export(local, &staging)?;
+    }
     import(&staging, store_uri, artifacts_destination).await?;
     std::fs::remove_dir_all(&staging)
         .with_context(|| format!("removing the staging folder {}", staging.display()))?;
@@ -492,12 +498,19 @@ async fn import_all(
     }
 
     let runs = read_lines(&dir.join("runs.jsonl"))?;
+    // Runs whose artifacts move into plumb's proxy: (old root, new root), so that model
+    // versions pointing into them follow.
+    let mut moved: std::collections::HashMap<String, (String, String)> = Default::default();
     let pb = bar(runs.len() as u64, "runs");
     let (mut points, mut files) = (0u64, 0u64);
     for r in &runs {
         let run_id = text(&r["info"]["run_id"]);
         let exp = text(&r["info"]["experiment_id"]);
-        let uri = artifact_uri_for(&text(&r["info"]["artifact_uri"]), &exp, &run_id);
+        let original = text(&r["info"]["artifact_uri"]);
+        let uri = artifact_uri_for(&original, &exp, &run_id);
+        if uri != original {
+            moved.insert(run_id.clone(), (original, uri.clone()));
+        }
         count(store.import_run(run(r, uri.clone())).await?);
         let history: Vec<Metric> = r["metric_history"]
             .as_array()
@@ -539,7 +552,18 @@ async fn import_all(
     }
     let versions = read_lines(&dir.join("model_versions.jsonl"))?;
     for v in &versions {
-        count(registry.import_model_version(model_version(v)).await?);
+        let mut version = model_version(v);
+        if let Some((old, new)) = moved.get(&version.run_id) {
+            for uri in [Some(&mut version.source), version.storage_location.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(rest) = uri.strip_prefix(old.as_str()) {
+                    *uri = format!("{new}{rest}");
+                }
+            }
+        }
+        count(registry.import_model_version(version).await?);
     }
     for m in &models {
         for a in m["aliases"].as_array().into_iter().flatten() {

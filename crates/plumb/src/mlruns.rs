@@ -1,0 +1,339 @@
+//! Reads an MLflow file store (`./mlruns`, as the `mlflow` client writes it with
+//! `file:./mlruns`) into the export folder format of [`crate::transfer`], which `plumb import`
+//! then loads: experiments (deleted ones from `.trash`), runs with their params, tags, every
+//! metric point and artifacts, registered models with versions, tags and aliases.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Map, Value};
+use yaml_rust2::{Yaml, YamlLoader};
+
+/// Whether `dir` looks like an MLflow file store (experiment folders with `meta.yaml`).
+pub fn is_file_store(dir: &Path) -> bool {
+    !dir.join("manifest.json").exists()
+        && std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().join("meta.yaml").is_file())
+            })
+            .unwrap_or(false)
+}
+
+fn meta(path: &Path) -> anyhow::Result<Yaml> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    YamlLoader::load_from_str(&text)
+        .with_context(|| format!("{} is not YAML", path.display()))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{} is empty", path.display()))
+}
+
+/// A YAML scalar as JSON (strings stay strings, numbers numbers, `null` absent).
+fn scalar(y: &Yaml) -> Value {
+    match y {
+        Yaml::String(s) | Yaml::Real(s) => json!(s),
+        Yaml::Integer(i) => json!(i),
+        Yaml::Boolean(b) => json!(b),
+        _ => Value::Null,
+    }
+}
+
+fn field(y: &Yaml, key: &str) -> Value {
+    scalar(&y[key])
+}
+
+fn string(y: &Yaml, key: &str) -> String {
+    match &y[key] {
+        Yaml::String(s) | Yaml::Real(s) => s.clone(),
+        Yaml::Integer(i) => i.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// Key/value files under `dir` (keys with `/` are nested folders), sorted by key.
+fn key_files(dir: &Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let (Ok(rel), Ok(value)) = (p.strip_prefix(dir), std::fs::read_to_string(&p))
+            {
+                let key = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                out.push((key, value));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn kv_json(pairs: Vec<(String, String)>) -> Value {
+    Value::Array(
+        pairs
+            .into_iter()
+            .map(|(k, v)| json!({"key": k, "value": v}))
+            .collect(),
+    )
+}
+
+const RUN_STATUS: [&str; 6] = ["", "RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED"];
+
+/// Every point of every metric of a run: lines of `timestamp value [step]`.
+fn metric_points(dir: &Path) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
+    let mut history = Vec::new();
+    let mut latest = Vec::new();
+    for (key, text) in key_files(dir) {
+        let mut best: Option<(i64, i64, f64, Value)> = None;
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            let (Some(ts), Some(raw)) = (parts.first(), parts.get(1)) else {
+                bail!("metric {key}: bad line '{line}'");
+            };
+            let timestamp: i64 = ts
+                .parse()
+                .with_context(|| format!("metric {key}: '{line}'"))?;
+            let step: i64 = parts.get(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let number: f64 = match raw.to_ascii_lowercase().as_str() {
+                "nan" => f64::NAN,
+                "inf" | "infinity" => f64::INFINITY,
+                "-inf" | "-infinity" => f64::NEG_INFINITY,
+                other => other
+                    .parse()
+                    .with_context(|| format!("metric {key}: '{line}'"))?,
+            };
+            let value = if number.is_nan() {
+                json!("NaN")
+            } else if number.is_infinite() {
+                json!(if number > 0.0 {
+                    "Infinity"
+                } else {
+                    "-Infinity"
+                })
+            } else {
+                json!(number)
+            };
+            let point = json!({"key": key, "value": value, "timestamp": timestamp, "step": step});
+            let rank = (
+                step,
+                timestamp,
+                if number.is_nan() { f64::MIN } else { number },
+            );
+            if best.as_ref().is_none_or(|b| (b.0, b.1, b.2) < rank) {
+                best = Some((rank.0, rank.1, rank.2, point.clone()));
+            }
+            history.push(point);
+        }
+        if let Some(b) = best {
+            latest.push(b.3);
+        }
+    }
+    Ok((history, latest))
+}
+
+/// Hard-links (or copies) every file under `from` to the same place under `to`.
+fn link_tree(from: &Path, to: &Path) -> anyhow::Result<u64> {
+    let mut n = 0;
+    let mut stack = vec![from.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let Ok(rel) = p.strip_prefix(from) else {
+                continue;
+            };
+            let target = to.join(rel);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            if std::fs::hard_link(&p, &target).is_err() {
+                std::fs::copy(&p, &target).with_context(|| format!("copying {}", p.display()))?;
+            }
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+fn write_lines(path: &Path, items: &[Value]) -> anyhow::Result<()> {
+    let mut text = String::new();
+    for v in items {
+        text.push_str(&serde_json::to_string(v)?);
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Writes the export folder `out` from the file store `root`.
+pub fn to_export(root: &Path, out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)?;
+    let mut experiment_dirs: Vec<PathBuf> = Vec::new();
+    for base in [root.to_path_buf(), root.join(".trash")] {
+        let Ok(entries) = std::fs::read_dir(&base) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.join("meta.yaml").is_file() {
+                experiment_dirs.push(p);
+            }
+        }
+    }
+    experiment_dirs.sort();
+    let (mut experiments, mut runs) = (Vec::new(), Vec::new());
+    for dir in &experiment_dirs {
+        let m = meta(&dir.join("meta.yaml"))?;
+        let id = string(&m, "experiment_id");
+        experiments.push(json!({
+            "experiment_id": id,
+            "name": field(&m, "name"),
+            "artifact_location": field(&m, "artifact_location"),
+            "lifecycle_stage": field(&m, "lifecycle_stage"),
+            "creation_time": field(&m, "creation_time"),
+            "last_update_time": field(&m, "last_update_time"),
+            "tags": kv_json(key_files(&dir.join("tags"))),
+        }));
+        let mut run_dirs: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("meta.yaml").is_file())
+            .collect();
+        run_dirs.sort();
+        for rdir in run_dirs {
+            let r = meta(&rdir.join("meta.yaml"))?;
+            let run_id = string(&r, "run_id");
+            let status = r["status"]
+                .as_i64()
+                .and_then(|s| RUN_STATUS.get(s as usize).copied())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .unwrap_or_else(|| string(&r, "status"));
+            let (history, latest) = metric_points(&rdir.join("metrics"))?;
+            let mut info = Map::new();
+            info.insert("run_id".into(), json!(run_id));
+            info.insert("run_uuid".into(), json!(run_id));
+            info.insert("experiment_id".into(), json!(id));
+            info.insert("run_name".into(), field(&r, "run_name"));
+            info.insert("user_id".into(), field(&r, "user_id"));
+            info.insert("status".into(), json!(status));
+            info.insert("start_time".into(), field(&r, "start_time"));
+            info.insert("end_time".into(), field(&r, "end_time"));
+            info.insert("artifact_uri".into(), field(&r, "artifact_uri"));
+            info.insert("lifecycle_stage".into(), field(&r, "lifecycle_stage"));
+            runs.push(json!({
+                "info": info,
+                "data": {
+                    "metrics": latest,
+                    "params": kv_json(key_files(&rdir.join("params"))),
+                    "tags": kv_json(key_files(&rdir.join("tags"))),
+                },
+                "metric_history": history,
+            }));
+            link_tree(
+                &rdir.join("artifacts"),
+                &out.join("artifacts").join(&run_id),
+            )?;
+        }
+    }
+
+    let (mut models, mut versions) = (Vec::new(), Vec::new());
+    let mut model_dirs: Vec<PathBuf> = std::fs::read_dir(root.join("models"))
+        .map(|e| {
+            e.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("meta.yaml").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    model_dirs.sort();
+    for mdir in model_dirs {
+        let m = meta(&mdir.join("meta.yaml"))?;
+        let name = string(&m, "name");
+        let aliases: Vec<Value> = key_files(&mdir.join("aliases"))
+            .into_iter()
+            .map(|(alias, version)| json!({"alias": alias, "version": version.trim()}))
+            .collect();
+        models.push(json!({
+            "name": name,
+            "creation_timestamp": field(&m, "creation_timestamp"),
+            "last_updated_timestamp": field(&m, "last_updated_timestamp"),
+            "description": field(&m, "description"),
+            "tags": kv_json(key_files(&mdir.join("tags"))),
+            "aliases": aliases,
+        }));
+        let mut vdirs: Vec<PathBuf> = std::fs::read_dir(&mdir)?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("version-"))
+                    && p.join("meta.yaml").is_file()
+            })
+            .collect();
+        vdirs.sort();
+        for vdir in vdirs {
+            let v = meta(&vdir.join("meta.yaml"))?;
+            if string(&v, "current_stage") == plumb_core::registry::DELETED_STAGE {
+                continue;
+            }
+            let mut out_v = Map::new();
+            for key in [
+                "name",
+                "creation_timestamp",
+                "last_updated_timestamp",
+                "user_id",
+                "current_stage",
+                "description",
+                "source",
+                "run_id",
+                "status",
+                "status_message",
+                "run_link",
+                "storage_location",
+                "model_id",
+            ] {
+                let value = field(&v, key);
+                if !value.is_null() {
+                    out_v.insert(key.into(), value);
+                }
+            }
+            out_v.insert("version".into(), json!(string(&v, "version")));
+            out_v.insert("tags".into(), kv_json(key_files(&vdir.join("tags"))));
+            versions.push(Value::Object(out_v));
+        }
+    }
+
+    write_lines(&out.join("experiments.jsonl"), &experiments)?;
+    write_lines(&out.join("runs.jsonl"), &runs)?;
+    write_lines(&out.join("registered_models.jsonl"), &models)?;
+    write_lines(&out.join("model_versions.jsonl"), &versions)?;
+    let manifest = json!({
+        "format": crate::transfer::FORMAT,
+        "version": crate::transfer::VERSION,
+        "source": root.display().to_string(),
+        "exported_at": plumb_core::now_millis(),
+    });
+    std::fs::write(
+        out.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest)?,
+    )?;
+    Ok(())
+}
