@@ -43,6 +43,15 @@ def norm(v):
     return v
 
 
+class Reference(str):
+    """The reference server's URL, knowing its working folder (mlflow.db, mlartifacts/)."""
+
+    def __new__(cls, url, workdir):
+        obj = super().__new__(cls, url)
+        obj.workdir = workdir
+        return obj
+
+
 @pytest.fixture(scope="module")
 def reference():
     with tempfile.TemporaryDirectory(prefix="mlflow-ref-") as workdir:
@@ -65,7 +74,7 @@ def reference():
                     raise RuntimeError("MLflow's server did not start: " + open(log.name).read())
                 time.sleep(0.2)
         try:
-            yield url
+            yield Reference(url, workdir)
         finally:
             proc.terminate()
             try:

@@ -84,7 +84,21 @@ def test_export_import_moves_everything(reference, tmp_path):  # noqa: F811
     assert "imported 8 new entit(y/ies), skipped 1" in direct and "9030 metric point(s)" in direct, direct
     assert not [p for p in os.listdir(workdir) if p.startswith(".plumb-import-")], "staging folder left behind"
 
-    srv = Server(str(workdir), "--backend-store-uri", "sqlite:///plumb.db")
+    compare_on_plumb(source, workdir, "sqlite:///plumb.db", exp, run_ids, tmp_path / "via-export")
+
+    # Straight from MLflow's own database file, artifacts from its --artifacts-destination.
+    said = plumb("import", f"sqlite:///{reference.workdir}/mlflow.db", "--backend-store-uri", "sqlite:///fromdb.db",
+                 "--artifacts-destination", "./fromdb-artifacts",
+                 "--source-artifacts", os.path.join(reference.workdir, "mlartifacts"), cwd=workdir)
+    assert "imported 8 new entit(y/ies), skipped 1" in said and "9030 metric point(s)" in said, said
+    compare_on_plumb(source, workdir, "sqlite:///fromdb.db", exp, run_ids, tmp_path / "via-db",
+                     "--artifacts-destination", "./fromdb-artifacts")
+
+
+def compare_on_plumb(source, workdir, store, exp, run_ids, tmp_path, *flags):
+    """Starts plumb on `store` and compares every entity with the source server's."""
+    tmp_path.mkdir()
+    srv = Server(str(workdir), "--backend-store-uri", store, *flags)
     try:
         target = MlflowClient(tracking_uri=srv.url)
         from mlflow.entities import ViewType

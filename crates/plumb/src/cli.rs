@@ -47,12 +47,18 @@ pub enum Command {
     /// from a running MLflow (or plumb) server (original ids kept; what is already there is
     /// skipped, so an interrupted import can run again).
     Import {
-        /// The folder `plumb export` wrote, or the `http(s)://` URL of a tracking server.
+        /// The folder `plumb export` wrote, the `http(s)://` URL of a tracking server, an MLflow
+        /// file store (`./mlruns`), or an MLflow database (`sqlite:///mlflow.db`,
+        /// `postgresql://...`) read directly.
         source: String,
         #[arg(long, default_value = "sqlite:///plumb.db")]
         backend_store_uri: String,
         #[arg(long, default_value = "./mlartifacts")]
         artifacts_destination: String,
+        /// With an MLflow database: the MLflow server's `--artifacts-destination` folder, where
+        /// its `mlflow-artifacts:` runs keep their files.
+        #[arg(long)]
+        source_artifacts: Option<std::path::PathBuf>,
     },
 }
 

@@ -4,6 +4,7 @@ mod cli;
 mod client;
 mod commands;
 mod gc;
+mod mlflow_db;
 mod mlruns;
 mod output;
 mod transfer;
@@ -60,10 +61,12 @@ fn main() -> ExitCode {
             source,
             backend_store_uri,
             artifacts_destination,
+            source_artifacts,
         } => runtime.block_on(transfer::import_from(
             &source,
             &backend_store_uri,
             &artifacts_destination,
+            source_artifacts.as_deref(),
         )),
     };
     match result {

@@ -144,7 +144,7 @@ fn metric_points(dir: &Path) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
 }
 
 /// Hard-links (or copies) every file under `from` to the same place under `to`.
-fn link_tree(from: &Path, to: &Path) -> anyhow::Result<u64> {
+pub(crate) fn link_tree(from: &Path, to: &Path) -> anyhow::Result<u64> {
     let mut n = 0;
     let mut stack = vec![from.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -432,10 +432,12 @@ pub async fn import_from(
     source: &str,
     store_uri: &str,
     artifacts_destination: &str,
+    source_artifacts: Option<&Path>,
 ) -> anyhow::Result<()> {
     let remote = source.starts_with("http://") || source.starts_with("https://");
+    let database = crate::mlflow_db::is_db_uri(source);
     let local = Path::new(source.strip_prefix("file:").unwrap_or(source));
-    if !remote && !crate::mlruns::is_file_store(local) {
+    if !remote && !database && !crate::mlruns::is_file_store(local) {
         return import(local, store_uri, artifacts_destination).await;
     }
     let staging = std::env::current_dir()?.join(format!(
@@ -445,6 +447,8 @@ pub async fn import_from(
     ));
     if remote {
         export(&staging, source, artifacts_destination).await?;
+    } else if database {
+        crate::mlflow_db::to_export(source, &staging, source_artifacts).await?;
     } else {
         crate::mlruns::to_export(local, &staging)?;
     }
