@@ -44,6 +44,12 @@ def fill(client, tmp):
     blob.write_bytes(os.urandom(2 * 1024 * 1024))
     client.log_artifact(runs[0], str(blob), artifact_path="model")
     client.log_text(runs[0], "hello", "notes/readme.txt")
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(client.tracking_uri)
+    with mlflow.start_run(run_id=runs[1]):
+        mlflow.log_input(mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2]}), name="train-set"), context="training")
     client.set_terminated(runs[1], "FINISHED", end_time=1_700_000_100_000)
     client.delete_run(runs[2])
     client.delete_experiment(other)
@@ -116,11 +122,17 @@ def compare_on_plumb(source, workdir, store, exp, run_ids, tmp_path, *flags):
 
         want, got = runs_of(source, exp), runs_of(target, exp)
         assert set(want) == set(got) == set(run_ids)
+        assert any(w.inputs.dataset_inputs for w in want.values()), "the source has a dataset input"
         for rid, w in want.items():
             g = got[rid]
             for field in ("run_name", "experiment_id", "status", "start_time", "end_time", "user_id", "lifecycle_stage", "artifact_uri"):
                 assert getattr(g.info, field) == getattr(w.info, field), (rid, field)
             assert g.data.params == w.data.params
+            if "via-export" in str(tmp_path):  # the REST export carries dataset inputs
+                assert [(d.dataset.name, d.dataset.digest, d.dataset.source_type, {t.key: t.value for t in d.tags})
+                        for d in g.inputs.dataset_inputs] == [
+                           (d.dataset.name, d.dataset.digest, d.dataset.source_type, {t.key: t.value for t in d.tags})
+                           for d in w.inputs.dataset_inputs]
             assert g.data.tags == w.data.tags
             assert g.data.metrics.keys() == w.data.metrics.keys()
             for key in w.data.metrics:

@@ -21,7 +21,8 @@ use axum::http::Method;
 use indicatif::{ProgressBar, ProgressStyle};
 use plumb_artifacts::{ArtifactPath, ArtifactStore};
 use plumb_core::entities::{
-    Experiment, LifecycleStage, Metric, Run, RunData, RunInfo, RunInputs, RunStatus, Tag,
+    Dataset, DatasetInput, Experiment, LifecycleStage, Metric, Run, RunData, RunInfo, RunInputs,
+    RunStatus, Tag,
 };
 use plumb_core::registry::{ModelVersion, RegisteredModel};
 use serde_json::{json, Value};
@@ -329,6 +330,29 @@ fn run(v: &Value, artifact_uri: String) -> Run {
     }
 }
 
+/// A run's dataset inputs, as `runs/get` shows them.
+fn dataset_inputs(v: &Value) -> Vec<DatasetInput> {
+    v["inputs"]["dataset_inputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            let d = &i["dataset"];
+            DatasetInput {
+                tags: tags(&i["tags"]),
+                dataset: Dataset {
+                    name: text(&d["name"]),
+                    digest: text(&d["digest"]),
+                    source_type: text(&d["source_type"]),
+                    source: text(&d["source"]),
+                    schema: opt_text(&d["schema"]),
+                    profile: opt_text(&d["profile"]),
+                },
+            }
+        })
+        .collect()
+}
+
 fn point(v: &Value) -> Metric {
     Metric::new(
         text(&v["key"]),
@@ -515,7 +539,14 @@ async fn import_all(
         if uri != original {
             moved.insert(run_id.clone(), (original, uri.clone()));
         }
-        count(store.import_run(run(r, uri.clone())).await?);
+        let imported = run(r, uri.clone());
+        let active = imported.info.lifecycle_stage == LifecycleStage::Active;
+        count(store.import_run(imported).await?);
+        // Dataset inputs go through the ordinary write (idempotent), which takes active runs.
+        let inputs = dataset_inputs(r);
+        if !inputs.is_empty() && active {
+            store.log_inputs(&run_id, inputs, Vec::new()).await?;
+        }
         let history: Vec<Metric> = r["metric_history"]
             .as_array()
             .into_iter()
