@@ -289,14 +289,6 @@ impl TrackingStore for PgStore {
     ) -> Result<Page<Metric>> {
         read!(self, |c| metrics::history(c, run_id, key, offset, limit))
     }
-    async fn metric_history_bulk(
-        &self,
-        run_ids: Vec<String>,
-        key: &str,
-        limit: i64,
-    ) -> Result<Vec<RunMetric>> {
-        read!(self, |c| metrics::bulk(c, &run_ids, key, limit))
-    }
     async fn metric_history_bulk_interval(&self, q: IntervalQuery) -> Result<Vec<RunMetric>> {
         read!(self, |c| metrics::bulk_interval(c, &q))
     }

@@ -386,16 +386,6 @@ impl TrackingStore for SqliteStore {
         self.read(move |c| queries::metrics::history(c, &run_id, &key, offset, limit))
             .await
     }
-    async fn metric_history_bulk(
-        &self,
-        run_ids: Vec<String>,
-        key: &str,
-        limit: i64,
-    ) -> Result<Vec<RunMetric>> {
-        let key = key.to_string();
-        self.read(move |c| queries::metrics::bulk(c, &run_ids, &key, limit))
-            .await
-    }
     async fn metric_history_bulk_interval(&self, q: IntervalQuery) -> Result<Vec<RunMetric>> {
         self.read(move |c| queries::metrics::bulk_interval(c, &q))
             .await

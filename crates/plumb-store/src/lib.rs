@@ -165,12 +165,32 @@ pub trait TrackingStore: Send + Sync + 'static {
         limit: Option<i64>,
     ) -> Result<Page<Metric>>;
     /// Points of several runs, ordered by run id then (timestamp, step, value), at most `limit`.
+    /// Every backend answers it the same way, from [`TrackingStore::metric_history`].
     async fn metric_history_bulk(
         &self,
         run_ids: Vec<String>,
         key: &str,
         limit: i64,
-    ) -> Result<Vec<RunMetric>>;
+    ) -> Result<Vec<RunMetric>> {
+        let mut sorted = run_ids;
+        sorted.sort();
+        sorted.dedup();
+        let mut out = Vec::new();
+        for run_id in sorted {
+            let remaining = limit - out.len() as i64;
+            if remaining <= 0 {
+                break;
+            }
+            let page = self
+                .metric_history(&run_id, key, 0, Some(remaining))
+                .await?;
+            out.extend(page.items.into_iter().map(|metric| RunMetric {
+                run_id: run_id.clone(),
+                metric,
+            }));
+        }
+        Ok(out)
+    }
     async fn metric_history_bulk_interval(&self, query: IntervalQuery) -> Result<Vec<RunMetric>>;
 
     // -- logged models (MLflow 3) --------------------------------------------------------------

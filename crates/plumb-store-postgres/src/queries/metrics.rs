@@ -71,30 +71,6 @@ pub(crate) async fn history(
     })
 }
 
-pub(crate) async fn bulk(
-    c: &mut PgConnection,
-    run_ids: &[String],
-    key: &str,
-    limit: i64,
-) -> R<Vec<RunMetric>> {
-    let mut sorted: Vec<String> = run_ids.to_vec();
-    sorted.sort();
-    sorted.dedup();
-    let mut out = Vec::new();
-    for run_id in sorted {
-        let remaining = limit - out.len() as i64;
-        if remaining <= 0 {
-            break;
-        }
-        let page = history(c, &run_id, key, 0, Some(remaining)).await?;
-        out.extend(page.items.into_iter().map(|metric| RunMetric {
-            run_id: run_id.clone(),
-            metric,
-        }));
-    }
-    Ok(out)
-}
-
 /// Per run, in the order the runs were asked for: MLflow 3.17's sampling (see the SQLite store).
 pub(crate) async fn bulk_interval(c: &mut PgConnection, q: &IntervalQuery) -> R<Vec<RunMetric>> {
     let by_id = pks(c, &q.run_ids).await?;

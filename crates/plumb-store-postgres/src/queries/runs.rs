@@ -53,10 +53,12 @@ pub(crate) async fn require_active(c: &mut PgConnection, run_id: &str) -> R<i64>
 pub(crate) fn last_values(items: &[Tag]) -> (Vec<&str>, Vec<&str>) {
     let mut keys: Vec<&str> = Vec::with_capacity(items.len());
     let mut values: Vec<&str> = Vec::with_capacity(items.len());
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(items.len());
     for t in items {
-        match keys.iter().position(|k| *k == t.key) {
-            Some(i) => values[i] = &t.value,
+        match seen.get(t.key.as_str()) {
+            Some(&i) => values[i] = &t.value,
             None => {
+                seen.insert(&t.key, keys.len());
                 keys.push(&t.key);
                 values.push(&t.value);
             }

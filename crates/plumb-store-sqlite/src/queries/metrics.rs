@@ -65,30 +65,6 @@ pub(crate) fn history(
     })
 }
 
-pub(crate) fn bulk(
-    conn: &Connection,
-    run_ids: &[String],
-    key: &str,
-    limit: i64,
-) -> Result<Vec<RunMetric>> {
-    let mut sorted: Vec<String> = run_ids.to_vec();
-    sorted.sort();
-    sorted.dedup();
-    let mut out = Vec::new();
-    for run_id in sorted {
-        let remaining = limit - out.len() as i64;
-        if remaining <= 0 {
-            break;
-        }
-        let page = history(conn, &run_id, key, 0, Some(remaining))?;
-        out.extend(page.items.into_iter().map(|metric| RunMetric {
-            run_id: run_id.clone(),
-            metric,
-        }));
-    }
-    Ok(out)
-}
-
 /// Per run, in the order the runs were asked for: MLflow 3.17's sampling. The rows of the step
 /// range, ordered by (step, timestamp, value, is_nan), are cut into `max_results` NTILE buckets
 /// and the first row of each is kept; the overall last row is always included, replacing the
