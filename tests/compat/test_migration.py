@@ -50,6 +50,17 @@ def fill(client, tmp):
     mlflow.set_tracking_uri(client.tracking_uri)
     with mlflow.start_run(run_id=runs[1]):
         mlflow.log_input(mlflow.data.from_pandas(pd.DataFrame({"x": [1, 2]}), name="train-set"), context="training")
+        # MLflow 3: a logged model with files, a metric of it on that dataset, a model input.
+        from sklearn.linear_model import LinearRegression
+
+        fitted = LinearRegression().fit([[0.0], [1.0], [2.0]], [1.0, 3.0, 5.0])
+        info = mlflow.sklearn.log_model(fitted, name="regressor", params={"alpha": "0.5"},
+                                        tags={"family": "linear"}, model_type="regression")
+        train = mlflow.data.from_pandas(pd.DataFrame({"x": [3, 4]}), name="eval-set")
+        mlflow.log_metric("r2", 0.875, step=2, model_id=info.model_id, dataset=train)
+        from mlflow.entities import LoggedModelInput
+
+        client.log_inputs(runs[0], models=[LoggedModelInput(info.model_id)])
     client.set_terminated(runs[1], "FINISHED", end_time=1_700_000_100_000)
     client.delete_run(runs[2])
     client.delete_experiment(other)
@@ -58,9 +69,10 @@ def fill(client, tmp):
     for rid in runs[:2]:
         source = client.get_run(rid).info.artifact_uri + "/model"
         client.create_model_version("churn", source, run_id=rid, tags={"validated": "yes"}, description=f"from {rid}")
+    mlflow.register_model(f"models:/{info.model_id}", "churn")  # version 3, from the logged model
     client.set_registered_model_alias("churn", "champion", "2")
     client.set_model_version_tag("churn", "1", "note", "first")
-    return exp, runs
+    return exp, runs, info.model_id
 
 
 def runs_of(client, exp):
@@ -72,36 +84,36 @@ def runs_of(client, exp):
 @needs_mlflow3
 def test_export_import_moves_everything(reference, tmp_path):  # noqa: F811
     source = MlflowClient(tracking_uri=reference)
-    exp, run_ids = fill(source, tmp_path)
+    exp, run_ids, model_id = fill(source, tmp_path)
 
     export_dir = tmp_path / "export"
     workdir = tmp_path / "plumb"
     workdir.mkdir()
     said = plumb("export", str(export_dir), "--tracking-uri", reference, cwd=workdir)
-    assert "9030 metric point(s)" in said, said
+    assert "9031 metric point(s)" in said, said
     said = plumb("import", str(export_dir), cwd=workdir)
     # Everything new but experiment 0, "Default", which every plumb store has.
-    assert "imported 8 new entit(y/ies), skipped 1" in said, said
+    assert "imported 10 new entit(y/ies), skipped 1" in said and "1 logged model(s)" in said, said
     again = plumb("import", str(export_dir), cwd=workdir)
     assert "imported 0 new" in again, again
     # One command, straight from the server (through a temporary export folder).
     direct = plumb("import", reference, "--backend-store-uri", "sqlite:///direct.db",
                    "--artifacts-destination", "./direct-artifacts", cwd=workdir)
-    assert "imported 8 new entit(y/ies), skipped 1" in direct and "9030 metric point(s)" in direct, direct
+    assert "imported 10 new entit(y/ies), skipped 1" in direct and "9031 metric point(s)" in direct, direct
     assert not [p for p in os.listdir(workdir) if p.startswith(".plumb-import-")], "staging folder left behind"
 
-    compare_on_plumb(source, workdir, "sqlite:///plumb.db", exp, run_ids, tmp_path / "via-export")
+    compare_on_plumb(source, workdir, "sqlite:///plumb.db", exp, run_ids, model_id, tmp_path / "via-export")
 
     # Straight from MLflow's own database file, artifacts from its --artifacts-destination.
     said = plumb("import", f"sqlite:///{reference.workdir}/mlflow.db", "--backend-store-uri", "sqlite:///fromdb.db",
                  "--artifacts-destination", "./fromdb-artifacts",
                  "--source-artifacts", os.path.join(reference.workdir, "mlartifacts"), cwd=workdir)
-    assert "imported 8 new entit(y/ies), skipped 1" in said and "9030 metric point(s)" in said, said
-    compare_on_plumb(source, workdir, "sqlite:///fromdb.db", exp, run_ids, tmp_path / "via-db",
+    assert "imported 10 new entit(y/ies), skipped 1" in said and "9031 metric point(s)" in said, said
+    compare_on_plumb(source, workdir, "sqlite:///fromdb.db", exp, run_ids, model_id, tmp_path / "via-db",
                      "--artifacts-destination", "./fromdb-artifacts")
 
 
-def compare_on_plumb(source, workdir, store, exp, run_ids, tmp_path, *flags):
+def compare_on_plumb(source, workdir, store, exp, run_ids, model_id, tmp_path, *flags):
     """Starts plumb on `store` and compares every entity with the source server's."""
     tmp_path.mkdir()
     srv = Server(str(workdir), "--backend-store-uri", store, *flags)
@@ -128,18 +140,20 @@ def compare_on_plumb(source, workdir, store, exp, run_ids, tmp_path, *flags):
             for field in ("run_name", "experiment_id", "status", "start_time", "end_time", "user_id", "lifecycle_stage", "artifact_uri"):
                 assert getattr(g.info, field) == getattr(w.info, field), (rid, field)
             assert g.data.params == w.data.params
-            if "via-export" in str(tmp_path):  # the REST export carries dataset inputs
-                assert [(d.dataset.name, d.dataset.digest, d.dataset.source_type, {t.key: t.value for t in d.tags})
-                        for d in g.inputs.dataset_inputs] == [
-                           (d.dataset.name, d.dataset.digest, d.dataset.source_type, {t.key: t.value for t in d.tags})
-                           for d in w.inputs.dataset_inputs]
+            def inputs(r):
+                return (sorted((d.dataset.name, d.dataset.digest, d.dataset.source_type, d.dataset.source,
+                                d.dataset.schema, sorted((t.key, t.value) for t in d.tags))
+                               for d in r.inputs.dataset_inputs),
+                        sorted(m.model_id for m in r.inputs.model_inputs or []),
+                        sorted((o.model_id, o.step) for o in (r.outputs.model_outputs if r.outputs else [])))
+            assert inputs(target.get_run(rid)) == inputs(source.get_run(rid)), rid
             assert g.data.tags == w.data.tags
             assert g.data.metrics.keys() == w.data.metrics.keys()
             for key in w.data.metrics:
                 hw = sorted((m.step, m.timestamp, str(m.value)) for m in source.get_metric_history(rid, key))
                 hg = sorted((m.step, m.timestamp, str(m.value)) for m in target.get_metric_history(rid, key))
                 assert hw == hg, (rid, key)
-                assert len(hw) in (3000, 10)
+                assert len(hw) in (3000, 10, 1)
 
         # Artifacts, byte for byte.
         for sub in ("model", "notes"):
@@ -150,10 +164,29 @@ def compare_on_plumb(source, workdir, store, exp, run_ids, tmp_path, *flags):
         down_g = target.download_artifacts(run_ids[0], "model/weights.bin", str(tmp_path / "g"))
         assert filecmp.cmp(down_w, down_g, shallow=False)
 
+        # The MLflow 3 logged model: its record, metrics and files (loaded and run).
+        w, g = source.get_logged_model(model_id), target.get_logged_model(model_id)
+        for field in ("name", "experiment_id", "status", "status_message", "model_type", "source_run_id",
+                      "creation_timestamp", "last_updated_timestamp", "tags", "params"):
+            assert getattr(g, field) == getattr(w, field), field
+        def points(model):
+            return sorted((m.key, str(m.value), m.step, m.timestamp, m.run_id, m.dataset_name or "",
+                           m.dataset_digest or "") for m in model.metrics)
+        assert points(g) == points(w)
+        assert "r2" in {m.key for m in g.metrics}
+        import mlflow
+
+        mlflow.set_tracking_uri(target.tracking_uri)
+        try:
+            for uri in (f"models:/{model_id}", "models:/churn/3"):
+                assert [round(float(p), 6) for p in mlflow.sklearn.load_model(uri).predict([[10.0]])] == [21.0], uri
+        finally:
+            mlflow.set_tracking_uri(source.tracking_uri)
+
         # The registry.
         w, g = source.get_registered_model("churn"), target.get_registered_model("churn")
         assert (g.description, g.tags, g.aliases, g.creation_timestamp) == (w.description, w.tags, w.aliases, w.creation_timestamp)
-        for v in ("1", "2"):
+        for v in ("1", "2", "3"):
             w, g = source.get_model_version("churn", v), target.get_model_version("churn", v)
             for field in ("version", "current_stage", "description", "source", "run_id", "status", "tags", "creation_timestamp", "aliases"):
                 assert getattr(g, field) == getattr(w, field), (v, field)
@@ -183,6 +216,18 @@ def test_import_from_a_file_store(tmp_path, monkeypatch):
     blob = tmp_path / "weights.bin"
     blob.write_bytes(os.urandom(300_000))
     source.log_artifact(rid, str(blob), "model")
+    model_id = None
+    if mlflow_major() >= 3:  # a logged model with its files, a dataset input
+        import pandas as pd
+        from sklearn.linear_model import LinearRegression
+
+        mlflow.set_tracking_uri(f"file:{store}")
+        with mlflow.start_run(run_id=rid):
+            fitted = LinearRegression().fit([[0.0], [1.0]], [1.0, 3.0])
+            model_id = mlflow.sklearn.log_model(fitted, name="lin", params={"a": "1"}).model_id
+            ds = mlflow.data.from_pandas(pd.DataFrame({"x": [1]}), name="train")
+            mlflow.log_input(ds, context="training")
+            mlflow.log_metric("mse", 0.25, step=1, model_id=model_id, dataset=ds)
     source.set_terminated(rid, "FINISHED")
     gone_run = source.create_run(exp, run_name="r2").info.run_id
     source.delete_run(gone_run)
@@ -194,7 +239,11 @@ def test_import_from_a_file_store(tmp_path, monkeypatch):
     workdir = tmp_path / "plumb"
     workdir.mkdir()
     said = plumb("import", str(store), cwd=workdir)
-    assert "2001 metric point(s)" in said and "1 artifact file(s)" in said, said
+    if model_id is None:
+        assert "2001 metric point(s)" in said and "1 artifact file(s)" in said, said
+    else:
+        # logging the model links the run's latest metrics to it (new points on the run too)
+        assert "1 logged model(s)" in said, said
     srv = Server(str(workdir), "--backend-store-uri", "sqlite:///plumb.db")
     try:
         target = MlflowClient(tracking_uri=srv.url)
@@ -212,7 +261,9 @@ def test_import_from_a_file_store(tmp_path, monkeypatch):
                 assert getattr(g.info, field) == getattr(w.info, field), (r, field)
             assert (g.data.params, g.data.tags, g.data.metrics.keys()) == (w.data.params, w.data.tags, w.data.metrics.keys())
         assert got[rid].data.metrics["loss"] == want[rid].data.metrics["loss"]
-        hw = sorted((m.step, m.timestamp, m.value) for m in source.get_metric_history(rid, "loss"))
+        # The file store keeps a point logged twice twice (log_model re-logs some); plumb keeps
+        # one, as MLflow's database does (the point is its key).
+        hw = sorted({(m.step, m.timestamp, m.value) for m in source.get_metric_history(rid, "loss")})
         hg = sorted((m.step, m.timestamp, m.value) for m in target.get_metric_history(rid, "loss"))
         assert hw == hg and len(hg) == 2000
         (tmp_path / "down").mkdir()
@@ -227,6 +278,16 @@ def test_import_from_a_file_store(tmp_path, monkeypatch):
         mlflow.set_tracking_uri(srv.url)
         loaded = mlflow.artifacts.download_artifacts("models:/m/1", dst_path=str(tmp_path / "bymodel"))
         assert filecmp.cmp(os.path.join(loaded, "weights.bin"), blob, shallow=False)
+        if model_id is not None:
+            w, g = source.get_logged_model(model_id), target.get_logged_model(model_id)
+            for field in ("name", "status", "source_run_id", "creation_timestamp", "tags", "params"):
+                assert getattr(g, field) == getattr(w, field), field
+            assert sorted((m.key, str(m.value), m.step, m.run_id, m.dataset_name or "") for m in g.metrics) == sorted(
+                (m.key, str(m.value), m.step, m.run_id, m.dataset_name or "") for m in w.metrics)
+            assert [round(float(p), 6) for p in mlflow.sklearn.load_model(f"models:/{model_id}").predict([[2.0]])] == [5.0]
+            (d,) = got[rid].inputs.dataset_inputs
+            assert (d.dataset.name, {t.key: t.value for t in d.tags}) == ("train", {"mlflow.data.context": "training"})
+            assert got[rid].outputs.model_outputs[0].model_id == model_id
     finally:
         srv.stop()
     assert not srv.server_errors()

@@ -120,6 +120,10 @@ fn mlflow_routes() -> Router<AppState> {
             "/mlflow/logged-models/{model_id}/artifacts/directories",
             get(artifacts::list_logged_model),
         )
+        .route(
+            "/mlflow/logged-models/{model_id}/artifacts/files",
+            get(artifacts::get_logged_model_file),
+        )
         // model registry
         .route(
             "/mlflow/registered-models/create",

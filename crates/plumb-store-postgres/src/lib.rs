@@ -344,6 +344,9 @@ impl TrackingStore for PgStore {
     async fn import_points(&self, run_id: &str, points: Vec<Metric>) -> Result<()> {
         in_tx!(self, |c| runs::import_points(c, run_id, &points))
     }
+    async fn import_logged_model(&self, model: LoggedModel) -> Result<bool> {
+        in_tx!(self, |c| models::import(c, &model))
+    }
 }
 
 #[async_trait]

@@ -456,6 +456,10 @@ impl TrackingStore for SqliteStore {
         self.write(move |c| queries::runs::import_points(c, &run_id, &points))
             .await
     }
+    async fn import_logged_model(&self, model: LoggedModel) -> Result<bool> {
+        self.write(move |c| queries::models::import(c, &model))
+            .await
+    }
 }
 
 #[async_trait]

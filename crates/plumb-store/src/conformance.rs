@@ -1559,7 +1559,9 @@ pub async fn garbage_collection(store: Store) {
 /// `plumb import`: entities keep their ids, names, times and stages; running it again changes
 /// nothing; points are added once; new experiments get fresh ids after imported ones.
 pub async fn import_keeps_ids_and_history(store: Store) {
-    use plumb_core::entities::{Experiment, Run, RunData, RunInfo};
+    use plumb_core::entities::{
+        Experiment, LoggedModel, Run, RunData, RunInfo, RunInputs, RunMetric,
+    };
     use plumb_core::registry::{ModelVersion, RegisteredModel};
 
     let exp = Experiment {
@@ -1595,11 +1597,38 @@ pub async fn import_keeps_ids_and_history(store: Store) {
             params: vec![Param::new("lr", "0.1"), Param::new("depth", "3")],
             tags: vec![Tag::new("mlflow.runName", "old-run"), Tag::new("note", "x")],
         },
-        inputs: Default::default(),
-        outputs: vec![],
+        inputs: RunInputs {
+            dataset_inputs: vec![DatasetInput {
+                tags: vec![Tag::new("mlflow.data.context", "training")],
+                dataset: Dataset {
+                    name: "churn-2024".into(),
+                    digest: "d1g3st".into(),
+                    source_type: "local".into(),
+                    source: "{\"uri\": \"/data/churn.csv\"}".into(),
+                    schema: Some("{}".into()),
+                    profile: None,
+                },
+            }],
+            model_inputs: vec!["m-00000000000000000000000000000001".into()],
+        },
+        outputs: vec![ModelOutput {
+            model_id: "m-0123456789abcdef0123456789abcdef".into(),
+            step: 7,
+        }],
     };
     assert!(store.import_run(run.clone()).await.expect("import run"));
     assert!(!store.import_run(run.clone()).await.expect("again"));
+    // Inputs of a deleted run come along too (the ordinary write wants an active run).
+    let mut gone = run.clone();
+    gone.info.run_id = "fedcba9876543210fedcba9876543210".into();
+    gone.info.lifecycle_stage = LifecycleStage::Deleted;
+    assert!(store
+        .import_run(gone.clone())
+        .await
+        .expect("import deleted run"));
+    let got = store.get_run(&gone.info.run_id).await.expect("get deleted");
+    assert_eq!(got.inputs, gone.inputs);
+    assert_eq!(got.outputs, gone.outputs);
     let points: Vec<Metric> = (0..500)
         .map(|i| metric("loss", 1.0 / (i + 1) as f64, 10 + i, i))
         .collect();
@@ -1616,6 +1645,57 @@ pub async fn import_keeps_ids_and_history(store: Store) {
     assert_eq!(got.info, run.info);
     assert_eq!(got.data.params, run.data.params);
     assert_eq!(got.data.tags, run.data.tags);
+    assert_eq!(got.inputs, run.inputs);
+    assert_eq!(got.outputs, run.outputs);
+
+    let model = LoggedModel {
+        model_id: "m-0123456789abcdef0123456789abcdef".into(),
+        experiment_id: "42".into(),
+        name: "churn-model".into(),
+        artifact_uri: "mlflow-artifacts:/42/models/m-0123456789abcdef0123456789abcdef/artifacts"
+            .into(),
+        creation_timestamp_ms: 1_600_000_001_500,
+        last_updated_timestamp_ms: 1_600_000_001_900,
+        status: LoggedModelStatus::Ready,
+        status_message: Some("done".into()),
+        model_type: Some("sklearn".into()),
+        source_run_id: Some(run_id.clone()),
+        lifecycle_stage: LifecycleStage::Active,
+        tags: vec![Tag::new("mlflow.user", "alice")],
+        params: vec![Param::new("alpha", "0.5")],
+        metrics: vec![RunMetric {
+            run_id: run_id.clone(),
+            metric: Metric {
+                dataset_name: Some("churn-2024".into()),
+                dataset_digest: Some("d1g3st".into()),
+                model_id: Some("m-0123456789abcdef0123456789abcdef".into()),
+                ..metric("auc", 0.875, 1_600_000_001_800, 7)
+            },
+        }],
+    };
+    assert!(store
+        .import_logged_model(model.clone())
+        .await
+        .expect("import model"));
+    assert!(!store
+        .import_logged_model(model.clone())
+        .await
+        .expect("again"));
+    assert_eq!(
+        store
+            .get_logged_model(&model.model_id, false)
+            .await
+            .expect("get model"),
+        model
+    );
+    let mut orphan = model.clone();
+    orphan.model_id = "m-ffffffffffffffffffffffffffffffff".into();
+    orphan.experiment_id = "4242".into();
+    let err = store
+        .import_logged_model(orphan)
+        .await
+        .expect_err("no such experiment");
+    assert_eq!(err.code, ErrorCode::ResourceDoesNotExist);
     assert_eq!(got.data.metrics, vec![points[499].clone()]);
     let history = store
         .metric_history(&run_id, "loss", 0, None)

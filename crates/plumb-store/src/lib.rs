@@ -219,12 +219,16 @@ pub trait TrackingStore: Send + Sync + 'static {
     // -- import (`plumb import`): original ids, names, times and stages are kept -----------------
     /// Creates the experiment with its id; `false` (nothing changed) when that id exists.
     async fn import_experiment(&self, experiment: Experiment) -> Result<bool>;
-    /// Creates the run with its id, info, params and tags (not its metrics: see
+    /// Creates the run with its id, info, params, tags, dataset and model inputs and model
+    /// outputs (not its metrics: see
     /// [`TrackingStore::import_points`]); `false` when that run id exists.
     async fn import_run(&self, run: Run) -> Result<bool>;
     /// Adds metric points to a run in any stage; points already stored are skipped, so an
     /// interrupted import can simply run again. Latest values follow.
     async fn import_points(&self, run_id: &str, points: Vec<Metric>) -> Result<()>;
+    /// Creates the logged model with its id, times, status, stage, tags, params and metric
+    /// points (`metrics`, each with the run it was logged to); `false` when that id exists.
+    async fn import_logged_model(&self, model: LoggedModel) -> Result<bool>;
 }
 
 /// A registered-model or model-version search, already parsed.

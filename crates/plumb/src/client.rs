@@ -184,12 +184,36 @@ impl Client {
         path: &str,
         file: &std::path::Path,
     ) -> anyhow::Result<u64> {
-        use tokio::io::AsyncWriteExt;
         let query = serde_urlencoded(&[
             ("run_id".to_string(), run_id.to_string()),
             ("path".to_string(), path.to_string()),
         ]);
-        let uri = format!("/get-artifact?{query}");
+        self.download(
+            &format!("/get-artifact?{query}"),
+            file,
+            &format!("{path} of run {run_id}"),
+        )
+        .await
+    }
+
+    /// One file of an MLflow 3 logged model, through the server's model-files endpoint.
+    pub async fn download_model_file(
+        &self,
+        model_id: &str,
+        path: &str,
+        file: &std::path::Path,
+    ) -> anyhow::Result<u64> {
+        let id =
+            percent_encoding::utf8_percent_encode(model_id, percent_encoding::NON_ALPHANUMERIC);
+        let query = serde_urlencoded(&[("artifact_file_path".to_string(), path.to_string())]);
+        let uri = format!("/ajax-api/2.0/mlflow/logged-models/{id}/artifacts/files?{query}");
+        self.download(&uri, file, &format!("{path} of logged model {model_id}"))
+            .await
+    }
+
+    /// Streams the body of `GET uri` into `file`; `what` names it in errors.
+    async fn download(&self, uri: &str, file: &std::path::Path, what: &str) -> anyhow::Result<u64> {
+        use tokio::io::AsyncWriteExt;
         if let Some(parent) = file.parent() {
             tokio::fs::create_dir_all(parent).await?;
         }
@@ -205,7 +229,7 @@ impl Client {
                     .await
                     .with_context(|| format!("cannot reach the tracking server at {base}"))?;
                 if !resp.status().is_success() {
-                    anyhow::bail!("downloading {path} of run {run_id}: HTTP {}", resp.status());
+                    anyhow::bail!("downloading {what}: HTTP {}", resp.status());
                 }
                 while let Some(chunk) = resp.chunk().await? {
                     out.write_all(&chunk).await?;
@@ -223,7 +247,7 @@ impl Client {
                     .await
                     .map_err(|e| anyhow!("{e}"))?;
                 if !resp.status().is_success() {
-                    anyhow::bail!("downloading {path} of run {run_id}: HTTP {}", resp.status());
+                    anyhow::bail!("downloading {what}: HTTP {}", resp.status());
                 }
                 let mut stream = resp.into_body().into_data_stream();
                 use futures::StreamExt;

@@ -1,5 +1,6 @@
 //! Reads an MLflow tracking database (SQLite or PostgreSQL, MLflow's own SQLAlchemy schema,
-//! 2.x or 3.x) directly into the export folder format of [`crate::transfer`], which
+//! 2.x or 3.x: runs with dataset and model inputs and outputs, MLflow 3 logged models, the
+//! registry) directly into the export folder format of [`crate::transfer`], which
 //! `plumb import` then loads. Artifacts come from the runs' own local folders (`file://` or
 //! plain paths), or, for `mlflow-artifacts:` runs, from the MLflow server's
 //! `--artifacts-destination` folder when it is given.
@@ -38,6 +39,19 @@ impl Db {
             rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
                 .with_context(|| format!("cannot open {path}"))?;
         Ok(Db::Sqlite(c))
+    }
+
+    /// Whether MLflow's schema here has `table` (logged models and run outputs came with 3.0).
+    async fn has_table(&mut self, table: &str) -> anyhow::Result<bool> {
+        let rest = match self {
+            Db::Pg(_) => "information_schema.tables WHERE table_name = $1 AND table_schema = current_schema()",
+            Db::Sqlite(_) => "sqlite_master WHERE type = 'table' AND name = $1",
+        };
+        let rows = self.rows(&["COUNT(*)"], rest, &[table]).await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r[0].as_deref())
+            .is_some_and(|n| n != "0"))
     }
 
     /// `SELECT columns FROM rest` with every value as text (numbers in their exact shortest
@@ -202,6 +216,7 @@ pub async fn to_export(
             &[],
         )
         .await?;
+    let (inputs, outputs) = run_inputs_outputs(&mut db).await?;
     let mut lines = Vec::with_capacity(runs.len());
     for r in &runs {
         let run_id = r[0].clone().unwrap_or_default();
@@ -226,6 +241,8 @@ pub async fn to_export(
                 "params": params.get(&run_id).cloned().unwrap_or_default(),
                 "tags": tags.get(&run_id).cloned().unwrap_or_default(),
             },
+            "inputs": inputs.get(&run_id).cloned().unwrap_or_else(|| json!({})),
+            "outputs": outputs.get(&run_id).cloned().unwrap_or_else(|| json!({})),
             "metric_history": history,
         }));
         if let Some(folder) = artifact_folder(r[7].as_deref().unwrap_or_default(), mlflow_artifacts)
@@ -236,6 +253,8 @@ pub async fn to_export(
         }
     }
     write_lines(&out.join("runs.jsonl"), &lines)?;
+    let logged = logged_models(&mut db, out, mlflow_artifacts).await?;
+    write_lines(&out.join("logged_models.jsonl"), &logged)?;
 
     let rm_tags = kv(db
         .rows(&["name", "key", "value"], "registered_model_tags", &[])
@@ -322,4 +341,206 @@ pub async fn to_export(
         serde_json::to_string_pretty(&manifest)?,
     )?;
     Ok(())
+}
+
+/// Per run: `inputs` (dataset inputs with their tags, model inputs) and `outputs` (model
+/// outputs with their step), shaped as `runs/get` shows them.
+async fn run_inputs_outputs(
+    db: &mut Db,
+) -> anyhow::Result<(HashMap<String, Value>, HashMap<String, Value>)> {
+    let (mut inputs, mut outputs) = (HashMap::new(), HashMap::new());
+    if !db.has_table("inputs").await? {
+        return Ok((inputs, outputs));
+    }
+    let mut datasets: HashMap<String, Value> = HashMap::new();
+    for d in db
+        .rows(
+            &[
+                "dataset_uuid",
+                "name",
+                "digest",
+                "dataset_source_type",
+                "dataset_source",
+                "dataset_schema",
+                "dataset_profile",
+            ],
+            "datasets",
+            &[],
+        )
+        .await?
+    {
+        let mut v = json!({
+            "name": s(&d[1]), "digest": s(&d[2]), "source_type": s(&d[3]), "source": s(&d[4]),
+        });
+        if d[5].is_some() {
+            v["schema"] = s(&d[5]);
+        }
+        if d[6].is_some() {
+            v["profile"] = s(&d[6]);
+        }
+        datasets.insert(d[0].clone().unwrap_or_default(), v);
+    }
+    let mut tags: HashMap<String, Vec<Value>> = HashMap::new();
+    for t in db
+        .rows(&["input_uuid", "name", "value"], "input_tags", &[])
+        .await?
+    {
+        tags.entry(t[0].clone().unwrap_or_default())
+            .or_default()
+            .push(json!({"key": s(&t[1]), "value": s(&t[2])}));
+    }
+    let mut dataset_inputs: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut model_inputs: HashMap<String, Vec<Value>> = HashMap::new();
+    for i in db
+        .rows(
+            &[
+                "input_uuid",
+                "source_type",
+                "source_id",
+                "destination_type",
+                "destination_id",
+            ],
+            "inputs ORDER BY input_uuid",
+            &[],
+        )
+        .await?
+    {
+        let text = |k: usize| i[k].clone().unwrap_or_default();
+        match (text(1).as_str(), text(3).as_str()) {
+            ("DATASET", "RUN") => {
+                if let Some(d) = datasets.get(&text(2)) {
+                    dataset_inputs.entry(text(4)).or_default().push(json!({
+                        "tags": tags.get(&text(0)).cloned().unwrap_or_default(),
+                        "dataset": d,
+                    }));
+                }
+            }
+            ("RUN_INPUT", "MODEL_INPUT") => model_inputs
+                .entry(text(2))
+                .or_default()
+                .push(json!({"model_id": text(4)})),
+            _ => {}
+        }
+    }
+    for run_id in dataset_inputs.keys().chain(model_inputs.keys()) {
+        let mut v = json!({});
+        if let Some(d) = dataset_inputs.get(run_id) {
+            v["dataset_inputs"] = json!(d);
+        }
+        if let Some(m) = model_inputs.get(run_id) {
+            v["model_inputs"] = json!(m);
+        }
+        inputs.insert(run_id.clone(), v);
+    }
+    if db.has_table("logged_models").await? {
+        let mut by_run: HashMap<String, Vec<Value>> = HashMap::new();
+        for o in db
+            .rows(
+                &["source_id", "destination_id", "step"],
+                "inputs WHERE source_type = $1 AND destination_type = $2 ORDER BY input_uuid",
+                &["RUN_OUTPUT", "MODEL_OUTPUT"],
+            )
+            .await?
+        {
+            by_run
+                .entry(o[0].clone().unwrap_or_default())
+                .or_default()
+                .push(json!({"model_id": s(&o[1]), "step": n(&o[2])}));
+        }
+        for (run_id, models) in by_run {
+            outputs.insert(run_id, json!({ "model_outputs": models }));
+        }
+    }
+    Ok((inputs, outputs))
+}
+
+/// MLflow 3's logged models that are not deleted, as `logged-models/get` shows them; their
+/// files are linked into `model_artifacts/<model_id>/` when plumb can read them.
+async fn logged_models(
+    db: &mut Db,
+    out: &Path,
+    mlflow_artifacts: Option<&Path>,
+) -> anyhow::Result<Vec<Value>> {
+    if !db.has_table("logged_models").await? {
+        return Ok(Vec::new());
+    }
+    let tags = kv(db
+        .rows(
+            &["model_id", "tag_key", "tag_value"],
+            "logged_model_tags",
+            &[],
+        )
+        .await?);
+    let params = kv(db
+        .rows(
+            &["model_id", "param_key", "param_value"],
+            "logged_model_params",
+            &[],
+        )
+        .await?);
+    let mut metrics: HashMap<String, Vec<Value>> = HashMap::new();
+    for m in db
+        .rows(
+            &[
+                "model_id",
+                "metric_name",
+                "metric_timestamp_ms",
+                "metric_step",
+                "metric_value",
+                "run_id",
+                "dataset_name",
+                "dataset_digest",
+            ],
+            "logged_model_metrics ORDER BY model_id, metric_name, metric_step, metric_timestamp_ms",
+            &[],
+        )
+        .await?
+    {
+        let mut v = json!({
+            "key": s(&m[1]), "timestamp": n(&m[2]), "step": n(&m[3]),
+            "value": metric_value(&m[4], &None), "run_id": s(&m[5]),
+        });
+        if m[6].is_some() {
+            v["dataset_name"] = s(&m[6]);
+        }
+        if m[7].is_some() {
+            v["dataset_digest"] = s(&m[7]);
+        }
+        metrics
+            .entry(m[0].clone().unwrap_or_default())
+            .or_default()
+            .push(v);
+    }
+    let mut models = Vec::new();
+    for m in db
+        .rows(
+            &["model_id", "experiment_id", "name", "artifact_location", "creation_timestamp_ms",
+              "last_updated_timestamp_ms", "status", "status_message", "model_type", "source_run_id"],
+            "logged_models WHERE lifecycle_stage IS NULL OR lifecycle_stage != $1 ORDER BY creation_timestamp_ms, model_id",
+            &["deleted"],
+        )
+        .await?
+    {
+        let id = m[0].clone().unwrap_or_default();
+        models.push(json!({
+            "info": {
+                "model_id": id, "experiment_id": s(&m[1]), "name": s(&m[2]),
+                "artifact_uri": s(&m[3]), "creation_timestamp_ms": n(&m[4]),
+                "last_updated_timestamp_ms": n(&m[5]), "status": s(&m[6]),
+                "status_message": s(&m[7]), "model_type": s(&m[8]), "source_run_id": s(&m[9]),
+                "tags": tags.get(&id).cloned().unwrap_or_default(),
+            },
+            "data": {
+                "params": params.get(&id).cloned().unwrap_or_default(),
+                "metrics": metrics.get(&id).cloned().unwrap_or_default(),
+            },
+        }));
+        if let Some(folder) = artifact_folder(m[3].as_deref().unwrap_or_default(), mlflow_artifacts)
+        {
+            if folder.is_dir() {
+                crate::mlruns::link_tree(&folder, &out.join("model_artifacts").join(&id))?;
+            }
+        }
+    }
+    Ok(models)
 }

@@ -1,7 +1,8 @@
 //! Reads an MLflow file store (`./mlruns`, as the `mlflow` client writes it with
 //! `file:./mlruns`) into the export folder format of [`crate::transfer`], which `plumb import`
 //! then loads: experiments (deleted ones from `.trash`), runs with their params, tags, every
-//! metric point and artifacts, registered models with versions, tags and aliases.
+//! metric point, dataset and model inputs, model outputs and artifacts, MLflow 3 logged models
+//! with their files, registered models with versions, tags and aliases.
 
 use std::path::{Path, PathBuf};
 
@@ -114,17 +115,7 @@ fn metric_points(dir: &Path) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
                     .parse()
                     .with_context(|| format!("metric {key}: '{line}'"))?,
             };
-            let value = if number.is_nan() {
-                json!("NaN")
-            } else if number.is_infinite() {
-                json!(if number > 0.0 {
-                    "Infinity"
-                } else {
-                    "-Infinity"
-                })
-            } else {
-                json!(number)
-            };
+            let value = json_number(number);
             let point = json!({"key": key, "value": value, "timestamp": timestamp, "step": step});
             let rank = (
                 step,
@@ -141,6 +132,164 @@ fn metric_points(dir: &Path) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
         }
     }
     Ok((history, latest))
+}
+
+/// Sub-folders of `dir` holding a `meta.yaml`, sorted.
+fn meta_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|e| {
+            e.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("meta.yaml").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// A YAML mapping's string pairs as `[{"key", "value"}]`, in file order.
+fn yaml_pairs(y: &Yaml) -> Value {
+    Value::Array(
+        y.as_hash()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| {
+                let text = |y: &Yaml| match y {
+                    Yaml::String(s) | Yaml::Real(s) => s.clone(),
+                    Yaml::Integer(i) => i.to_string(),
+                    Yaml::Boolean(b) => b.to_string(),
+                    _ => String::new(),
+                };
+                json!({"key": text(k), "value": text(v)})
+            })
+            .collect(),
+    )
+}
+
+/// A run's `inputs` (datasets of the experiment's `datasets/` folder with the input's tags,
+/// logged models) and `outputs` (logged models with their step), as `runs/get` shows them.
+fn run_inputs_outputs(exp_dir: &Path, run_dir: &Path) -> anyhow::Result<(Value, Value)> {
+    let (mut datasets, mut models) = (Vec::new(), Vec::new());
+    for idir in meta_dirs(&run_dir.join("inputs")) {
+        let i = meta(&idir.join("meta.yaml"))?;
+        match string(&i, "source_type").as_str() {
+            "DATASET" => {
+                let ddir = exp_dir.join("datasets").join(string(&i, "source_id"));
+                let Ok(d) = meta(&ddir.join("meta.yaml")) else {
+                    continue;
+                };
+                let mut dataset = json!({
+                    "name": string(&d, "name"), "digest": string(&d, "digest"),
+                    "source_type": string(&d, "source_type"), "source": string(&d, "source"),
+                });
+                for key in ["schema", "profile"] {
+                    if let Value::String(v) = field(&d, key) {
+                        dataset[key] = json!(v);
+                    }
+                }
+                datasets.push(json!({"tags": yaml_pairs(&i["tags"]), "dataset": dataset}));
+            }
+            "MODEL" => models.push(json!({"model_id": string(&i, "source_id")})),
+            _ => {}
+        }
+    }
+    let mut inputs = json!({});
+    if !datasets.is_empty() {
+        inputs["dataset_inputs"] = json!(datasets);
+    }
+    if !models.is_empty() {
+        inputs["model_inputs"] = json!(models);
+    }
+    let outputs: Vec<Value> = meta_dirs(&run_dir.join("outputs"))
+        .iter()
+        .map(|odir| -> anyhow::Result<Value> {
+            let o = meta(&odir.join("meta.yaml"))?;
+            // The folder is named after the model (MLflow's own reader takes the run id here).
+            let model_id = odir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Ok(json!({"model_id": model_id, "step": o["step"].as_i64().unwrap_or(0)}))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let outputs = if outputs.is_empty() {
+        json!({})
+    } else {
+        json!({ "model_outputs": outputs })
+    };
+    Ok((inputs, outputs))
+}
+
+/// The experiment's logged models (`models/<model_id>/`) that are not deleted, as
+/// `logged-models/get` shows them; their files go to `model_artifacts/<model_id>/`.
+fn logged_models(exp_dir: &Path, experiment_id: &str, out: &Path) -> anyhow::Result<Vec<Value>> {
+    let mut models = Vec::new();
+    for mdir in meta_dirs(&exp_dir.join("models")) {
+        let m = meta(&mdir.join("meta.yaml"))?;
+        if string(&m, "lifecycle_stage") == "deleted" {
+            continue;
+        }
+        let id = string(&m, "model_id");
+        let mut metrics = Vec::new();
+        for (key, text) in key_files(&mdir.join("metrics")) {
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                // `timestamp value step run_id [dataset_name dataset_digest]`
+                let parts: Vec<&str> = line.split_whitespace().collect();
+                if parts.len() < 4 {
+                    bail!("metric {key} of logged model {id}: bad line '{line}'");
+                }
+                let number: f64 = parts[1]
+                    .parse()
+                    .with_context(|| format!("metric {key} of logged model {id}: '{line}'"))?;
+                let mut v = json!({
+                    "key": key, "value": json_number(number),
+                    "timestamp": parts[0].parse::<i64>().unwrap_or(0),
+                    "step": parts[2].parse::<i64>().unwrap_or(0), "run_id": parts[3],
+                });
+                if let (Some(name), Some(digest)) = (parts.get(4), parts.get(5)) {
+                    v["dataset_name"] = json!(name);
+                    v["dataset_digest"] = json!(digest);
+                }
+                metrics.push(v);
+            }
+        }
+        models.push(json!({
+            "info": {
+                "model_id": id, "experiment_id": experiment_id, "name": field(&m, "name"),
+                "artifact_uri": field(&m, "artifact_location"),
+                "creation_timestamp_ms": field(&m, "creation_timestamp"),
+                "last_updated_timestamp_ms": field(&m, "last_updated_timestamp"),
+                "status": string(&m, "status"), "status_message": field(&m, "status_message"),
+                "model_type": field(&m, "model_type"), "source_run_id": field(&m, "source_run_id"),
+                "tags": kv_json(key_files(&mdir.join("tags"))),
+            },
+            "data": {
+                "params": kv_json(key_files(&mdir.join("params"))),
+                "metrics": metrics,
+            },
+        }));
+        link_tree(
+            &mdir.join("artifacts"),
+            &out.join("model_artifacts").join(&id),
+        )?;
+    }
+    Ok(models)
+}
+
+/// A metric value as MLflow's JSON writes it (non-finite values as strings).
+fn json_number(number: f64) -> Value {
+    if number.is_nan() {
+        json!("NaN")
+    } else if number.is_infinite() {
+        json!(if number > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        })
+    } else {
+        json!(number)
+    }
 }
 
 /// Hard-links (or copies) every file under `from` to the same place under `to`.
@@ -198,7 +347,7 @@ pub fn to_export(root: &Path, out: &Path) -> anyhow::Result<()> {
         }
     }
     experiment_dirs.sort();
-    let (mut experiments, mut runs) = (Vec::new(), Vec::new());
+    let (mut experiments, mut runs, mut logged) = (Vec::new(), Vec::new(), Vec::new());
     for dir in &experiment_dirs {
         let m = meta(&dir.join("meta.yaml"))?;
         let id = string(&m, "experiment_id");
@@ -238,6 +387,7 @@ pub fn to_export(root: &Path, out: &Path) -> anyhow::Result<()> {
             info.insert("end_time".into(), field(&r, "end_time"));
             info.insert("artifact_uri".into(), field(&r, "artifact_uri"));
             info.insert("lifecycle_stage".into(), field(&r, "lifecycle_stage"));
+            let (inputs, outputs) = run_inputs_outputs(dir, &rdir)?;
             runs.push(json!({
                 "info": info,
                 "data": {
@@ -245,6 +395,8 @@ pub fn to_export(root: &Path, out: &Path) -> anyhow::Result<()> {
                     "params": kv_json(key_files(&rdir.join("params"))),
                     "tags": kv_json(key_files(&rdir.join("tags"))),
                 },
+                "inputs": inputs,
+                "outputs": outputs,
                 "metric_history": history,
             }));
             link_tree(
@@ -252,6 +404,7 @@ pub fn to_export(root: &Path, out: &Path) -> anyhow::Result<()> {
                 &out.join("artifacts").join(&run_id),
             )?;
         }
+        logged.extend(logged_models(dir, &id, out)?);
     }
 
     let (mut models, mut versions) = (Vec::new(), Vec::new());
@@ -323,6 +476,7 @@ pub fn to_export(root: &Path, out: &Path) -> anyhow::Result<()> {
 
     write_lines(&out.join("experiments.jsonl"), &experiments)?;
     write_lines(&out.join("runs.jsonl"), &runs)?;
+    write_lines(&out.join("logged_models.jsonl"), &logged)?;
     write_lines(&out.join("registered_models.jsonl"), &models)?;
     write_lines(&out.join("model_versions.jsonl"), &versions)?;
     let manifest = json!({

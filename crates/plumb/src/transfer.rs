@@ -4,11 +4,15 @@
 //! The folder (format version 1):
 //! - `manifest.json`: `{"format": "plumb-export", "version": 1, "source": ..., "exported_at": ms}`
 //! - `experiments.jsonl`: one experiment per line, as MLflow's REST API shows it (all stages)
-//! - `runs.jsonl`: one run per line, as `runs/get` shows it (`info`, `data`, `inputs`), plus
-//!   `metric_history`: every point of every metric (`key`, `value`, `timestamp`, `step`)
+//! - `runs.jsonl`: one run per line, as `runs/get` shows it (`info`, `data`, `inputs`,
+//!   `outputs`), plus `metric_history`: every point of every metric (`key`, `value`,
+//!   `timestamp`, `step`)
+//! - `logged_models.jsonl`: one MLflow 3 logged model per line, as `logged-models/get` shows it
+//!   (`info` with tags, `data` with params and metrics); deleted logged models are not exported
 //! - `registered_models.jsonl`: one registered model per line, as `registered-models/get` shows it
 //! - `model_versions.jsonl`: one model version per line, as `model-versions/get` shows it
 //! - `artifacts/<run_id>/<path>`: each run's artifact files, relative to its artifact root
+//! - `model_artifacts/<model_id>/<path>`: each logged model's files, relative to its artifact root
 //!
 //! Export reads through MLflow's REST API, so it works against plumb or any MLflow server
 //! (whatever its backend); import writes to a store opened directly and skips what is there.
@@ -21,8 +25,8 @@ use axum::http::Method;
 use indicatif::{ProgressBar, ProgressStyle};
 use plumb_artifacts::{ArtifactPath, ArtifactStore};
 use plumb_core::entities::{
-    Dataset, DatasetInput, Experiment, LifecycleStage, Metric, Run, RunData, RunInfo, RunInputs,
-    RunStatus, Tag,
+    Dataset, DatasetInput, Experiment, LifecycleStage, LoggedModel, LoggedModelStatus, Metric,
+    ModelOutput, Run, RunData, RunInfo, RunInputs, RunMetric, RunStatus, Tag,
 };
 use plumb_core::registry::{ModelVersion, RegisteredModel};
 use serde_json::{json, Value};
@@ -88,16 +92,33 @@ async fn all_pages(
     }
 }
 
-/// Files under a run's artifact root, recursively: (relative path, size).
-async fn artifact_files(client: &Client, run_id: &str) -> anyhow::Result<Vec<String>> {
+/// Where a listing of artifact files comes from.
+enum Owner<'a> {
+    Run(&'a str),
+    Model(&'a str),
+}
+
+/// Files under a run's or a logged model's artifact root, recursively, as relative paths.
+async fn artifact_files(client: &Client, owner: Owner<'_>) -> anyhow::Result<Vec<String>> {
     let mut files = Vec::new();
     let mut dirs = vec![String::new()];
     while let Some(dir) = dirs.pop() {
-        let mut params = json!({ "run_id": run_id });
+        let (path, mut params, dir_param) = match owner {
+            Owner::Run(id) => (
+                "artifacts/list".to_string(),
+                json!({ "run_id": id }),
+                "path",
+            ),
+            Owner::Model(id) => (
+                format!("logged-models/{id}/artifacts/directories"),
+                json!({}),
+                "artifact_directory_path",
+            ),
+        };
         if !dir.is_empty() {
-            params["path"] = json!(dir);
+            params[dir_param] = json!(dir);
         }
-        let listed = client.call(Method::GET, "artifacts/list", params).await?;
+        let listed = client.call(Method::GET, &path, params).await?;
         for f in listed["files"].as_array().into_iter().flatten() {
             let p = text(&f["path"]);
             if f["is_dir"].as_bool().unwrap_or(false) {
@@ -178,7 +199,7 @@ async fn export_all(client: &Client, dir: &Path, source: &str) -> anyhow::Result
         }
         full["metric_history"] = Value::Array(history);
         lines.push(&full)?;
-        for path in artifact_files(client, &run_id).await? {
+        for path in artifact_files(client, Owner::Run(&run_id)).await? {
             let target = dir.join("artifacts").join(&run_id).join(&path);
             client.download_artifact(&run_id, &path, &target).await?;
             files += 1;
@@ -187,6 +208,50 @@ async fn export_all(client: &Client, dir: &Path, source: &str) -> anyhow::Result
     }
     lines.finish()?;
     pb.finish_and_clear();
+
+    // MLflow 3 logged models (a 2.x server has none: its 404 means "no such API").
+    let mut logged = 0u64;
+    let mut lines = Lines::create(&dir.join("logged_models.jsonl"))?;
+    for e in &experiments {
+        let found = all_pages(
+            client,
+            Method::POST,
+            "logged-models/search",
+            json!({ "experiment_ids": [text(&e["experiment_id"])], "max_results": 100 }),
+            "models",
+        )
+        .await;
+        let found = match found {
+            Ok(found) => found,
+            Err(err)
+                if logged == 0
+                    && err
+                        .downcast_ref::<crate::client::ApiError>()
+                        .is_some_and(|e| {
+                            matches!(e.code.as_str(), "ENDPOINT_NOT_FOUND" | "HTTP 404")
+                        }) =>
+            {
+                break
+            }
+            Err(err) => return Err(err),
+        };
+        for m in found {
+            let model_id = text(&m["info"]["model_id"]);
+            let full = client
+                .call(Method::GET, &format!("logged-models/{model_id}"), json!({}))
+                .await?;
+            lines.push(&full["model"])?;
+            for path in artifact_files(client, Owner::Model(&model_id)).await? {
+                let target = dir.join("model_artifacts").join(&model_id).join(&path);
+                client
+                    .download_model_file(&model_id, &path, &target)
+                    .await?;
+                files += 1;
+            }
+            logged += 1;
+        }
+    }
+    lines.finish()?;
 
     let models = all_pages(
         client,
@@ -239,6 +304,7 @@ async fn export_all(client: &Client, dir: &Path, source: &str) -> anyhow::Result
         "exported_at": plumb_core::now_millis(),
         "counts": {
             "experiments": experiments.len(), "runs": runs.len(), "metric_points": points,
+            "logged_models": logged,
             "artifact_files": files, "registered_models": models.len(), "model_versions": versions,
         },
     });
@@ -247,8 +313,8 @@ async fn export_all(client: &Client, dir: &Path, source: &str) -> anyhow::Result
         serde_json::to_string_pretty(&manifest)?,
     )?;
     println!(
-        "exported {} experiment(s), {} run(s), {points} metric point(s), {files} artifact file(s), \
-         {} registered model(s), {versions} version(s) to {}",
+        "exported {} experiment(s), {} run(s), {points} metric point(s), {logged} logged model(s), \
+         {files} artifact file(s), {} registered model(s), {versions} version(s) to {}",
         experiments.len(),
         runs.len(),
         models.len(),
@@ -325,8 +391,60 @@ fn run(v: &Value, artifact_uri: String) -> Run {
             params: tags(&v["data"]["params"]),
             tags: tags(&v["data"]["tags"]),
         },
-        inputs: RunInputs::default(),
-        outputs: Vec::new(),
+        inputs: RunInputs {
+            dataset_inputs: dataset_inputs(v),
+            model_inputs: v["inputs"]["model_inputs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|m| text(&m["model_id"]))
+                .collect(),
+        },
+        outputs: v["outputs"]["model_outputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| ModelOutput {
+                model_id: text(&m["model_id"]),
+                step: int(&m["step"]).unwrap_or(0),
+            })
+            .collect(),
+    }
+}
+
+/// A logged model as `logged-models/get` shows it, with its artifacts at `artifact_uri`.
+fn logged_model(v: &Value, artifact_uri: String) -> LoggedModel {
+    let i = &v["info"];
+    let nonempty = |v: &Value| opt_text(v).filter(|s| !s.is_empty());
+    LoggedModel {
+        model_id: text(&i["model_id"]),
+        experiment_id: text(&i["experiment_id"]),
+        name: text(&i["name"]),
+        artifact_uri,
+        creation_timestamp_ms: int(&i["creation_timestamp_ms"]).unwrap_or(0),
+        last_updated_timestamp_ms: int(&i["last_updated_timestamp_ms"]).unwrap_or(0),
+        status: LoggedModelStatus::parse(&text(&i["status"]))
+            .unwrap_or(LoggedModelStatus::Unspecified),
+        status_message: nonempty(&i["status_message"]),
+        model_type: nonempty(&i["model_type"]),
+        source_run_id: nonempty(&i["source_run_id"]),
+        lifecycle_stage: LifecycleStage::Active,
+        tags: tags(&i["tags"]),
+        params: tags(&v["data"]["params"]),
+        metrics: v["data"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| RunMetric {
+                run_id: text(&m["run_id"]),
+                metric: Metric {
+                    model_id: Some(text(&i["model_id"])),
+                    dataset_name: nonempty(&m["dataset_name"]),
+                    dataset_digest: nonempty(&m["dataset_digest"]),
+                    ..point(m)
+                },
+            })
+            .collect(),
     }
 }
 
@@ -450,6 +568,33 @@ fn artifact_uri_for(original: &str, experiment_id: &str, run_id: &str) -> String
     }
 }
 
+/// Stores every file under `folder` below the proxy location `uri`; how many there were.
+async fn put_tree(
+    artifacts: &ArtifactStore,
+    folder: &Path,
+    uri: &str,
+    owner: &str,
+) -> anyhow::Result<u64> {
+    let base = uri
+        .trim_start_matches("mlflow-artifacts:")
+        .trim_start_matches('/');
+    let mut n = 0;
+    for (file, rel) in files_under(folder) {
+        let key = ArtifactPath::parse(&format!("{base}/{rel}"))
+            .map_err(|e| anyhow::anyhow!("{}", e.message))
+            .with_context(|| format!("artifact {rel} of {owner}"))?;
+        let f = tokio::fs::File::open(&file).await?;
+        let body = tokio_util::io::ReaderStream::with_capacity(f, 1 << 20);
+        artifacts
+            .put(&key, body)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.message))
+            .with_context(|| format!("storing artifact {rel} of {owner}"))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// `plumb import SOURCE`: a folder, or a server's URL (exported to a temporary folder in the
 /// working directory first, removed when the import succeeded).
 pub async fn import_from(
@@ -522,13 +667,26 @@ async fn import_all(
     let mut count = |new: bool| if new { created += 1 } else { skipped += 1 };
 
     for e in read_lines(&dir.join("experiments.jsonl"))? {
-        count(store.import_experiment(experiment(&e)).await?);
+        let e = experiment(&e);
+        let (id, tags) = (e.experiment_id.clone(), e.tags.clone());
+        let new = store.import_experiment(e).await?;
+        count(new);
+        // The default experiment exists before any import: its tags join it (none replaced).
+        if !new && id == "0" {
+            let have = store.get_experiment(&id).await?.tags;
+            for tag in tags {
+                if !have.iter().any(|t| t.key == tag.key) {
+                    store.set_experiment_tag(&id, tag).await?;
+                }
+            }
+        }
     }
 
     let runs = read_lines(&dir.join("runs.jsonl"))?;
     // Runs whose artifacts move into plumb's proxy: (old root, new root), so that model
     // versions pointing into them follow.
     let mut moved: std::collections::HashMap<String, (String, String)> = Default::default();
+    let mut moved_models: std::collections::HashMap<String, (String, String)> = Default::default();
     let pb = bar(runs.len() as u64, "runs");
     let (mut points, mut files) = (0u64, 0u64);
     for r in &runs {
@@ -539,14 +697,7 @@ async fn import_all(
         if uri != original {
             moved.insert(run_id.clone(), (original, uri.clone()));
         }
-        let imported = run(r, uri.clone());
-        let active = imported.info.lifecycle_stage == LifecycleStage::Active;
-        count(store.import_run(imported).await?);
-        // Dataset inputs go through the ordinary write (idempotent), which takes active runs.
-        let inputs = dataset_inputs(r);
-        if !inputs.is_empty() && active {
-            store.log_inputs(&run_id, inputs, Vec::new()).await?;
-        }
+        count(store.import_run(run(r, uri.clone())).await?);
         let history: Vec<Metric> = r["metric_history"]
             .as_array()
             .into_iter()
@@ -557,25 +708,43 @@ async fn import_all(
         for chunk in history.chunks(10_000) {
             store.import_points(&run_id, chunk.to_vec()).await?;
         }
-        let base = uri
-            .trim_start_matches("mlflow-artifacts:")
-            .trim_start_matches('/');
-        for (file, rel) in files_under(&dir.join("artifacts").join(&run_id)) {
-            let key = ArtifactPath::parse(&format!("{base}/{rel}"))
-                .map_err(|e| anyhow::anyhow!("{}", e.message))
-                .with_context(|| format!("artifact {rel} of run {run_id}"))?;
-            let f = tokio::fs::File::open(&file).await?;
-            let body = tokio_util::io::ReaderStream::with_capacity(f, 1 << 20);
-            artifacts
-                .put(&key, body)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))
-                .with_context(|| format!("storing artifact {rel} of run {run_id}"))?;
-            files += 1;
-        }
+        files += put_tree(
+            artifacts,
+            &dir.join("artifacts").join(&run_id),
+            &uri,
+            &format!("run {run_id}"),
+        )
+        .await?;
         pb.inc(1);
     }
     pb.finish_and_clear();
+
+    let logged = read_lines(&dir.join("logged_models.jsonl"))?;
+    for m in &logged {
+        let model_id = text(&m["info"]["model_id"]);
+        let exp = text(&m["info"]["experiment_id"]);
+        let original = text(&m["info"]["artifact_uri"]);
+        let uri = if original.starts_with("mlflow-artifacts:/") {
+            original.clone()
+        } else {
+            format!("mlflow-artifacts:/{exp}/models/{model_id}/artifacts")
+        };
+        if uri != original {
+            moved_models.insert(model_id.clone(), (original, uri.clone()));
+        }
+        count(
+            store
+                .import_logged_model(logged_model(m, uri.clone()))
+                .await?,
+        );
+        files += put_tree(
+            artifacts,
+            &dir.join("model_artifacts").join(&model_id),
+            &uri,
+            &format!("logged model {model_id}"),
+        )
+        .await?;
+    }
 
     let models = read_lines(&dir.join("registered_models.jsonl"))?;
     for m in &models {
@@ -588,7 +757,11 @@ async fn import_all(
     let versions = read_lines(&dir.join("model_versions.jsonl"))?;
     for v in &versions {
         let mut version = model_version(v);
-        if let Some((old, new)) = moved.get(&version.run_id) {
+        let by_model = version
+            .model_id
+            .as_ref()
+            .and_then(|id| moved_models.get(id));
+        for (old, new) in [moved.get(&version.run_id), by_model].into_iter().flatten() {
             for uri in [Some(&mut version.source), version.storage_location.as_mut()]
                 .into_iter()
                 .flatten()
@@ -611,8 +784,10 @@ async fn import_all(
     }
     println!(
         "imported {created} new entit(y/ies), skipped {skipped} already there; {} run(s), \
-         {points} metric point(s), {files} artifact file(s), {} registered model(s), {} version(s)",
+         {points} metric point(s), {} logged model(s), {files} artifact file(s), \
+         {} registered model(s), {} version(s)",
         runs.len(),
+        logged.len(),
         models.len(),
         versions.len()
     );

@@ -238,6 +238,26 @@ pub(crate) async fn serve_file_under(
     }
 }
 
+/// `GET /mlflow/logged-models/{id}/artifacts/files?artifact_file_path=`: one file of a logged
+/// model (MLflow 3; the UI and `plumb export` read models' files through it).
+pub async fn get_logged_model_file(
+    State(st): State<AppState>,
+    Path(model_id): Path<String>,
+    p: Params,
+) -> ApiResult<Response> {
+    let path = p
+        .opt_str("artifact_file_path")?
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                "Request must include the \"artifact_file_path\" query parameter.",
+            )
+        })?;
+    let model = st.store.get_logged_model(&model_id, false).await?;
+    serve_file_under(&st, &model.artifact_uri, &path).await
+}
+
 /// `GET /get-artifact?run_id=&path=`: the UI's download of one run artifact.
 pub async fn get_artifact(State(st): State<AppState>, p: Params) -> ApiResult<Response> {
     let run = st.store.get_run(&p.run_id()?).await?;

@@ -261,3 +261,67 @@ pub(crate) async fn search(c: &mut PgConnection, q: &LoggedModelQuery) -> R<Page
         next_page_token,
     })
 }
+
+/// A logged model with its original id, times, status, tags, params and metric points;
+/// `false` (nothing changed) when that id exists.
+pub(crate) async fn import(c: &mut PgConnection, m: &LoggedModel) -> R<bool> {
+    let exp: i64 = m
+        .experiment_id
+        .parse()
+        .map_err(|_| Error::invalid(format!("Invalid experiment ID '{}'", m.experiment_id)))?;
+    let known: Option<i64> =
+        sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE experiment_id = $1")
+            .bind(exp)
+            .fetch_optional(&mut *c)
+            .await?;
+    if known.is_none() {
+        return Err(
+            Error::not_found(format!("No Experiment with id={} exists", m.experiment_id)).into(),
+        );
+    }
+    let added = sqlx::query(
+        "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location,
+             creation_timestamp_ms, last_updated_timestamp_ms, status, status_message,
+             lifecycle_stage, model_type, source_run_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
+    )
+    .bind(&m.model_id)
+    .bind(exp)
+    .bind(&m.name)
+    .bind(&m.artifact_uri)
+    .bind(m.creation_timestamp_ms)
+    .bind(m.last_updated_timestamp_ms)
+    .bind(m.status.as_i64())
+    .bind(&m.status_message)
+    .bind(m.lifecycle_stage.as_str())
+    .bind(&m.model_type)
+    .bind(&m.source_run_id)
+    .execute(&mut *c)
+    .await?
+    .rows_affected();
+    if added == 0 {
+        return Ok(false);
+    }
+    upsert_kv(c, "logged_model_tags", &m.model_id, &m.tags).await?;
+    upsert_kv(c, "logged_model_params", &m.model_id, &m.params).await?;
+    for rm in &m.metrics {
+        let (value, is_nan) = plumb_store::shared::stored_metric(rm.metric.value);
+        sqlx::query(
+            "INSERT INTO logged_model_metrics
+             (model_id, key, timestamp, step, run_id, value, is_nan, dataset_name, dataset_digest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+        )
+        .bind(&m.model_id)
+        .bind(&rm.metric.key)
+        .bind(rm.metric.timestamp)
+        .bind(rm.metric.step)
+        .bind(&rm.run_id)
+        .bind(value)
+        .bind(i16::from(is_nan))
+        .bind(&rm.metric.dataset_name)
+        .bind(&rm.metric.dataset_digest)
+        .execute(&mut *c)
+        .await?;
+    }
+    Ok(true)
+}

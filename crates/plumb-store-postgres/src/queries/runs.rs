@@ -585,6 +585,8 @@ pub(crate) async fn import_run(c: &mut PgConnection, run: &Run) -> R<bool> {
         .await?;
     }
     upsert_tags(c, pk, &run.data.tags).await?;
+    insert_inputs(c, pk, &run.inputs.dataset_inputs, &run.inputs.model_inputs).await?;
+    insert_outputs(c, pk, &run.outputs).await?;
     Ok(true)
 }
 
@@ -633,6 +635,16 @@ pub(crate) async fn log_inputs(
     model_ids: &[String],
 ) -> R<()> {
     let pk = require_active(c, run_id).await?;
+    insert_inputs(c, pk, datasets, model_ids).await
+}
+
+/// Dataset and model inputs of the run `pk` (any stage); inputs already there are kept.
+async fn insert_inputs(
+    c: &mut PgConnection,
+    pk: i64,
+    datasets: &[DatasetInput],
+    model_ids: &[String],
+) -> R<()> {
     let exp: i64 =
         sqlx::query_scalar("SELECT experiment_id FROM runs WHERE run_pk = $1 FOR UPDATE")
             .bind(pk)
@@ -706,6 +718,10 @@ pub(crate) async fn log_outputs(
     models: &[ModelOutput],
 ) -> R<()> {
     let pk = require_active(c, run_id).await?;
+    insert_outputs(c, pk, models).await
+}
+
+async fn insert_outputs(c: &mut PgConnection, pk: i64, models: &[ModelOutput]) -> R<()> {
     for m in models {
         sqlx::query(
             "INSERT INTO run_model_outputs (run_pk, model_id, step) VALUES ($1, $2, $3)

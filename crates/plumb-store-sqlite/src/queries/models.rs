@@ -220,3 +220,76 @@ pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<Log
         next_page_token,
     })
 }
+
+/// A logged model with its original id, times, status, tags, params and metric points;
+/// `false` (nothing changed) when that id exists.
+pub(crate) fn import(conn: &Connection, m: &LoggedModel) -> Result<bool> {
+    let exp: i64 = m
+        .experiment_id
+        .parse()
+        .map_err(|_| Error::invalid(format!("Invalid experiment ID '{}'", m.experiment_id)))?;
+    let known: Option<i64> = conn
+        .query_row(
+            "SELECT experiment_id FROM experiments WHERE experiment_id = ?1",
+            [exp],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db_err)?;
+    if known.is_none() {
+        return Err(Error::not_found(format!(
+            "No Experiment with id={} exists",
+            m.experiment_id
+        )));
+    }
+    let added = conn
+        .execute(
+            "INSERT OR IGNORE INTO logged_models (model_id, experiment_id, name, artifact_location,
+                 creation_timestamp_ms, last_updated_timestamp_ms, status, status_message,
+                 lifecycle_stage, model_type, source_run_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                m.model_id,
+                exp,
+                m.name,
+                m.artifact_uri,
+                m.creation_timestamp_ms,
+                m.last_updated_timestamp_ms,
+                m.status.as_i64(),
+                m.status_message,
+                m.lifecycle_stage.as_str(),
+                m.model_type,
+                m.source_run_id
+            ],
+        )
+        .map_err(db_err)?;
+    if added == 0 {
+        return Ok(false);
+    }
+    upsert_kv(conn, "logged_model_tags", &m.model_id, &m.tags)?;
+    upsert_kv(conn, "logged_model_params", &m.model_id, &m.params)?;
+    let mut point = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO logged_model_metrics
+             (model_id, key, timestamp, step, run_id, value, is_nan, dataset_name, dataset_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(db_err)?;
+    for rm in &m.metrics {
+        let (value, is_nan) = plumb_store::shared::stored_metric(rm.metric.value);
+        point
+            .execute(params![
+                m.model_id,
+                rm.metric.key,
+                rm.metric.timestamp,
+                rm.metric.step,
+                rm.run_id,
+                value,
+                is_nan,
+                rm.metric.dataset_name,
+                rm.metric.dataset_digest
+            ])
+            .map_err(db_err)?;
+    }
+    Ok(true)
+}

@@ -489,6 +489,13 @@ pub(crate) fn import_run(conn: &Connection, run: &Run) -> Result<bool> {
     for tag in &run.data.tags {
         upsert_tag(conn, pk, tag)?;
     }
+    insert_inputs(
+        conn,
+        pk,
+        &run.inputs.dataset_inputs,
+        &run.inputs.model_inputs,
+    )?;
+    insert_outputs(conn, pk, &run.outputs)?;
     Ok(true)
 }
 
@@ -555,6 +562,16 @@ pub(crate) fn log_inputs(
     model_ids: &[String],
 ) -> Result<()> {
     let pk = require_active(conn, run_id)?;
+    insert_inputs(conn, pk, datasets, model_ids)
+}
+
+/// Dataset and model inputs of the run `pk` (any stage); inputs already there are kept.
+fn insert_inputs(
+    conn: &Connection,
+    pk: i64,
+    datasets: &[DatasetInput],
+    model_ids: &[String],
+) -> Result<()> {
     let exp: i64 = conn
         .query_row(
             "SELECT experiment_id FROM runs WHERE run_pk = ?1",
@@ -612,6 +629,10 @@ pub(crate) fn log_inputs(
 
 pub(crate) fn log_outputs(conn: &Connection, run_id: &str, models: &[ModelOutput]) -> Result<()> {
     let pk = require_active(conn, run_id)?;
+    insert_outputs(conn, pk, models)
+}
+
+fn insert_outputs(conn: &Connection, pk: i64, models: &[ModelOutput]) -> Result<()> {
     for m in models {
         conn.execute(
             "INSERT OR REPLACE INTO run_model_outputs (run_pk, model_id, step) VALUES (?1, ?2, ?3)",
