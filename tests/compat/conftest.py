@@ -4,6 +4,7 @@ The backend is SQLite unless PLUMB_TEST_BACKEND=postgres: then every server gets
 PostgreSQL database on PLUMB_TEST_POSTGRES_URL's server (default: the machine's own), dropped
 when the server stops.
 """
+import contextlib
 import os
 import uuid
 import socket
@@ -34,6 +35,17 @@ ADMIN_URL = os.environ.get("PLUMB_TEST_POSTGRES_URL", "postgres://postgres@127.0
 
 def _psql(sql):
     subprocess.run(["psql", ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True)
+
+
+@contextlib.contextmanager
+def fresh_database(prefix="plumb_compat"):
+    """A new, empty PostgreSQL database on the test server: its URL, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex}"
+    _psql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class Server:

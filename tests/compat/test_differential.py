@@ -1,5 +1,6 @@
 """Differential test: the same REST calls against MLflow 3.17.2's own server and against plumb;
 the answers must match once ids and times are normalised (documented deviations aside)."""
+import contextlib
 import json
 import os
 import re
@@ -52,36 +53,44 @@ class Reference(str):
         return obj
 
 
+@contextlib.contextmanager
+def mlflow_server(workdir, store_uri="sqlite:///mlflow.db"):
+    """MLflow's own server (this venv's `mlflow`) in `workdir` on `store_uri`, its artifacts
+    proxied into `workdir/mlartifacts`; yields its URL once /health answers."""
+    port = _free_port()
+    mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    log = open(os.path.join(workdir, "mlflow.log"), "w")
+    proc = subprocess.Popen(
+        [mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", store_uri, "--workers", "1"],
+        cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("MLflow's server did not start: " + open(log.name).read())
+            time.sleep(0.2)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
 @pytest.fixture(scope="module")
 def reference():
     with tempfile.TemporaryDirectory(prefix="mlflow-ref-") as workdir:
-        port = _free_port()
-        mlflow_bin = os.path.join(os.path.dirname(sys.executable), "mlflow")
-        log = open(os.path.join(workdir, "mlflow.log"), "w")
-        proc = subprocess.Popen(
-            [mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", "sqlite:///mlflow.db", "--workers", "1"],
-            cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/health", timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("MLflow's server did not start: " + open(log.name).read())
-                time.sleep(0.2)
-        try:
+        with mlflow_server(workdir) as url:
             yield Reference(url, workdir)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
 
 
 @pytest.fixture(scope="module")

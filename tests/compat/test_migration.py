@@ -8,8 +8,8 @@ import subprocess
 import tempfile
 
 import pytest
-from conftest import HERE, Server, mlflow_major
-from test_differential import reference  # noqa: F401  (the MLflow 3.17.2 server fixture)
+from conftest import BACKEND, HERE, Server, fresh_database, mlflow_major
+from test_differential import mlflow_server, reference  # noqa: F401  (the MLflow 3.17.2 server fixture)
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -111,6 +111,32 @@ def test_export_import_moves_everything(reference, tmp_path):  # noqa: F811
     assert "imported 10 new entit(y/ies), skipped 1" in said and "9031 metric point(s)" in said, said
     compare_on_plumb(source, workdir, "sqlite:///fromdb.db", exp, run_ids, model_id, tmp_path / "via-db",
                      "--artifacts-destination", "./fromdb-artifacts")
+
+
+@needs_mlflow3
+@pytest.mark.skipif(BACKEND != "postgres", reason="runs in the PostgreSQL pass of the suite")
+def test_import_from_mlflow_on_postgresql(tmp_path):
+    """MLflow 3.17.2's server on PostgreSQL, filled by the client; `plumb import postgresql://...`
+    reads its database directly into a plumb store that is itself on PostgreSQL."""
+    source_dir = tmp_path / "mlflow"
+    source_dir.mkdir()
+    workdir = tmp_path / "plumb"
+    workdir.mkdir()
+    with fresh_database("mlflow_src") as source_db, fresh_database("plumb_dst") as target_db, \
+            mlflow_server(str(source_dir), source_db.replace("postgres://", "postgresql+psycopg2://")) as url:
+        source_db = source_db.replace("postgres://", "postgresql+psycopg2://")  # as MLflow users write it
+        source = MlflowClient(tracking_uri=url)
+        exp, run_ids, model_id = fill(source, tmp_path)
+        said = plumb("import", source_db, "--backend-store-uri", target_db,
+                     "--artifacts-destination", "./pg-artifacts",
+                     "--source-artifacts", str(source_dir / "mlartifacts"), cwd=workdir)
+        assert "imported 10 new entit(y/ies), skipped 1" in said and "9031 metric point(s)" in said, said
+        again = plumb("import", source_db, "--backend-store-uri", target_db,
+                      "--artifacts-destination", "./pg-artifacts",
+                      "--source-artifacts", str(source_dir / "mlartifacts"), cwd=workdir)
+        assert "imported 0 new" in again, again
+        compare_on_plumb(source, workdir, target_db, exp, run_ids, model_id, tmp_path / "via-pg",
+                         "--artifacts-destination", "./pg-artifacts")
 
 
 def compare_on_plumb(source, workdir, store, exp, run_ids, model_id, tmp_path, *flags):

@@ -176,3 +176,82 @@ async fn hostile_paths_are_refused_on_both_prefixes_and_change_nothing() {
         .await;
     assert_eq!(status, 501);
 }
+
+#[tokio::test]
+async fn logged_model_files_are_listed_and_served() {
+    let s = TestServer::spawn().await;
+    let model = s
+        .ok(
+            "/api/2.0/mlflow/logged-models",
+            json!({"experiment_id": "0", "name": "m"}),
+        )
+        .await;
+    let id = model["model"]["info"]["model_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let root = model["model"]["info"]["artifact_uri"]
+        .as_str()
+        .expect("uri")
+        .strip_prefix("mlflow-artifacts:/")
+        .expect("a proxied model root")
+        .to_string();
+    let put = s
+        .client
+        .put(s.url(&format!(
+            "/api/2.0/mlflow-artifacts/artifacts/{root}/sub/MLmodel"
+        )))
+        .body("flavors: {}\n")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status().as_u16(), 200);
+
+    let (_, listed) = s
+        .get(&format!(
+            "/api/2.0/mlflow/logged-models/{id}/artifacts/directories?artifact_directory_path=sub"
+        ))
+        .await;
+    assert_eq!(
+        listed["files"],
+        json!([{"path": "sub/MLmodel", "is_dir": false, "file_size": 12}])
+    );
+    let got = s
+        .client
+        .get(s.url(&format!(
+            "/ajax-api/2.0/mlflow/logged-models/{id}/artifacts/files?artifact_file_path=sub/MLmodel"
+        )))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(got.text().await.expect("text"), "flavors: {}\n");
+
+    for (query, status, code) in [
+        ("", 400, "BAD_REQUEST"),
+        (
+            "?artifact_file_path=../../etc/passwd",
+            400,
+            "INVALID_PARAMETER_VALUE",
+        ),
+        ("?artifact_file_path=absent", 404, "RESOURCE_DOES_NOT_EXIST"),
+    ] {
+        let (got, body) = s
+            .get(&format!(
+                "/ajax-api/2.0/mlflow/logged-models/{id}/artifacts/files{query}"
+            ))
+            .await;
+        assert_eq!(
+            (got, body["error_code"].as_str()),
+            (status, Some(code)),
+            "{query}: {body}"
+        );
+    }
+    let (got, body) = s
+        .get("/ajax-api/2.0/mlflow/logged-models/m-nope/artifacts/files?artifact_file_path=x")
+        .await;
+    assert_eq!(
+        (got, body["error_code"].as_str()),
+        (404, Some("RESOURCE_DOES_NOT_EXIST"))
+    );
+}

@@ -472,6 +472,59 @@ async fn export_import_round_trip_is_lossless() {
         assert!(put.status().is_success());
         ids.push(id);
     }
+    // An MLflow 3 logged model of run one: a file, a metric on a dataset; inputs and outputs.
+    let model = server
+        .post(
+            "logged-models",
+            json!({"experiment_id": "1", "name": "clf", "source_run_id": ids[0],
+                   "params": [{"key": "alpha", "value": "0.5"}], "tags": [{"key": "f", "value": "x"}]}),
+        )
+        .await;
+    let model_id = model["model"]["info"]["model_id"]
+        .as_str()
+        .expect("model id")
+        .to_string();
+    let put = client
+        .put(format!(
+            "{}/api/2.0/mlflow-artifacts/artifacts/1/models/{model_id}/artifacts/MLmodel",
+            server.base
+        ))
+        .body("flavors: {}\n")
+        .send()
+        .await
+        .expect("upload");
+    assert!(put.status().is_success());
+    server
+        .post(
+            "runs/log-batch",
+            json!({"run_id": ids[0], "metrics": [{"key": "auc", "value": 0.75, "timestamp": 5, "step": 1,
+                   "model_id": model_id, "dataset_name": "eval", "dataset_digest": "abc"}]}),
+        )
+        .await;
+    server
+        .post(
+            "runs/log-inputs",
+            json!({"run_id": ids[2], "models": [{"model_id": model_id}],
+                   "datasets": [{"tags": [{"key": "mlflow.data.context", "value": "eval"}],
+                                 "dataset": {"name": "eval", "digest": "abc", "source_type": "local", "source": "{}"}}]}),
+        )
+        .await;
+    server
+        .post(
+            "runs/outputs",
+            json!({"run_id": ids[0], "models": [{"model_id": model_id, "step": 1}]}),
+        )
+        .await;
+    let ready = client
+        .patch(format!(
+            "{}/api/2.0/mlflow/logged-models/{model_id}",
+            server.base
+        ))
+        .json(&json!({"model_id": model_id, "status": "LOGGED_MODEL_READY"}))
+        .send()
+        .await
+        .expect("finalize");
+    assert!(ready.status().is_success());
     server
         .post(
             "runs/update",
@@ -548,14 +601,43 @@ async fn export_import_round_trip_is_lossless() {
         "runs.jsonl",
         "registered_models.jsonl",
         "model_versions.jsonl",
+        "logged_models.jsonl",
     ] {
         assert_eq!(lines(&first, file), lines(&second, file), "{file}");
     }
+    let models = lines(&second, "logged_models.jsonl");
+    assert_eq!(models.len(), 1);
+    assert_eq!(models[0]["info"]["status"], "LOGGED_MODEL_READY");
+    assert_eq!(models[0]["data"]["metrics"][0]["dataset_name"], "eval");
+    let rel = format!("model_artifacts/{model_id}/MLmodel");
+    assert_eq!(
+        std::fs::read(second.join(&rel)).expect("model file"),
+        b"flavors: {}\n"
+    );
+    let runs_by_id: std::collections::HashMap<String, Value> = lines(&second, "runs.jsonl")
+        .into_iter()
+        .map(|r| (r["info"]["run_id"].as_str().expect("id").to_string(), r))
+        .collect();
+    assert_eq!(
+        runs_by_id[&ids[2]]["inputs"]["model_inputs"][0]["model_id"],
+        json!(model_id)
+    );
+    assert_eq!(
+        runs_by_id[&ids[2]]["inputs"]["dataset_inputs"][0]["dataset"]["name"],
+        "eval"
+    );
+    assert_eq!(
+        runs_by_id[&ids[0]]["outputs"]["model_outputs"][0]["step"],
+        1
+    );
     let runs = lines(&second, "runs.jsonl");
     assert_eq!(runs.len(), 3);
-    assert!(runs
+    let mut sizes: Vec<usize> = runs
         .iter()
-        .all(|r| r["metric_history"].as_array().map(Vec::len) == Some(702)));
+        .map(|r| r["metric_history"].as_array().map_or(0, Vec::len))
+        .collect();
+    sizes.sort();
+    assert_eq!(sizes, [702, 702, 703]); // run one has the model's metric too
     for (i, id) in ids.iter().enumerate() {
         let rel = format!("artifacts/{id}/dir/file-{i}.txt");
         assert_eq!(
