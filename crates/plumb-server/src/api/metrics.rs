@@ -31,10 +31,7 @@ pub async fn history(State(st): State<AppState>, p: Params) -> ApiResult<Respons
         .store
         .metric_history(&run_id, &key, offset, limit)
         .await?;
-    Ok(wire::points_page(
-        page.items.iter().map(|m| (None, m)),
-        page.next_page_token.as_deref(),
-    ))
+    Ok(wire::points_page(page.items, page.next_page_token).await)
 }
 
 pub async fn bulk(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
@@ -110,8 +107,5 @@ pub async fn bulk_interval(State(st): State<AppState>, p: Params) -> ApiResult<R
         max_results: max_results as usize,
     };
     let points = st.store.metric_history_bulk_interval(query).await?;
-    Ok(wire::points_page(
-        points.iter().map(|p| (Some(p.run_id.as_str()), &p.metric)),
-        None,
-    ))
+    Ok(wire::points_page(points, None).await)
 }

@@ -28,41 +28,107 @@ fn run_pk(conn: &Connection, run_id: &str) -> Result<Option<i64>> {
         .map_err(db_err)
 }
 
-pub(crate) fn history(
+/// Where a series is: its run's key, how many points it holds and its step range.
+pub(crate) struct SeriesShape {
+    pub(crate) pk: i64,
+    pub(crate) points: i64,
+    pub(crate) min_step: i64,
+    pub(crate) max_step: i64,
+}
+
+/// `None` when the run or the series does not exist.
+pub(crate) fn series_shape(
     conn: &Connection,
     run_id: &str,
     key: &str,
-    offset: i64,
-    limit: Option<i64>,
-) -> Result<Page<Metric>> {
+) -> Result<Option<SeriesShape>> {
     let Some(pk) = run_pk(conn, run_id)? else {
-        return Ok(Page {
-            items: Vec::new(),
-            next_page_token: None,
-        });
+        return Ok(None);
     };
-    let fetch = limit.map(|l| l + 1).unwrap_or(-1);
+    conn.prepare_cached(
+        "SELECT points, min_step, step FROM latest_metrics WHERE run_pk = ?1 AND key = ?2",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![pk, key], |r| {
+            Ok(SeriesShape {
+                pk,
+                points: r.get(0)?,
+                min_step: r.get(1)?,
+                max_step: r.get(2)?,
+            })
+        })
+        .optional()
+    })
+    .map_err(db_err)
+}
+
+/// The points of a series with `from <= step <= to`, in primary-key order (step, timestamp,
+/// value): no sort inside SQLite, which would build a temporary B-tree of the whole series.
+pub(crate) fn points_in_steps(
+    conn: &Connection,
+    pk: i64,
+    key: &str,
+    from: i64,
+    to: i64,
+    capacity: usize,
+) -> Result<Vec<Metric>> {
+    let mut items: Vec<Metric> = Vec::with_capacity(capacity);
     let mut stmt = conn
         .prepare_cached(
-            "SELECT step, timestamp, value, is_nan FROM metrics WHERE run_pk = ?1 AND key = ?2
-             ORDER BY timestamp, step, value LIMIT ?3 OFFSET ?4",
+            "SELECT step, timestamp, value, is_nan FROM metrics
+             WHERE run_pk = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4",
         )
         .map_err(db_err)?;
-    let mut items: Vec<Metric> = stmt
-        .query_map(params![pk, key, fetch, offset], |r| row_to_metric(key, r))
-        .and_then(|rows| rows.collect())
-        .map_err(db_err)?;
+    let mut rows = stmt.query(params![pk, key, from, to]).map_err(db_err)?;
+    while let Some(r) = rows.next().map_err(db_err)? {
+        items.push(row_to_metric(key, r).map_err(db_err)?);
+    }
+    Ok(items)
+}
+
+/// MLflow's page of a series: ordered by (timestamp, step, value), `offset` points skipped,
+/// at most `limit`. Series are nearly always logged with rising step and time, so points read
+/// in step order usually are in that order already; otherwise one sort (linear on sorted runs).
+pub(crate) fn history_page(
+    mut items: Vec<Metric>,
+    offset: i64,
+    limit: Option<i64>,
+) -> Page<Metric> {
+    // NaN is stored as 0 with is_nan set: order as the column values do.
+    let rank = |m: &Metric| {
+        let nan = m.value.is_nan();
+        (m.timestamp, m.step, if nan { 0.0 } else { m.value }, nan)
+    };
+    let order = |a: &Metric, b: &Metric| {
+        let (a, b) = (rank(a), rank(b));
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then(a.2.partial_cmp(&b.2).unwrap_or(std::cmp::Ordering::Equal))
+            .then(a.3.cmp(&b.3))
+    };
+    if items.windows(2).any(|w| order(&w[0], &w[1]).is_gt()) {
+        items.sort_by(order);
+    }
+    let total = items.len();
+    let start = usize::try_from(offset.max(0))
+        .unwrap_or(usize::MAX)
+        .min(total);
+    let end = match limit {
+        Some(l) => start
+            .saturating_add(usize::try_from(l.max(0)).unwrap_or(0))
+            .min(total),
+        None => total,
+    };
     let next_page_token = match limit {
-        Some(l) if items.len() as i64 > l => {
-            items.truncate(l as usize);
-            Some(encode_offset_token(offset + l))
-        }
+        Some(l) if end < total => Some(encode_offset_token(offset + l)),
         _ => None,
     };
-    Ok(Page {
+    items.truncate(end);
+    items.drain(..start);
+    Page {
         items,
         next_page_token,
-    })
+    }
 }
 
 /// Per run, in the order the runs were asked for: MLflow 3.17's sampling. The rows of the step
