@@ -14,12 +14,6 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc: per-thread free lists and no trimming back to the OS between requests. Metric
-/// histories and search pages allocate and free megabytes per request; glibc's allocator spent
-/// a large share of those requests in page faults and `malloc_consolidate` (BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // Logs go to stderr (stdout is the CLI verbs' output); verbs only say what went wrong.
