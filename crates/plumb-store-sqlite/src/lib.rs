@@ -84,6 +84,17 @@ fn open_connection(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// A connection for reads. It maps the database file into memory: a search over a large
+/// experiment touches thousands of pages, and reading each through `pread` into the page cache
+/// was a third of its time. The mapping is the OS page cache itself (no copy per connection);
+/// pages still in the WAL are read as before.
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = open_connection(path)?;
+    conn.execute_batch("PRAGMA mmap_size = 1073741824;")
+        .map_err(db_err)?;
+    Ok(conn)
+}
+
 /// (schema version of the database at `path`, newest version this binary knows), read without
 /// creating or migrating anything.
 pub fn schema_status(path: impl AsRef<Path>) -> Result<(i64, i64)> {
@@ -176,7 +187,7 @@ impl SqliteStore {
             let pooled = inner.readers.lock().map(|mut v| v.pop()).unwrap_or(None);
             let conn = match pooled {
                 Some(c) => c,
-                None => open_connection(&inner.path)?,
+                None => open_reader(&inner.path)?,
             };
             let out = f(&conn);
             if let Ok(mut idle) = inner.readers.lock() {
@@ -194,8 +205,24 @@ impl SqliteStore {
 /// Series at least this long are read in two halves at once (see `metric_history`).
 const SPLIT_READ_POINTS: usize = 20_000;
 
+/// How often, at most, the writer refreshes the query planner's statistics while writes come in.
+const ANALYZE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// Writes since the last refresh that make the next one worth it.
+const ANALYZE_AFTER_WRITES: usize = 1_000;
+
+/// Refreshes `sqlite_stat1` from a bounded sample of each index (tens of milliseconds whatever
+/// the size of the database). Without statistics SQLite cannot tell that `params.p0 = 'v1'`
+/// selects 10,000 runs of 100,000, and a search walks the whole experiment instead.
+fn analyze(conn: &Connection) {
+    if let Err(e) = conn.execute_batch("PRAGMA analysis_limit = 20000; ANALYZE;") {
+        tracing::warn!(error = %e, "refreshing the query planner's statistics failed");
+    }
+}
+
 fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
     let mut closed: Option<oneshot::Sender<()>> = None;
+    analyze(&conn);
+    let (mut analyzed, mut writes) = (std::time::Instant::now(), 0usize);
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = Vec::new();
         let mut msg = Some(first);
@@ -209,7 +236,12 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Msg>) {
             }
         }
         if !jobs.is_empty() {
+            writes += jobs.len();
             commit_group(&conn, jobs);
+            if writes >= ANALYZE_AFTER_WRITES && analyzed.elapsed() >= ANALYZE_EVERY {
+                analyze(&conn);
+                (analyzed, writes) = (std::time::Instant::now(), 0);
+            }
         }
         if closed.is_some() {
             break;
