@@ -360,13 +360,7 @@ pub fn to_export(root: &Path, out: &Path) -> anyhow::Result<()> {
             "last_update_time": field(&m, "last_update_time"),
             "tags": kv_json(key_files(&dir.join("tags"))),
         }));
-        let mut run_dirs: Vec<PathBuf> = std::fs::read_dir(dir)?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.join("meta.yaml").is_file())
-            .collect();
-        run_dirs.sort();
-        for rdir in run_dirs {
+        for rdir in meta_dirs(dir) {
             let r = meta(&rdir.join("meta.yaml"))?;
             let run_id = string(&r, "run_id");
             let status = r["status"]
@@ -408,16 +402,7 @@ pub fn to_export(root: &Path, out: &Path) -> anyhow::Result<()> {
     }
 
     let (mut models, mut versions) = (Vec::new(), Vec::new());
-    let mut model_dirs: Vec<PathBuf> = std::fs::read_dir(root.join("models"))
-        .map(|e| {
-            e.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.join("meta.yaml").is_file())
-                .collect()
-        })
-        .unwrap_or_default();
-    model_dirs.sort();
-    for mdir in model_dirs {
+    for mdir in meta_dirs(&root.join("models")) {
         let m = meta(&mdir.join("meta.yaml"))?;
         let name = string(&m, "name");
         let aliases: Vec<Value> = key_files(&mdir.join("aliases"))

@@ -558,13 +558,14 @@ fn files_under(root: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
-/// Imported runs keep their artifact URI when plumb's artifact proxy holds it
-/// (`mlflow-artifacts:/...`); any other location becomes the proxy's, where the files go.
-fn artifact_uri_for(original: &str, experiment_id: &str, run_id: &str) -> String {
+/// Imported runs and logged models keep their artifact URI when plumb's artifact proxy holds it
+/// (`mlflow-artifacts:/...`); any other location becomes the proxy's (`in_proxy`), where the
+/// files go.
+fn artifact_uri_for(original: &str, in_proxy: impl FnOnce() -> String) -> String {
     if original.starts_with("mlflow-artifacts:/") {
         original.to_string()
     } else {
-        format!("mlflow-artifacts:/{experiment_id}/{run_id}/artifacts")
+        in_proxy()
     }
 }
 
@@ -693,7 +694,9 @@ async fn import_all(
         let run_id = text(&r["info"]["run_id"]);
         let exp = text(&r["info"]["experiment_id"]);
         let original = text(&r["info"]["artifact_uri"]);
-        let uri = artifact_uri_for(&original, &exp, &run_id);
+        let uri = artifact_uri_for(&original, || {
+            format!("mlflow-artifacts:/{exp}/{run_id}/artifacts")
+        });
         if uri != original {
             moved.insert(run_id.clone(), (original, uri.clone()));
         }
@@ -724,11 +727,9 @@ async fn import_all(
         let model_id = text(&m["info"]["model_id"]);
         let exp = text(&m["info"]["experiment_id"]);
         let original = text(&m["info"]["artifact_uri"]);
-        let uri = if original.starts_with("mlflow-artifacts:/") {
-            original.clone()
-        } else {
+        let uri = artifact_uri_for(&original, || {
             format!("mlflow-artifacts:/{exp}/models/{model_id}/artifacts")
-        };
+        });
         if uri != original {
             moved_models.insert(model_id.clone(), (original, uri.clone()));
         }
