@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """plumb's benchmark harness: starts plumb, MLflow 3.17.2's server and FastTrackML 0.6.0 on fresh
-SQLite databases, runs the same workloads against each with the `plumb-bench` load generator, and
-writes BENCHMARKS.md with the peers side by side.
+SQLite databases (or, with `--backend postgres`, fresh PostgreSQL databases on the machine's
+server), runs the same workloads against each with the `plumb-bench` load generator, and writes
+BENCHMARKS.md with the peers side by side (one table per backend).
 
-    bash bench/run.sh            # the full run (by hand; tens of minutes)
-    bash bench/run.sh --smoke    # seconds, plumb only (CI runs this so the harness never rots)
+    bash bench/run.sh                      # the full run on SQLite (by hand; tens of minutes)
+    bash bench/run.sh --backend postgres   # the same on PostgreSQL
+    bash bench/run.sh --smoke              # seconds, plumb only (CI runs this so the harness never rots)
 """
 import argparse
 import datetime
@@ -24,6 +26,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LOADGEN = os.path.join(ROOT, "target", "release", "plumb-bench")
 PLUMB = os.path.join(ROOT, "target", "release", "plumb")
 VENV = os.path.join(ROOT, ".venvs", "bench")
+PG_ADMIN = os.environ.get("PLUMB_BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+
+
+def psql(sql):
+    subprocess.run(["psql", PG_ADMIN, "-v", "ON_ERROR_STOP=1", "-qc", sql], check=True,
+                   env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"})
+
+
+def fresh_database(name):
+    """A new, empty PostgreSQL database on the bench server (dropped first if a run left one)."""
+    psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    psql(f'CREATE DATABASE "{name}"')
+    return f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
 
 
 def free_port():
@@ -118,16 +133,32 @@ def seed_script(url):
     return {"seconds": time.monotonic() - start}
 
 
-def servers(smoke):
+def servers(smoke, backend):
+    """name -> (argv for a port, PostgreSQL database to drop afterwards or None)."""
     bin_dir = os.path.join(VENV, "bin")
-    peers = {
-        "plumb": lambda port: [PLUMB, "server", "--port", str(port)],
-    }
+    pg = backend == "postgres"
+
+    def db(name):
+        return fresh_database(f"plumb_bench_{name}") if pg else None
+
+    def plumb(port):
+        uri = db("plumb") if pg else "sqlite:///plumb.db"
+        return [PLUMB, "server", "--port", str(port), "--backend-store-uri", uri]
+
+    peers = {"plumb": plumb}
     if not smoke:
-        peers["mlflow"] = lambda port: [os.path.join(bin_dir, "mlflow"), "server", "--host", "127.0.0.1",
-                                        "--port", str(port), "--backend-store-uri", "sqlite:///mlflow.db"]
-        peers["fasttrackml"] = lambda port: [os.path.join(bin_dir, "fml"), "server", "--listen-address",
-                                             f"127.0.0.1:{port}", "--database-uri", "sqlite://fml.db"]
+        def mlflow(port):
+            uri = db("mlflow").replace("postgres://", "postgresql+psycopg2://") if pg else "sqlite:///mlflow.db"
+            return [os.path.join(bin_dir, "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+                    "--backend-store-uri", uri]
+
+        def fasttrackml(port):
+            uri = db("fasttrackml") if pg else "sqlite://fml.db"
+            return [os.path.join(bin_dir, "fml"), "server", "--listen-address", f"127.0.0.1:{port}",
+                    "--database-uri", uri]
+
+        peers["mlflow"] = mlflow
+        peers["fasttrackml"] = fasttrackml
     return peers
 
 
@@ -159,17 +190,17 @@ def plan(smoke, name):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--out", default=None)
     ap.add_argument("--only", default=None, help="one server (plumb, mlflow, fasttrackml); no BENCHMARKS.md")
     ap.add_argument("--markdown-only", action="store_true",
                     help="rewrite BENCHMARKS.md from the last full run's target/bench-results.json")
     args = ap.parse_args()
     if args.markdown_only:
-        with open(os.path.join(ROOT, "target", "bench-results.json")) as f:
-            write_markdown(json.load(f))
+        write_markdown()
         return
     results = {}
-    for name, argv_for in servers(args.smoke).items():
+    for name, argv_for in servers(args.smoke, args.backend).items():
         if args.only and name != args.only:
             continue
         with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as workdir:
@@ -187,16 +218,19 @@ def main():
                     print(f"   seed-script: {r['seed-script']}", flush=True)
             finally:
                 srv.stop()
+                if args.backend == "postgres":
+                    psql(f'DROP DATABASE IF EXISTS "plumb_bench_{name}" WITH (FORCE)')
             results[name] = r
     # A peer may lack an endpoint (FastTrackML has no bulk-interval): its cell reads n/a. Only a
     # failing plumb workload fails the harness.
     failures = [k for k, v in results.get("plumb", {}).items() if isinstance(v, dict) and "error" in v]
-    out = args.out or os.path.join(ROOT, "target", "bench-smoke.json" if args.smoke else "bench-results.json")
+    suffix = "" if args.backend == "sqlite" else f"-{args.backend}"
+    out = args.out or os.path.join(ROOT, "target", f"bench-smoke{suffix}.json" if args.smoke else f"bench-results{suffix}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump(results, f, indent=2)
     if not args.smoke and not args.only:
-        write_markdown(results)
+        write_markdown()
     if failures:
         print(f"workloads failed: {failures}", file=sys.stderr)
         sys.exit(1)
@@ -216,7 +250,8 @@ def fmt(v, unit=""):
     return f"{v}{unit}"
 
 
-def write_markdown(results):
+def table(results):
+    """The side-by-side table of one full run."""
     rows = []
     names = list(results)
 
@@ -260,11 +295,36 @@ def write_markdown(results):
     header = ["workload"] + names + [f"plumb vs {n}" for n in names[1:]]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_markdown():
+    """BENCHMARKS.md from the last full run on each backend (target/bench-results*.json)."""
+    with open(os.path.join(ROOT, "target", "bench-results.json")) as f:
+        sqlite_table = table(json.load(f))
+    pg_path = os.path.join(ROOT, "target", "bench-results-postgres.json")
+    pg_section = ""
+    if os.path.exists(pg_path):
+        with open(pg_path) as f:
+            pg_results = json.load(f)
+        when = datetime.date.fromtimestamp(os.path.getmtime(pg_path)).isoformat()
+        pg_section = f"""
+## On PostgreSQL
+
+`bash bench/run.sh --backend postgres` (run of {when}; servers in it: {", ".join(pg_results)}): the
+same workloads, each server on a fresh database of the machine's PostgreSQL 15 (`fsync=on`,
+`synchronous_commit=on`, `shared_buffers=128MB`); MLflow through `postgresql+psycopg2://`,
+FastTrackML through `postgres://`. The server under test, PostgreSQL and the load generator share
+the two cores.
+
+{table(pg_results)}
+"""
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    run_day = datetime.date.fromtimestamp(os.path.getmtime(os.path.join(ROOT, "target", "bench-results.json")))
     doc = f"""# Benchmarks
 
-Produced by `bash bench/run.sh` on {datetime.date.today().isoformat()}: one run, one machine, the
+Produced by `bash bench/run.sh` on {run_day.isoformat()}: one run, one machine, the
 load generator (`plumb-bench`, a Rust HTTP client, closed loop, unique points) on the same
 machine as the server under test. Each server starts on a fresh SQLite database in its own
 temporary folder with its default settings.
@@ -278,10 +338,11 @@ temporary folder with its default settings.
 - Smaller data sets where a peer would need hours to load them are shown in the rows
   "points in the metric" and "runs in the experiment".
 
-{chr(10).join(lines)}
+{sqlite_table}
 
-Raw numbers (all percentiles, errors, bytes): `target/bench-results.json` of the run.
-"""
+Raw numbers (all percentiles, errors, bytes): `target/bench-results.json` of the run
+(`target/bench-results-postgres.json` for PostgreSQL).
+{pg_section}"""
     notes = os.path.join(ROOT, "bench", "notes.md")
     if os.path.exists(notes):
         with open(notes) as f:

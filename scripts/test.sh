@@ -57,6 +57,7 @@ fi
 
 step "benchmark harness smoke run (plumb only, seconds; the full run is by hand)"
 bash bench/run.sh --smoke
+bash bench/run.sh --smoke --backend postgres
 
 
 export PLUMB_BIN=$root/target/debug/plumb

@@ -55,6 +55,53 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: PgPool,
     default_artifact_root: String,
+    /// Alive while any clone of the store is: the statistics task stops when it is gone.
+    _alive: std::sync::Arc<()>,
+}
+
+/// The first and the longest pause between two refreshes of the planner's statistics.
+const ANALYZE_FIRST: Duration = Duration::from_secs(10);
+const ANALYZE_MAX: Duration = Duration::from_secs(600);
+/// Advisory-lock key under which one replica at a time refreshes them.
+const ANALYZE_LOCK: i64 = 0x706c_756d_6201;
+
+/// Refreshes the planner's statistics (`ANALYZE`) now and then, whatever the server's
+/// autovacuum settings: sqlx keeps prepared statements per connection, and PostgreSQL keeps a
+/// generic plan chosen while a table was small — a sequential scan of `params` for every
+/// `get_run` once it holds millions of rows (seen in the benchmark on a server with autovacuum
+/// off). A fresh `ANALYZE` invalidates those plans. Pauses double from 10 s to 10 min; one
+/// replica at a time (advisory lock); stops with the store.
+fn spawn_statistics(pool: PgPool, alive: std::sync::Weak<()>) {
+    tokio::spawn(async move {
+        let mut pause = ANALYZE_FIRST;
+        loop {
+            if alive.upgrade().is_none() || pool.is_closed() {
+                return;
+            }
+            if let Err(e) = analyze(&pool).await {
+                tracing::warn!(error = %e, "refreshing PostgreSQL's planner statistics failed");
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(ANALYZE_MAX);
+        }
+    });
+}
+
+async fn analyze(pool: &PgPool) -> Result<(), sqlx::Error> {
+    let mut c = pool.acquire().await?;
+    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(ANALYZE_LOCK)
+        .fetch_one(&mut *c)
+        .await?;
+    if mine {
+        let done = sqlx::query("ANALYZE").execute(&mut *c).await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(ANALYZE_LOCK)
+            .execute(&mut *c)
+            .await?;
+        done?;
+    }
+    Ok(())
 }
 
 /// Accepts the URI spellings MLflow users have in their configs (`postgresql://`,
@@ -151,9 +198,11 @@ impl PgStore {
         let store = Self {
             pool,
             default_artifact_root: default_artifact_root.to_string(),
+            _alive: std::sync::Arc::new(()),
         };
         let root = store.default_artifact_root.clone();
         in_tx!(store, |c| queries::experiments::ensure_default(c, &root))?;
+        spawn_statistics(store.pool.clone(), std::sync::Arc::downgrade(&store._alive));
         Ok(store)
     }
 
