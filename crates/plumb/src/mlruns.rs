@@ -56,29 +56,10 @@ fn string(y: &Yaml, key: &str) -> String {
 
 /// Key/value files under `dir` (keys with `/` are nested folders), sorted by key.
 fn key_files(dir: &Path) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if let (Ok(rel), Ok(value)) = (p.strip_prefix(dir), std::fs::read_to_string(&p))
-            {
-                let key = rel
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                out.push((key, value));
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::transfer::files_under(dir)
+        .into_iter()
+        .filter_map(|(path, key)| Some((key, std::fs::read_to_string(path).ok()?)))
+        .collect()
 }
 
 fn kv_json(pairs: Vec<(String, String)>) -> Value {
@@ -295,29 +276,15 @@ fn json_number(number: f64) -> Value {
 /// Hard-links (or copies) every file under `from` to the same place under `to`.
 pub(crate) fn link_tree(from: &Path, to: &Path) -> anyhow::Result<u64> {
     let mut n = 0;
-    let mut stack = vec![from.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let Ok(rel) = p.strip_prefix(from) else {
-                continue;
-            };
-            let target = to.join(rel);
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)?;
-            }
-            if std::fs::hard_link(&p, &target).is_err() {
-                std::fs::copy(&p, &target).with_context(|| format!("copying {}", p.display()))?;
-            }
-            n += 1;
+    for (path, rel) in crate::transfer::files_under(from) {
+        let target = to.join(rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
         }
+        if std::fs::hard_link(&path, &target).is_err() {
+            std::fs::copy(&path, &target).with_context(|| format!("copying {}", path.display()))?;
+        }
+        n += 1;
     }
     Ok(n)
 }

@@ -532,8 +532,9 @@ fn read_lines(path: &Path) -> anyhow::Result<Vec<Value>> {
     Ok(out)
 }
 
-/// Files under `root`, as paths relative to it with `/` separators.
-fn files_under(root: &Path) -> Vec<(PathBuf, String)> {
+/// Files under `root` (none when it is missing), with their paths relative to it in `/` form,
+/// sorted by that relative path.
+pub(crate) fn files_under(root: &Path) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     let mut dirs = vec![root.to_path_buf()];
     while let Some(d) = dirs.pop() {
