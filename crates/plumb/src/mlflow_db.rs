@@ -131,26 +131,12 @@ fn metric_value(value: &Option<String>, is_nan: &Option<String>) -> Value {
     if matches!(is_nan.as_deref(), Some("1" | "true" | "t")) {
         return json!("NaN");
     }
-    let v: f64 = value
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(f64::NAN);
-    if v.is_infinite() {
-        json!(if v > 0.0 { "Infinity" } else { "-Infinity" })
-    } else if v.is_nan() {
-        json!("NaN")
-    } else {
-        json!(v)
-    }
-}
-
-fn write_lines(path: &Path, items: &[Value]) -> anyhow::Result<()> {
-    let mut text = String::new();
-    for v in items {
-        text.push_str(&serde_json::to_string(v)?);
-        text.push('\n');
-    }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    crate::mlruns::json_number(
+        value
+            .as_deref()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(f64::NAN),
+    )
 }
 
 /// Where a run's artifact files are on this machine, if plumb can read them.
@@ -193,7 +179,7 @@ pub async fn to_export(
             })
         })
         .collect();
-    write_lines(&out.join("experiments.jsonl"), &experiments)?;
+    crate::transfer::write_lines(&out.join("experiments.jsonl"), &experiments)?;
 
     let params = kv(db
         .rows(&["run_uuid", "key", "value"], "params", &[])
@@ -252,9 +238,9 @@ pub async fn to_export(
             }
         }
     }
-    write_lines(&out.join("runs.jsonl"), &lines)?;
+    crate::transfer::write_lines(&out.join("runs.jsonl"), &lines)?;
     let logged = logged_models(&mut db, out, mlflow_artifacts).await?;
-    write_lines(&out.join("logged_models.jsonl"), &logged)?;
+    crate::transfer::write_lines(&out.join("logged_models.jsonl"), &logged)?;
 
     let rm_tags = kv(db
         .rows(&["name", "key", "value"], "registered_model_tags", &[])
@@ -290,7 +276,7 @@ pub async fn to_export(
             })
         })
         .collect();
-    write_lines(&out.join("registered_models.jsonl"), &models)?;
+    crate::transfer::write_lines(&out.join("registered_models.jsonl"), &models)?;
 
     let mut mv_tags: HashMap<(String, String), Vec<Value>> = HashMap::new();
     for t in db
@@ -329,7 +315,7 @@ pub async fn to_export(
             })
         })
         .collect();
-    write_lines(&out.join("model_versions.jsonl"), &versions)?;
+    crate::transfer::write_lines(&out.join("model_versions.jsonl"), &versions)?;
     let manifest = json!({
         "format": crate::transfer::FORMAT,
         "version": crate::transfer::VERSION,

@@ -259,7 +259,7 @@ fn logged_models(exp_dir: &Path, experiment_id: &str, out: &Path) -> anyhow::Res
 }
 
 /// A metric value as MLflow's JSON writes it (non-finite values as strings).
-fn json_number(number: f64) -> Value {
+pub(crate) fn json_number(number: f64) -> Value {
     if number.is_nan() {
         json!("NaN")
     } else if number.is_infinite() {
@@ -287,15 +287,6 @@ pub(crate) fn link_tree(from: &Path, to: &Path) -> anyhow::Result<u64> {
         n += 1;
     }
     Ok(n)
-}
-
-fn write_lines(path: &Path, items: &[Value]) -> anyhow::Result<()> {
-    let mut text = String::new();
-    for v in items {
-        text.push_str(&serde_json::to_string(v)?);
-        text.push('\n');
-    }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes the export folder `out` from the file store `root`.
@@ -426,11 +417,11 @@ pub fn to_export(root: &Path, out: &Path) -> anyhow::Result<()> {
         }
     }
 
-    write_lines(&out.join("experiments.jsonl"), &experiments)?;
-    write_lines(&out.join("runs.jsonl"), &runs)?;
-    write_lines(&out.join("logged_models.jsonl"), &logged)?;
-    write_lines(&out.join("registered_models.jsonl"), &models)?;
-    write_lines(&out.join("model_versions.jsonl"), &versions)?;
+    crate::transfer::write_lines(&out.join("experiments.jsonl"), &experiments)?;
+    crate::transfer::write_lines(&out.join("runs.jsonl"), &runs)?;
+    crate::transfer::write_lines(&out.join("logged_models.jsonl"), &logged)?;
+    crate::transfer::write_lines(&out.join("registered_models.jsonl"), &models)?;
+    crate::transfer::write_lines(&out.join("model_versions.jsonl"), &versions)?;
     let manifest = json!({
         "format": crate::transfer::FORMAT,
         "version": crate::transfer::VERSION,

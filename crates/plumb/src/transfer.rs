@@ -513,6 +513,15 @@ fn model_version(v: &Value) -> ModelVersion {
     }
 }
 
+/// Writes `items` as JSON lines (the export folder's `*.jsonl`).
+pub(crate) fn write_lines(path: &Path, items: &[Value]) -> anyhow::Result<()> {
+    let mut lines = Lines::create(path)?;
+    for v in items {
+        lines.push(v)?;
+    }
+    lines.finish()
+}
+
 fn read_lines(path: &Path) -> anyhow::Result<Vec<Value>> {
     if !path.exists() {
         return Ok(Vec::new());

@@ -172,17 +172,26 @@ pub(crate) async fn get_by_name(c: &mut PgConnection, name: &str) -> R<Experimen
 }
 
 /// The active experiment with this id, or the MLflow error for a missing / deleted one.
-pub(crate) async fn require_active(c: &mut PgConnection, id: &str) -> R<i64> {
+/// The experiment's numeric id and lifecycle stage, or the MLflow error for a missing one.
+async fn stage_of(c: &mut PgConnection, id: &str) -> R<(i64, String)> {
     let num = parse_id(id)?;
     let stage: Option<String> =
         sqlx::query_scalar("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
             .bind(num)
             .fetch_optional(&mut *c)
             .await?;
-    match stage.as_deref() {
-        None => Err(not_found(id).into()),
-        Some("active") => Ok(num),
-        Some(other) => Err(Error::invalid(format!(
+    Ok((num, stage.ok_or_else(|| not_found(id))?))
+}
+
+/// The experiment with this id in any stage, or the MLflow error for a missing one.
+pub(crate) async fn require_exists(c: &mut PgConnection, id: &str) -> R<i64> {
+    Ok(stage_of(c, id).await?.0)
+}
+
+pub(crate) async fn require_active(c: &mut PgConnection, id: &str) -> R<i64> {
+    match stage_of(c, id).await? {
+        (num, stage) if stage == "active" => Ok(num),
+        (_, other) => Err(Error::invalid(format!(
             "The experiment {id} must be in the 'active' state. Current state is {other}."
         ))
         .into()),

@@ -265,20 +265,7 @@ pub(crate) async fn search(c: &mut PgConnection, q: &LoggedModelQuery) -> R<Page
 /// A logged model with its original id, times, status, tags, params and metric points;
 /// `false` (nothing changed) when that id exists.
 pub(crate) async fn import(c: &mut PgConnection, m: &LoggedModel) -> R<bool> {
-    let exp: i64 = m
-        .experiment_id
-        .parse()
-        .map_err(|_| Error::invalid(format!("Invalid experiment ID '{}'", m.experiment_id)))?;
-    let known: Option<i64> =
-        sqlx::query_scalar("SELECT experiment_id FROM experiments WHERE experiment_id = $1")
-            .bind(exp)
-            .fetch_optional(&mut *c)
-            .await?;
-    if known.is_none() {
-        return Err(
-            Error::not_found(format!("No Experiment with id={} exists", m.experiment_id)).into(),
-        );
-    }
+    let exp = experiments::require_exists(c, &m.experiment_id).await?;
     let added = sqlx::query(
         "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location,
              creation_timestamp_ms, last_updated_timestamp_ms, status, status_message,

@@ -143,21 +143,30 @@ pub(crate) fn get_by_name(conn: &Connection, name: &str) -> Result<Experiment> {
     Ok(exp)
 }
 
+/// The experiment's numeric id and lifecycle stage, or the MLflow error for a missing one.
+fn stage_of(conn: &Connection, id: &str) -> Result<(i64, String)> {
+    let num = parse_id(id)?;
+    conn.query_row(
+        "SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?1",
+        [num],
+        |r| r.get(0),
+    )
+    .optional()
+    .map_err(db_err)?
+    .map(|stage| (num, stage))
+    .ok_or_else(|| not_found(id))
+}
+
+/// The experiment with this id in any stage, or the MLflow error for a missing one.
+pub(crate) fn require_exists(conn: &Connection, id: &str) -> Result<i64> {
+    stage_of(conn, id).map(|(num, _)| num)
+}
+
 /// The active experiment with this id, or the MLflow error for a missing / deleted one.
 pub(crate) fn require_active(conn: &Connection, id: &str) -> Result<i64> {
-    let num = parse_id(id)?;
-    let stage: Option<String> = conn
-        .query_row(
-            "SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?1",
-            [num],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(db_err)?;
-    match stage.as_deref() {
-        None => Err(not_found(id)),
-        Some("active") => Ok(num),
-        Some(other) => Err(Error::invalid(format!(
+    match stage_of(conn, id)? {
+        (num, stage) if stage == "active" => Ok(num),
+        (_, other) => Err(Error::invalid(format!(
             "The experiment {id} must be in the 'active' state. Current state is {other}."
         ))),
     }

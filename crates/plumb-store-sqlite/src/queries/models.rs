@@ -224,24 +224,7 @@ pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<Log
 /// A logged model with its original id, times, status, tags, params and metric points;
 /// `false` (nothing changed) when that id exists.
 pub(crate) fn import(conn: &Connection, m: &LoggedModel) -> Result<bool> {
-    let exp: i64 = m
-        .experiment_id
-        .parse()
-        .map_err(|_| Error::invalid(format!("Invalid experiment ID '{}'", m.experiment_id)))?;
-    let known: Option<i64> = conn
-        .query_row(
-            "SELECT experiment_id FROM experiments WHERE experiment_id = ?1",
-            [exp],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(db_err)?;
-    if known.is_none() {
-        return Err(Error::not_found(format!(
-            "No Experiment with id={} exists",
-            m.experiment_id
-        )));
-    }
+    let exp = experiments::require_exists(conn, &m.experiment_id)?;
     let added = conn
         .execute(
             "INSERT OR IGNORE INTO logged_models (model_id, experiment_id, name, artifact_location,
