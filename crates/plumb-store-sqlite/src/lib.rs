@@ -204,6 +204,8 @@ impl SqliteStore {
 
 /// Series at least this long are read in two halves at once (see `metric_history`).
 const SPLIT_READ_POINTS: usize = 20_000;
+/// Search pages of at least this many runs load their data in two halves at once.
+const SPLIT_LOAD_RUNS: usize = 200;
 
 /// How often, at most, the writer refreshes the query planner's statistics while writes come in.
 const ANALYZE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -373,7 +375,25 @@ impl TrackingStore for SqliteStore {
             .await
     }
     async fn search_runs(&self, q: RunQuery) -> Result<Page<Run>> {
-        self.read(move |c| queries::runs::search(c, &q)).await
+        use queries::runs::load_runs;
+        let (mut rows, next_page_token) = self.read(move |c| queries::runs::search(c, &q)).await?;
+        // A long page's data (tens of rows per run) is read in two halves on two connections
+        // at once, like a long metric history (two snapshots; see `metric_history`).
+        let items = if rows.len() >= SPLIT_LOAD_RUNS {
+            let high = rows.split_off(rows.len() / 2);
+            let (mut low, high) = tokio::try_join!(
+                self.read(move |c| load_runs(c, rows)),
+                self.read(move |c| load_runs(c, high))
+            )?;
+            low.extend(high);
+            low
+        } else {
+            self.read(move |c| load_runs(c, rows)).await?
+        };
+        Ok(Page {
+            items,
+            next_page_token,
+        })
     }
     async fn log_batch(&self, run_id: &str, batch: Batch) -> Result<()> {
         let run_id = run_id.to_string();

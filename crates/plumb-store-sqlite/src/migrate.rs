@@ -9,6 +9,7 @@ use crate::db_err;
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_registry.sql")),
+    (3, include_str!("../migrations/0003_covering_key_value.sql")),
 ];
 
 /// The newest schema version this binary knows.

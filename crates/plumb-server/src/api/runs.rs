@@ -92,10 +92,7 @@ pub async fn search(State(st): State<AppState>, p: Params) -> ApiResult<Response
         offset: decode_offset_token(p.opt_str("page_token")?.as_deref())?,
     };
     let page = st.store.search_runs(query).await?;
-    Ok(wire::runs_page(
-        &page.items,
-        page.next_page_token.as_deref(),
-    ))
+    Ok(wire::runs_page(page.items, page.next_page_token).await)
 }
 
 pub async fn set_tag(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {

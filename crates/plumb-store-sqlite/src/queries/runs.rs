@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use plumb_core::entities::{
-    Dataset, DatasetInput, DatasetSummary, LifecycleStage, Metric, ModelOutput, Page, Param, Run,
+    Dataset, DatasetInput, DatasetSummary, LifecycleStage, Metric, ModelOutput, Param, Run,
     RunInfo, RunStatus, Tag,
 };
 use plumb_core::{now_millis, Error, Result};
@@ -157,7 +157,7 @@ fn kv_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tag> {
 }
 
 /// Loads data, inputs and outputs of many runs with one query per kind (not per run).
-fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
+pub(crate) fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
     let pks: Vec<i64> = rows.iter().map(|(pk, _)| *pk).collect();
     let metrics = grouped(
         conn,
@@ -674,25 +674,22 @@ pub(crate) fn search_datasets(
     Ok(rows)
 }
 
-pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<Page<Run>> {
+/// A page of search results: each run's row id and info (its data is [`load_runs`]' job), and
+/// the next page's token.
+pub(crate) type InfoPage = (Vec<(i64, RunInfo)>, Option<String>);
+
+pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<InfoPage> {
     let Some((sql, binds)) = searches::runs(q, INFO_COLUMNS)? else {
-        return Ok(Page {
-            items: Vec::new(),
-            next_page_token: None,
-        });
+        return Ok((Vec::new(), None));
     };
-    let (rows, next_page_token) = fetch_page(
+    fetch_page(
         conn,
         &sql,
         to_sql(binds),
         q.max_results,
         q.offset,
         row_to_info,
-    )?;
-    Ok(Page {
-        items: load_runs(conn, rows)?,
-        next_page_token,
-    })
+    )
 }
 
 /// Run ids to row ids, skipping unknown ones.
