@@ -47,6 +47,8 @@ enum Msg {
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
+    /// Run searches are asked as two row-id ranges at once from this many runs in the database.
+    ranged_search_from: i64,
 }
 
 struct Inner {
@@ -138,7 +140,16 @@ impl SqliteStore {
                 writer: tx,
                 readers: Mutex::new(Vec::new()),
             }),
+            ranged_search_from: RANGED_SEARCH_FROM_RUNS,
         })
+    }
+
+    /// Asks run searches as two row-id ranges at once (merged in order) from `runs` runs in
+    /// the database on, instead of the default 20,000. The conformance suite sets 0, so that
+    /// every search it makes goes through the merge.
+    pub fn with_ranged_search_from(mut self, runs: i64) -> Self {
+        self.ranged_search_from = runs;
+        self
     }
 
     /// Runs `f` in the writer's current transaction; resolves once it is committed.
@@ -202,10 +213,51 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// The page of a run search, without the runs' data. In a large database the search is
+    /// asked as two row-id ranges on two connections at once, each answering its first
+    /// `offset + max_results + 1` runs with their sort keys, merged here in order
+    /// (`RunSearch::range`): filtering and ordering tens of thousands of candidate runs is
+    /// B-tree work, and this way it uses both cores. (The ranges are two snapshots, as the
+    /// halves of a long history are.) Deep or huge pages stay one query.
+    async fn search_run_infos(&self, q: RunQuery) -> Result<queries::runs::InfoPage> {
+        use plumb_store::sql::searches::RunSearch;
+        use queries::runs::{max_pk, merge_ranges, search, search_range};
+        let want = q.offset.saturating_add(q.max_results).saturating_add(1);
+        if want > RANGED_SEARCH_MAX_ROWS {
+            return self.read(move |c| search(c, &q)).await;
+        }
+        let Some(run_search) = RunSearch::new(&q)? else {
+            return Ok((Vec::new(), None));
+        };
+        let max = self.read(max_pk).await?;
+        if max < self.ranged_search_from {
+            return self.read(move |c| search(c, &q)).await;
+        }
+        let run_search = Arc::new(run_search);
+        let range = |from: i64, to: i64| {
+            let run_search = run_search.clone();
+            self.read(move |c| search_range(c, &run_search, from, to, want))
+        };
+        let (low, high) = tokio::try_join!(range(i64::MIN, max / 2), range(max / 2 + 1, i64::MAX))?;
+        Ok(merge_ranges(
+            vec![low, high],
+            &run_search.directions(),
+            q.max_results,
+            q.offset,
+        ))
+    }
+}
+
 /// Series at least this long are read in two halves at once (see `metric_history`).
 const SPLIT_READ_POINTS: usize = 20_000;
 /// Search pages of at least this many runs load their data in two halves at once.
 const SPLIT_LOAD_RUNS: usize = 200;
+/// Run searches are asked as two row-id ranges at once in databases of at least this many runs
+/// (`SqliteStore::with_ranged_search_from`) ...
+const RANGED_SEARCH_FROM_RUNS: i64 = 20_000;
+/// ... when the rows up to the end of the page (offset + page + 1) are at most this many.
+const RANGED_SEARCH_MAX_ROWS: i64 = 5_000;
 
 /// How often, at most, the writer refreshes the query planner's statistics while writes come in.
 const ANALYZE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -376,7 +428,7 @@ impl TrackingStore for SqliteStore {
     }
     async fn search_runs(&self, q: RunQuery) -> Result<Page<Run>> {
         use queries::runs::load_runs;
-        let (mut rows, next_page_token) = self.read(move |c| queries::runs::search(c, &q)).await?;
+        let (mut rows, next_page_token) = self.search_run_infos(q).await?;
         // A long page's data (tens of rows per run) is read in two halves on two connections
         // at once, like a long metric history (two snapshots; see `metric_history`).
         let items = if rows.len() >= SPLIT_LOAD_RUNS {

@@ -39,19 +39,27 @@ pub struct Layout {
     pub metric_join: Option<(&'static str, &'static str, &'static str)>,
 }
 
-/// Rendered ORDER BY terms, and the joins (with their own binds, which come first in the
-/// statement) that some terms read from.
+/// Rendered ORDER BY keys (expression, ascending), and the joins (with their own binds, which
+/// come first in the statement) that some keys read from.
 pub struct Ordering {
     pub joins: String,
     pub join_binds: Vec<Bind>,
-    pub terms: Vec<String>,
+    pub keys: Vec<(String, bool)>,
 }
 
 impl Ordering {
+    /// `expression ASC|DESC` for each key.
+    pub fn terms(&self) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|(expr, asc)| format!("{expr} {}", if *asc { "ASC" } else { "DESC" }))
+            .collect()
+    }
+
     /// The terms of a layout that never joins (`metric_join` is `None`).
     pub fn terms_only(self) -> Vec<String> {
         debug_assert!(self.joins.is_empty(), "this layout's ordering needs joins");
-        self.terms
+        self.terms()
     }
 }
 
@@ -113,6 +121,7 @@ fn string_cmp(expr: &str, op: Op, value: &Value, binds: &mut Vec<Bind>) -> Resul
 fn key_value_clause(
     (table, join): (&str, &str),
     semi: Option<(&str, &str)>,
+    owners: Option<(i64, i64)>,
     key: &str,
     op: Op,
     value: &Value,
@@ -121,8 +130,18 @@ fn key_value_clause(
     binds.push(Bind::Text(key.to_string()));
     if let (Some((outer, col)), Op::Eq, Value::Str(v)) = (semi, op, value) {
         binds.push(Bind::Text(v.clone()));
+        // Within a range of owners, the list itself is cut to it (an index range), so that
+        // the outer rows outside the range are never looked up.
+        let within = match owners {
+            Some((from, to)) => {
+                binds.push(Bind::Int(from));
+                binds.push(Bind::Int(to));
+                format!(" AND kv.{col} BETWEEN ? AND ?")
+            }
+            None => String::new(),
+        };
         return Ok(format!(
-            "{outer} IN (SELECT kv.{col} FROM {table} kv WHERE kv.key = ? AND kv.value = ?)"
+            "{outer} IN (SELECT kv.{col} FROM {table} kv WHERE kv.key = ? AND kv.value = ?{within})"
         ));
     }
     let head = format!("SELECT 1 FROM {table} kv WHERE {join} AND kv.key = ?");
@@ -138,6 +157,17 @@ fn key_value_clause(
 
 /// Renders AND-joined clauses; returns `1 = 1` for none.
 pub fn where_sql(layout: &Layout, clauses: &[Clause], binds: &mut Vec<Bind>) -> Result<String> {
+    where_sql_within(layout, clauses, binds, None)
+}
+
+/// [`where_sql`] for the outer rows whose owner key (`semi`'s) lies in `owners` (inclusive):
+/// equality filters on params and tags list only owners in that range.
+pub fn where_sql_within(
+    layout: &Layout,
+    clauses: &[Clause],
+    binds: &mut Vec<Bind>,
+    owners: Option<(i64, i64)>,
+) -> Result<String> {
     let mut parts = Vec::new();
     for c in clauses {
         let part = match &c.target {
@@ -161,10 +191,10 @@ pub fn where_sql(layout: &Layout, clauses: &[Clause], binds: &mut Vec<Bind>) -> 
                 let params = layout
                     .params
                     .ok_or_else(|| Error::invalid("params cannot be searched here"))?;
-                key_value_clause(params, layout.semi, key, c.op, &c.value, binds)?
+                key_value_clause(params, layout.semi, owners, key, c.op, &c.value, binds)?
             }
             Target::Tag(key) => {
-                key_value_clause(layout.tags, layout.semi, key, c.op, &c.value, binds)?
+                key_value_clause(layout.tags, layout.semi, owners, key, c.op, &c.value, binds)?
             }
             Target::Attribute(attr) => {
                 let expr = (layout.attribute)(attr)
@@ -213,11 +243,11 @@ pub fn where_sql(layout: &Layout, clauses: &[Clause], binds: &mut Vec<Bind>) -> 
 /// Renders ORDER BY terms for the given keys: present values first, then NaN, then missing,
 /// for both directions.
 pub fn order_sql(layout: &Layout, keys: &[OrderKey], binds: &mut Vec<Bind>) -> Result<Ordering> {
-    let mut terms = Vec::new();
+    let mut out = Vec::new();
     let mut joins = String::new();
     let mut join_binds = Vec::new();
     for (n, k) in keys.iter().enumerate() {
-        let dir = if k.ascending { "ASC" } else { "DESC" };
+        let asc = k.ascending;
         match &k.target {
             Target::Metric(key) => {
                 let (table, join) = layout
@@ -228,8 +258,8 @@ pub fn order_sql(layout: &Layout, keys: &[OrderKey], binds: &mut Vec<Bind>) -> R
                         " LEFT JOIN {table} o{n} ON o{n}.{owner} = {outer} AND o{n}.key = ?"
                     ));
                     join_binds.push(Bind::Text(key.clone()));
-                    terms.push(format!("COALESCE(o{n}.is_nan, 2) ASC"));
-                    terms.push(format!("o{n}.value {dir}"));
+                    out.push((format!("COALESCE(o{n}.is_nan, 2)"), true));
+                    out.push((format!("o{n}.value"), asc));
                     continue;
                 }
                 let sub = |what: &str| {
@@ -240,8 +270,8 @@ pub fn order_sql(layout: &Layout, keys: &[OrderKey], binds: &mut Vec<Bind>) -> R
                 };
                 binds.push(Bind::Text(key.clone()));
                 binds.push(Bind::Text(key.clone()));
-                terms.push(format!("COALESCE({}, 2) ASC", sub("mt.is_nan")));
-                terms.push(format!("{} {dir}", sub("mt.value")));
+                out.push((format!("COALESCE({}, 2)", sub("mt.is_nan")), true));
+                out.push((sub("mt.value"), asc));
             }
             Target::Param(key) | Target::Tag(key) => {
                 let (table, join) = match &k.target {
@@ -253,14 +283,14 @@ pub fn order_sql(layout: &Layout, keys: &[OrderKey], binds: &mut Vec<Bind>) -> R
                 let sub = format!("(SELECT kv.value FROM {table} kv WHERE {join} AND kv.key = ?)");
                 binds.push(Bind::Text(key.clone()));
                 binds.push(Bind::Text(key.clone()));
-                terms.push(format!("{sub} IS NULL ASC"));
-                terms.push(format!("{sub} {dir}"));
+                out.push((format!("{sub} IS NULL"), true));
+                out.push((sub, asc));
             }
             Target::Attribute(attr) => {
                 let expr = (layout.attribute)(attr)
                     .ok_or_else(|| Error::invalid(format!("Invalid order_by key '{attr}'")))?;
-                terms.push(format!("{expr} IS NULL ASC"));
-                terms.push(format!("{expr} {dir}"));
+                out.push((format!("{expr} IS NULL"), true));
+                out.push((expr.to_string(), asc));
             }
             Target::Dataset(_) => return Err(Error::invalid("cannot order by datasets")),
         }
@@ -268,7 +298,7 @@ pub fn order_sql(layout: &Layout, keys: &[OrderKey], binds: &mut Vec<Bind>) -> R
     Ok(Ordering {
         joins,
         join_binds,
-        terms,
+        keys: out,
     })
 }
 
@@ -422,7 +452,7 @@ pub mod searches {
     use plumb_core::search::Target;
     use plumb_core::Result;
 
-    use super::{experiment_ids, layouts, order_sql, where_sql, Bind, Ordering};
+    use super::{experiment_ids, layouts, order_sql, where_sql, where_sql_within, Bind, Ordering};
     use crate::{ExperimentQuery, LoggedModelQuery, RegistryQuery, RunQuery};
 
     /// A statement and its binds.
@@ -467,33 +497,123 @@ pub mod searches {
 
     /// `None` when no asked experiment id can exist (the answer is an empty page).
     pub fn runs(q: &RunQuery, columns: &str) -> Result<Option<Rendered>> {
-        let ids = experiment_ids(&q.experiment_ids);
-        if ids.is_empty() {
-            return Ok(None);
+        RunSearch::new(q)?
+            .map(|s| s.page(columns, q.max_results, q.offset))
+            .transpose()
+    }
+
+    /// A run search in parts, so that it can also be asked in row-id ranges whose answers carry
+    /// their sort keys ([`RunSearch::range`]): the first `n` runs of the whole search are the
+    /// first `n` of the merged first `n` of every range, so a backend can answer one search
+    /// on several connections at once and merge in order.
+    pub struct RunSearch {
+        query: RunQuery,
+        joins: String,
+        join_binds: Vec<Bind>,
+        keys: Vec<(String, bool)>,
+        order_binds: Vec<Bind>,
+    }
+
+    impl RunSearch {
+        /// `None` when no asked experiment id can exist (the answer is an empty page).
+        pub fn new(q: &RunQuery) -> Result<Option<Self>> {
+            if experiment_ids(&q.experiment_ids).is_empty() {
+                return Ok(None);
+            }
+            let mut order_binds = Vec::new();
+            let Ordering {
+                joins,
+                join_binds,
+                mut keys,
+            } = order_sql(&layouts::RUNS, &q.order_by, &mut order_binds)?;
+            if !orders_by(&q.order_by, "start_time") {
+                keys.push(("r.start_time".into(), false));
+            }
+            keys.push(("r.run_uuid".into(), true));
+            let search = RunSearch {
+                query: q.clone(),
+                joins,
+                join_binds,
+                keys,
+                order_binds,
+            };
+            search.conditions(None)?; // every later rendering succeeds as this one did
+            Ok(Some(search))
         }
-        let marks = vec!["?"; ids.len()].join(", ");
-        let mut binds: Vec<Bind> = ids.into_iter().map(Bind::Int).collect();
-        let filter = where_sql(&layouts::RUNS, &q.filter, &mut binds)?;
-        // The ordering's joins come before the WHERE clause, and so do their binds.
-        let Ordering {
-            joins,
-            join_binds: mut all_binds,
-            terms: mut order,
-        } = order_sql(&layouts::RUNS, &q.order_by, &mut binds)?;
-        if !orders_by(&q.order_by, "start_time") {
-            order.push("r.start_time DESC".into());
+
+        /// The WHERE conditions, for the runs with row ids in `range` when given.
+        fn conditions(&self, range: Option<(i64, i64)>) -> Result<(String, Vec<Bind>)> {
+            let ids = experiment_ids(&self.query.experiment_ids);
+            let marks = vec!["?"; ids.len()].join(", ");
+            let mut binds: Vec<Bind> = ids.into_iter().map(Bind::Int).collect();
+            let filter = where_sql_within(&layouts::RUNS, &self.query.filter, &mut binds, range)?;
+            let mut sql = format!(
+                "r.experiment_id IN ({marks}) AND {} AND {filter}",
+                stage("r", self.query.view_type)
+            );
+            if let Some((from, to)) = range {
+                sql.push_str(" AND r.run_pk BETWEEN ? AND ?");
+                binds.push(Bind::Int(from));
+                binds.push(Bind::Int(to));
+            }
+            Ok((sql, binds))
         }
-        order.push("r.run_uuid ASC".into());
-        page(&mut binds, q.max_results, q.offset);
-        all_binds.extend(binds);
-        let sql = format!(
-            "SELECT {columns} FROM runs r{joins}
-             WHERE r.experiment_id IN ({marks}) AND {} AND {filter}
-             ORDER BY {} LIMIT ? OFFSET ?",
-            stage("r", q.view_type),
-            order.join(", ")
-        );
-        Ok(Some((sql, all_binds)))
+
+        /// One page (and one row more, to know whether another follows).
+        pub fn page(&self, columns: &str, max_results: i64, offset: i64) -> Result<Rendered> {
+            let (conditions, condition_binds) = self.conditions(None)?;
+            let terms = Ordering {
+                joins: String::new(),
+                join_binds: Vec::new(),
+                keys: self.keys.clone(),
+            }
+            .terms();
+            let mut binds = self.join_binds.clone();
+            binds.extend(condition_binds);
+            binds.extend(self.order_binds.iter().cloned());
+            binds.push(Bind::Int(max_results + 1));
+            binds.push(Bind::Int(offset));
+            let sql = format!(
+                "SELECT {columns} FROM runs r{} WHERE {conditions} ORDER BY {} LIMIT ? OFFSET ?",
+                self.joins,
+                terms.join(", ")
+            );
+            Ok((sql, binds))
+        }
+
+        /// The first `limit` matching runs whose row id lies in `from..=to`, in the search's
+        /// order: `columns`, then one column per sort key (see [`RunSearch::directions`]).
+        pub fn range(&self, columns: &str, from: i64, to: i64, limit: i64) -> Result<Rendered> {
+            let (conditions, condition_binds) = self.conditions(Some((from, to)))?;
+            let select: Vec<String> = self
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(i, (expr, _))| format!("{expr} AS sort_key_{i}"))
+                .collect();
+            let order: Vec<String> = self
+                .keys
+                .iter()
+                .enumerate()
+                .map(|(i, (_, asc))| format!("sort_key_{i} {}", if *asc { "ASC" } else { "DESC" }))
+                .collect();
+            let mut binds = self.order_binds.clone();
+            binds.extend(self.join_binds.iter().cloned());
+            binds.extend(condition_binds);
+            binds.push(Bind::Int(limit));
+            let sql = format!(
+                "SELECT {columns}, {} FROM runs r{} WHERE {conditions} ORDER BY {} LIMIT ?",
+                select.join(", "),
+                self.joins,
+                order.join(", ")
+            );
+            Ok((sql, binds))
+        }
+
+        /// Whether each sort key of [`RunSearch::range`] ascends.
+        pub fn directions(&self) -> Vec<bool> {
+            self.keys.iter().map(|(_, asc)| *asc).collect()
+        }
     }
 
     /// `None` when no asked experiment id can exist (the answer is an empty page).

@@ -11,7 +11,7 @@ use plumb_store::shared::{
     assemble_runs, log_model_history_tag, new_run_id, param_conflict_error, random_run_name,
     stored_metric, RunParts,
 };
-use plumb_store::sql::searches;
+use plumb_store::sql::searches::{self, RunSearch};
 use plumb_store::{
     join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, DATASET_CONTEXT_TAG,
     LOG_MODEL_HISTORY_TAG, RUN_NAME_TAG,
@@ -692,6 +692,106 @@ pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<InfoPage> {
     )
 }
 
+/// The highest run row id there is (0 without runs).
+pub(crate) fn max_pk(conn: &Connection) -> Result<i64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(run_pk), 0) FROM runs")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(db_err)
+}
+
+/// A run of one range's answer with the values it is ordered by.
+pub(crate) type Ranked = ((i64, RunInfo), Vec<Sql>);
+
+/// The first `limit` matches among runs with row ids in `from..=to` (see [`RunSearch::range`]).
+pub(crate) fn search_range(
+    conn: &Connection,
+    search: &RunSearch,
+    from: i64,
+    to: i64,
+    limit: i64,
+) -> Result<Vec<Ranked>> {
+    const INFO_COUNT: usize = 10;
+    let keys = search.directions().len();
+    let (sql, binds) = search.range(INFO_COLUMNS, from, to, limit)?;
+    let mut stmt = conn.prepare(&sql).map_err(db_err)?;
+    let rows = stmt
+        .query_map(params_from_iter(to_sql(binds)), |r| {
+            let info = row_to_info(r)?;
+            let values = (INFO_COUNT..INFO_COUNT + keys)
+                .map(|i| r.get::<_, Sql>(i))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((info, values))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(db_err);
+    rows
+}
+
+/// SQLite's order of two values (no collation but BINARY is used in searches): NULL, then
+/// numbers by value, then text by bytes, then blobs.
+fn sql_order(a: &Sql, b: &Sql) -> std::cmp::Ordering {
+    use std::cmp::Ordering::Equal;
+    fn class(v: &Sql) -> u8 {
+        match v {
+            Sql::Null => 0,
+            Sql::Integer(_) | Sql::Real(_) => 1,
+            Sql::Text(_) => 2,
+            Sql::Blob(_) => 3,
+        }
+    }
+    match (a, b) {
+        (Sql::Integer(x), Sql::Integer(y)) => x.cmp(y),
+        (Sql::Integer(x), Sql::Real(y)) => (*x as f64).partial_cmp(y).unwrap_or(Equal),
+        (Sql::Real(x), Sql::Integer(y)) => x.partial_cmp(&(*y as f64)).unwrap_or(Equal),
+        (Sql::Real(x), Sql::Real(y)) => x.partial_cmp(y).unwrap_or(Equal),
+        (Sql::Text(x), Sql::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Sql::Blob(x), Sql::Blob(y)) => x.cmp(y),
+        _ => class(a).cmp(&class(b)),
+    }
+}
+
+/// Merges the ranges' answers (each in the search's order) into one page: `offset` runs
+/// skipped, at most `max_results` kept, and the next page's token when more matched.
+pub(crate) fn merge_ranges(
+    ranges: Vec<Vec<Ranked>>,
+    directions: &[bool],
+    max_results: i64,
+    offset: i64,
+) -> InfoPage {
+    let before = |a: &Ranked, b: &Ranked| {
+        for ((x, y), asc) in a.1.iter().zip(&b.1).zip(directions) {
+            let o = sql_order(x, y);
+            if o != std::cmp::Ordering::Equal {
+                return if *asc { o.is_lt() } else { o.is_gt() };
+            }
+        }
+        false
+    };
+    let mut all: Vec<Ranked> = Vec::new();
+    for range in ranges {
+        let mut merged = Vec::with_capacity(all.len() + range.len());
+        let (mut a, mut b) = (all.into_iter().peekable(), range.into_iter().peekable());
+        loop {
+            let take_b = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => before(y, x),
+                (None, Some(_)) => true,
+                (Some(_), None) => false,
+                (None, None) => break,
+            };
+            merged.extend(if take_b { b.next() } else { a.next() });
+        }
+        all = merged;
+    }
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    let max = usize::try_from(max_results).unwrap_or(0);
+    let mut rows: Vec<(i64, RunInfo)> = all.into_iter().skip(offset).map(|r| r.0).collect();
+    let next = (rows.len() > max).then(|| {
+        rows.truncate(max);
+        plumb_core::validation::encode_offset_token((offset + max) as i64)
+    });
+    (rows, next)
+}
+
 /// Run ids to row ids, skipping unknown ones.
 pub(crate) fn pks(conn: &Connection, run_ids: &[String]) -> Result<HashMap<i64, String>> {
     let mut out = HashMap::new();
@@ -708,4 +808,76 @@ pub(crate) fn pks(conn: &Connection, run_ids: &[String]) -> Result<HashMap<i64, 
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranked(pk: i64, keys: Vec<Sql>) -> Ranked {
+        let info = RunInfo {
+            run_id: format!("r{pk}"),
+            experiment_id: "1".into(),
+            run_name: String::new(),
+            user_id: String::new(),
+            status: RunStatus::Running,
+            start_time: None,
+            end_time: None,
+            artifact_uri: String::new(),
+            lifecycle_stage: LifecycleStage::Active,
+        };
+        ((pk, info), keys)
+    }
+
+    #[test]
+    fn values_order_as_sqlite_orders_them() {
+        let ordered = [
+            Sql::Null,
+            Sql::Real(-1.5),
+            Sql::Integer(-1),
+            Sql::Real(0.5),
+            Sql::Integer(2),
+            Sql::Text("B".into()),
+            Sql::Text("a".into()),
+            Sql::Text("ab".into()),
+            Sql::Blob(vec![0]),
+        ];
+        for (i, a) in ordered.iter().enumerate() {
+            for (j, b) in ordered.iter().enumerate() {
+                assert_eq!(sql_order(a, b), i.cmp(&j), "{a:?} vs {b:?}");
+            }
+        }
+        assert_eq!(
+            sql_order(&Sql::Integer(3), &Sql::Real(3.0)),
+            std::cmp::Ordering::Equal
+        );
+    }
+
+    /// Two ranges' answers merge by the keys and their directions; the page skips `offset`,
+    /// keeps `max_results` and says whether more matched.
+    #[test]
+    fn ranges_merge_into_pages() {
+        // Ordered by (first key ascending, second key descending).
+        let low = vec![
+            ranked(1, vec![Sql::Integer(0), Sql::Real(9.0)]),
+            ranked(2, vec![Sql::Integer(0), Sql::Real(1.0)]),
+            ranked(3, vec![Sql::Integer(2), Sql::Null]),
+        ];
+        let high = vec![
+            ranked(10, vec![Sql::Integer(0), Sql::Real(5.0)]),
+            ranked(11, vec![Sql::Integer(1), Sql::Real(7.0)]),
+        ];
+        let dirs = [true, false];
+        let pks = |page: &InfoPage| page.0.iter().map(|r| r.0).collect::<Vec<_>>();
+        let all = merge_ranges(vec![low.clone(), high.clone()], &dirs, 10, 0);
+        assert_eq!(pks(&all), vec![1, 10, 2, 11, 3]);
+        assert_eq!(all.1, None);
+        let first = merge_ranges(vec![low.clone(), high.clone()], &dirs, 2, 0);
+        assert_eq!(pks(&first), vec![1, 10]);
+        assert!(first.1.is_some());
+        let second = merge_ranges(vec![low, high], &dirs, 2, 2);
+        assert_eq!(pks(&second), vec![2, 11]);
+        assert!(second.1.is_some());
+        assert_eq!(merge_ranges(Vec::new(), &dirs, 2, 0), (Vec::new(), None));
+    }
 }
