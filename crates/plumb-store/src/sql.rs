@@ -47,13 +47,17 @@ pub struct Ordering {
     pub keys: Vec<(String, bool)>,
 }
 
+/// `expression ASC|DESC` for each (expression, ascending) key.
+fn terms(keys: &[(String, bool)]) -> Vec<String> {
+    keys.iter()
+        .map(|(expr, asc)| format!("{expr} {}", if *asc { "ASC" } else { "DESC" }))
+        .collect()
+}
+
 impl Ordering {
     /// `expression ASC|DESC` for each key.
     pub fn terms(&self) -> Vec<String> {
-        self.keys
-            .iter()
-            .map(|(expr, asc)| format!("{expr} {}", if *asc { "ASC" } else { "DESC" }))
-            .collect()
+        terms(&self.keys)
     }
 
     /// The terms of a layout that never joins (`metric_join` is `None`).
@@ -562,12 +566,7 @@ pub mod searches {
         /// One page (and one row more, to know whether another follows).
         pub fn page(&self, columns: &str, max_results: i64, offset: i64) -> Result<Rendered> {
             let (conditions, condition_binds) = self.conditions(None)?;
-            let terms = Ordering {
-                joins: String::new(),
-                join_binds: Vec::new(),
-                keys: self.keys.clone(),
-            }
-            .terms();
+            let terms = super::terms(&self.keys);
             let mut binds = self.join_binds.clone();
             binds.extend(condition_binds);
             binds.extend(self.order_binds.iter().cloned());
