@@ -227,13 +227,13 @@ impl SqliteStore {
         if want > RANGED_SEARCH_MAX_ROWS {
             return self.read(move |c| search(c, &q)).await;
         }
-        let Some(run_search) = RunSearch::new(&q)? else {
-            return Ok((Vec::new(), None));
-        };
         let max = self.read(max_pk).await?;
         if max < self.ranged_search_from {
             return self.read(move |c| search(c, &q)).await;
         }
+        let Some(run_search) = RunSearch::new(&q)? else {
+            return Ok((Vec::new(), None));
+        };
         let run_search = Arc::new(run_search);
         let range = |from: i64, to: i64| {
             let run_search = run_search.clone();
