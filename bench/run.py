@@ -159,11 +159,17 @@ def servers(smoke, backend):
 
         peers["mlflow"] = mlflow
         peers["fasttrackml"] = fasttrackml
+    if not pg:
+        # Not a peer: the load generator's own do-nothing server (reads and parses each request,
+        # stores nothing). The same write load against it is the ceiling of this machine.
+        peers["floor"] = lambda port: [LOADGEN, "--url", f"http://127.0.0.1:{port}", "floor"]
     return peers
 
 
 def plan(smoke, name):
     """(label, loadgen args). Slow peers get smaller data sets, and the table says so."""
+    if name == "floor":
+        return [p for p in plan(smoke, "plumb") if p[0].startswith("log-")]
     if smoke:
         return [
             ("log-metric c1", ["log-metric", "--connections", "1", "--seconds", "0.5"]),
@@ -213,7 +219,7 @@ def main():
                     res = with_peak_rss(srv, run) if label.startswith("log-batch") else run()
                     print(f"   {label}: {json.dumps(res)}", flush=True)
                     r[label] = res
-                if not args.smoke:
+                if not args.smoke and name != "floor":
                     r["seed-script"] = seed_script(srv.url)
                     print(f"   seed-script: {r['seed-script']}", flush=True)
             finally:
@@ -239,6 +245,8 @@ def main():
         # The smoke run checks that every workload ran and moved data, not how fast.
         assert p["log-metric c8"]["requests"] > 0 and p["log-batch c8"]["requests"] > 0
         assert p["search-runs"]["matched_page"] > 0
+        if args.backend == "sqlite":
+            assert results["floor"]["log-metric c8"]["requests"] > 0
         print("bench smoke: all workloads ran")
 
 
@@ -253,7 +261,7 @@ def fmt(v, unit=""):
 def table(results):
     """The side-by-side table of one full run."""
     rows = []
-    names = list(results)
+    names = [n for n in results if n != "floor"]
 
     def metric(label, key):
         return [results[n].get(label, {}).get(key) if isinstance(results[n].get(label), dict) else None for n in names]
@@ -298,12 +306,61 @@ def table(results):
     return "\n".join(lines)
 
 
+def ceiling(results):
+    """plumb's write workloads next to the do-nothing server's, under the same load."""
+    floor, plumb = results.get("floor"), results.get("plumb", {})
+    if not floor:
+        return ""
+    lines = [
+        "| workload | do-nothing server | plumb | plumb / do-nothing |",
+        "|---|---|---|---|",
+    ]
+    for label, key in [("log-metric c1", "rps"), ("log-metric c8", "rps"), ("log-metric c64", "rps"),
+                       ("log-batch c8", "points_per_s")]:
+        f, p = floor.get(label, {}).get(key), plumb.get(label, {}).get(key)
+        unit = "points/s" if key == "points_per_s" else "requests/s"
+        share = f"{100 * p / f:.0f}%" if f and p else "n/a"
+        lines.append(f"| {label}: {unit} | {fmt(f)} | {fmt(p)} | {share} |")
+    return f"""
+### The ceiling of this machine
+
+The same write load, in the same run, against a server that does nothing but read and parse each
+request and answer it (`plumb-bench floor`: axum on tokio, like plumb; it stores nothing). No
+server can answer faster than this one here: it is what the HTTP stack and the load generator,
+sharing the two cores with it, leave.
+
+{chr(10).join(lines)}
+"""
+
+
+def kept_section(start, stop):
+    """The text of BENCHMARKS.md from the line `start` up to the line `stop` (kept when this run
+    did not produce it), or ''."""
+    try:
+        with open(os.path.join(ROOT, "BENCHMARKS.md")) as f:
+            doc = f.read()
+    except OSError:
+        return ""
+    i = doc.find(start)
+    if i < 0:
+        return ""
+    j = doc.find(stop, i) if stop else -1
+    return "\n" + (doc[i:j] if j >= 0 else doc[i:]).rstrip() + "\n"
+
+
 def write_markdown():
     """BENCHMARKS.md from the last full run on each backend (target/bench-results*.json)."""
     with open(os.path.join(ROOT, "target", "bench-results.json")) as f:
-        sqlite_table = table(json.load(f))
+        sqlite_results = json.load(f)
+    sqlite_table = table(sqlite_results)
     pg_path = os.path.join(ROOT, "target", "bench-results-postgres.json")
-    pg_section = ""
+    notes = os.path.join(ROOT, "bench", "notes.md")
+    notes_text = ""
+    if os.path.exists(notes):
+        with open(notes) as f:
+            notes_text = f.read()
+    # Without this run's PostgreSQL results, the table of the last PostgreSQL run is kept as it is.
+    pg_section = kept_section("## On PostgreSQL", notes_text.split("\n", 1)[0])
     if os.path.exists(pg_path):
         with open(pg_path) as f:
             pg_results = json.load(f)
@@ -339,14 +396,12 @@ temporary folder with its default settings.
   "points in the metric" and "runs in the experiment".
 
 {sqlite_table}
-
+{ceiling(sqlite_results)}
 Raw numbers (all percentiles, errors, bytes): `target/bench-results.json` of the run
 (`target/bench-results-postgres.json` for PostgreSQL).
 {pg_section}"""
-    notes = os.path.join(ROOT, "bench", "notes.md")
-    if os.path.exists(notes):
-        with open(notes) as f:
-            doc += "\n" + f.read()
+    if notes_text:
+        doc += "\n" + notes_text
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
         f.write(doc)
 

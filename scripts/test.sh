@@ -55,7 +55,7 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
-step "benchmark harness smoke run (plumb only, seconds; the full run is by hand)"
+step "benchmark harness smoke run (plumb and the do-nothing floor, seconds; the full run is by hand)"
 bash bench/run.sh --smoke
 bash bench/run.sh --smoke --backend postgres
 

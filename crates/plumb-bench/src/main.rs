@@ -1,6 +1,8 @@
 //! `plumb-bench`: the benchmark load generator. Drives any MLflow-compatible server over its REST
 //! API (plumb, MLflow, FastTrackML) with unique points, closed-loop on N connections, and prints
 //! one JSON line of throughput and latency percentiles. Orchestration lives in `bench/run.py`.
+//! `floor` serves the write endpoints while storing nothing: the same load against it measures
+//! what the HTTP stack and the load generator alone allow on the machine.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -67,6 +69,9 @@ enum Workload {
         #[arg(long, default_value_t = 8)]
         load_connections: usize,
     },
+    /// Serves on the --url's address, until killed, a server that reads and parses each request
+    /// and stores nothing (the ceiling of the write workloads on this machine).
+    Floor,
 }
 
 struct Api {
@@ -269,9 +274,39 @@ async fn timed_gets(
     Ok((hist, start.elapsed().as_secs_f64(), bytes))
 }
 
+/// The floor server's answer to every request: the body parsed as JSON (a write server must do
+/// at least that), then the few fields the workloads read back (experiment and run ids).
+async fn floor_answer(uri: axum::http::Uri, body: bytes::Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !body.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        return (axum::http::StatusCode::BAD_REQUEST, "{}").into_response();
+    }
+    let answer = match uri.path().rsplit("/mlflow/").next() {
+        Some("experiments/create") => r#"{"experiment_id":"0"}"#,
+        Some("runs/create") => r#"{"run":{"info":{"run_id":"floor"}}}"#,
+        _ => "{}",
+    };
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        answer,
+    )
+        .into_response()
+}
+
+async fn floor(url: &str) -> anyhow::Result<Value> {
+    let addr = reqwest::Url::parse(url)?;
+    let host = addr.host_str().context("the --url has no host")?;
+    let port = addr.port().context("the --url has no port")?;
+    let listener = tokio::net::TcpListener::bind((host, port)).await?;
+    let app = axum::Router::new().fallback(floor_answer);
+    axum::serve(listener, app).await?;
+    Ok(Value::Null)
+}
+
 async fn run(cli: Cli) -> anyhow::Result<Value> {
     let api = Arc::new(Api::new(&cli.url)?);
     match cli.workload {
+        Workload::Floor => floor(&cli.url).await,
         Workload::LogMetric {
             connections,
             seconds,
