@@ -38,7 +38,8 @@ macro_rules! conformance_tests {
     ($factory:expr) => {
         $crate::conformance_tests!(@cases $factory;
             default_experiment_exists, experiment_lifecycle, experiment_search, run_lifecycle,
-            params_are_immutable_and_batches_atomic, latest_metric_rules, metric_history_pages,
+            params_are_immutable_and_batches_atomic, latest_metric_rules,
+            long_batches_store_each_point_once, metric_history_pages,
             run_search_filters_and_order, run_search_pagination, bulk_interval_sampling,
             datasets_and_outputs, logged_models, concurrent_writers_lose_nothing,
             registry_lifecycle, registry_search, concurrent_version_creates_are_consecutive,
@@ -728,6 +729,71 @@ pub async fn run_search_pagination(store: Store) {
         }
     }
     assert_eq!(seen, (0..7).map(|i| format!("r{i}")).collect::<Vec<_>>());
+}
+
+/// Long batches are stored many points per statement: a batch overlapping stored points, or
+/// repeating one, still stores each new point once and keeps the series' shape (what history
+/// and sampling rely on), exactly as the same points logged ten at a time.
+pub async fn long_batches_store_each_point_once(store: Store) {
+    let exp = experiment(&store, "long batches").await;
+    let points = |steps: std::ops::Range<i64>| -> Vec<Metric> {
+        steps
+            .map(|s| metric("loss", s as f64, 1_000 + s, s))
+            .collect()
+    };
+    let long = run(&store, &exp, "long").await;
+    log(&store, &long, points(0..300), vec![], vec![]).await;
+    // Steps 200..300 are stored already, and step 450 comes twice.
+    let mut again = points(200..600);
+    again.insert(300, metric("loss", 450.0, 1_450, 450));
+    log(&store, &long, again, vec![], vec![]).await;
+    // A batch that ends in a few points stored one by one, one of them a repeat.
+    let mut tail = points(600..650);
+    tail.push(metric("loss", 649.0, 1_649, 649));
+    log(&store, &long, tail, vec![], vec![]).await;
+
+    let short = run(&store, &exp, "short").await;
+    for chunk in points(0..650).chunks(10) {
+        log(&store, &short, chunk.to_vec(), vec![], vec![]).await;
+    }
+    let history = |r: String| {
+        let store = store.clone();
+        async move {
+            store
+                .metric_history(&r, "loss", 0, None)
+                .await
+                .expect("history")
+                .items
+                .iter()
+                .map(|m| (m.step, m.timestamp, m.value))
+                .collect::<Vec<_>>()
+        }
+    };
+    let want: Vec<(i64, i64, f64)> = (0..650).map(|s| (s, 1_000 + s, s as f64)).collect();
+    assert_eq!(history(long.clone()).await, want);
+    assert_eq!(history(short.clone()).await, want);
+    let sample = |r: String, max_results: usize| {
+        let store = store.clone();
+        async move {
+            store
+                .metric_history_bulk_interval(IntervalQuery {
+                    run_ids: vec![r],
+                    metric_key: "loss".into(),
+                    steps: None,
+                    max_results,
+                })
+                .await
+                .expect("sample")
+                .iter()
+                .map(|p| p.metric.step)
+                .collect::<Vec<_>>()
+        }
+    };
+    for max in [7, 100] {
+        let got = sample(long.clone(), max).await;
+        assert_eq!(got, sample(short.clone(), max).await, "{max} samples");
+        assert_eq!(got.last(), Some(&649));
+    }
 }
 
 pub async fn bulk_interval_sampling(store: Store) {
