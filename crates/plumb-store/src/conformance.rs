@@ -741,37 +741,25 @@ pub async fn long_batches_store_each_point_once(store: Store) {
             .map(|s| metric("loss", s as f64, 1_000 + s, s))
             .collect()
     };
-    let long = run(&store, &exp, "long").await;
-    log(&store, &long, points(0..300), vec![], vec![]).await;
-    // Steps 200..300 are stored already, and step 450 comes twice.
-    let mut again = points(200..600);
-    again.insert(300, metric("loss", 450.0, 1_450, 450));
-    log(&store, &long, again, vec![], vec![]).await;
-    // A batch that ends in a few points stored one by one, one of them a repeat.
-    let mut tail = points(600..650);
-    tail.push(metric("loss", 649.0, 1_649, 649));
-    log(&store, &long, tail, vec![], vec![]).await;
-
-    let short = run(&store, &exp, "short").await;
-    for chunk in points(0..650).chunks(10) {
-        log(&store, &short, chunk.to_vec(), vec![], vec![]).await;
-    }
+    let (long, short) = (
+        run(&store, &exp, "long").await,
+        run(&store, &exp, "short").await,
+    );
     let history = |r: String| {
         let store = store.clone();
         async move {
-            store
+            let mut rows: Vec<(i64, i64, u64)> = store
                 .metric_history(&r, "loss", 0, None)
                 .await
                 .expect("history")
                 .items
                 .iter()
-                .map(|m| (m.step, m.timestamp, m.value))
-                .collect::<Vec<_>>()
+                .map(|m| (m.step, m.timestamp, m.value.to_bits()))
+                .collect();
+            rows.sort_unstable();
+            rows
         }
     };
-    let want: Vec<(i64, i64, f64)> = (0..650).map(|s| (s, 1_000 + s, s as f64)).collect();
-    assert_eq!(history(long.clone()).await, want);
-    assert_eq!(history(short.clone()).await, want);
     let sample = |r: String, max_results: usize| {
         let store = store.clone();
         async move {
@@ -785,15 +773,43 @@ pub async fn long_batches_store_each_point_once(store: Store) {
                 .await
                 .expect("sample")
                 .iter()
-                .map(|p| p.metric.step)
+                .map(|p| (p.metric.step, p.metric.timestamp))
                 .collect::<Vec<_>>()
         }
     };
-    for max in [7, 100] {
-        let got = sample(long.clone(), max).await;
-        assert_eq!(got, sample(short.clone(), max).await, "{max} samples");
-        assert_eq!(got.last(), Some(&649));
+    let mut batches = vec![
+        points(0..300),
+        // Steps 200..300 are stored already, and step 450 comes twice.
+        points(200..600),
+        // Ends in a few points stored one by one, one of them a repeat.
+        points(600..650),
+        // A second point at a stored step, in a long batch that repeats stored points: the series
+        // is no longer one point per step.
+        points(500..700),
+    ];
+    batches[1].insert(300, metric("loss", 450.0, 1_450, 450));
+    batches[2].push(metric("loss", 649.0, 1_649, 649));
+    batches[3].insert(40, metric("loss", -1.0, 5_000, 520));
+    let mut stored = 0;
+    for (stage, batch) in batches.into_iter().enumerate() {
+        log(&store, &long, batch.clone(), vec![], vec![]).await;
+        for ten in batch.chunks(10) {
+            log(&store, &short, ten.to_vec(), vec![], vec![]).await;
+        }
+        let rows = history(long.clone()).await;
+        assert_eq!(rows, history(short.clone()).await, "stage {stage}");
+        assert!(rows.len() > stored, "stage {stage}");
+        stored = rows.len();
+        for max in [7, 100] {
+            let got = sample(long.clone(), max).await;
+            assert_eq!(
+                got,
+                sample(short.clone(), max).await,
+                "stage {stage}, {max} samples"
+            );
+        }
     }
+    assert_eq!(stored, 701);
 }
 
 pub async fn bulk_interval_sampling(store: Store) {
