@@ -358,36 +358,28 @@ pub(crate) fn log_batch(conn: &Connection, run_id: &str, batch: &Batch) -> Resul
 /// writer's time in a 1000-point batch.)
 const POINT_CHUNKS: [usize; 3] = [256, 64, 16];
 
-/// `INSERT OR IGNORE` of `rows` points (six parameters each).
-fn insert_points_sql(rows: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let texts = SQL.get_or_init(|| {
-        POINT_CHUNKS
-            .iter()
-            .chain(&[1])
-            .map(|&n| {
-                let mut sql = String::from(
-                    "INSERT OR IGNORE INTO metrics (run_pk, key, step, timestamp, value, is_nan) VALUES ",
-                );
-                for i in 0..n {
-                    sql.push_str(if i == 0 { "(?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?)" });
-                }
-                sql
-            })
-            .collect()
-    });
-    let at = POINT_CHUNKS
-        .iter()
-        .position(|&n| n == rows)
-        .unwrap_or(POINT_CHUNKS.len());
-    &texts[at]
+/// `INSERT OR IGNORE` of `rows` points (six parameters each). Built per call: a few per batch,
+/// and the statement cache is keyed on this text.
+fn insert_points_sql(rows: usize) -> String {
+    let mut sql = String::with_capacity(100 + rows * 14);
+    sql.push_str(
+        "INSERT OR IGNORE INTO metrics (run_pk, key, step, timestamp, value, is_nan) VALUES ",
+    );
+    for i in 0..rows {
+        sql.push_str(if i == 0 {
+            "(?,?,?,?,?,?)"
+        } else {
+            ",(?,?,?,?,?,?)"
+        });
+    }
+    sql
 }
 
 /// Inserts `points` (of the run `pk`) with one statement; false (and nothing inserted) when any
 /// of them was already stored or repeated, so the caller can tell which ones are new.
 fn insert_chunk(conn: &Connection, pk: i64, points: &[(&Metric, f64, bool)]) -> Result<bool> {
     let mut stmt = conn
-        .prepare_cached(insert_points_sql(points.len()))
+        .prepare_cached(&insert_points_sql(points.len()))
         .map_err(db_err)?;
     for (i, (m, value, is_nan)) in points.iter().enumerate() {
         let at = i * 6;
@@ -418,7 +410,7 @@ fn insert_chunk(conn: &Connection, pk: i64, points: &[(&Metric, f64, bool)]) -> 
 
 /// Inserts each point; whether each was new (not stored before, not repeated earlier).
 fn insert_points(conn: &Connection, pk: i64, points: &[(&Metric, f64, bool)]) -> Result<Vec<bool>> {
-    let mut one = conn.prepare_cached(insert_points_sql(1)).map_err(db_err)?;
+    let mut one = conn.prepare_cached(&insert_points_sql(1)).map_err(db_err)?;
     let mut one_by_one = |points: &[(&Metric, f64, bool)], out: &mut Vec<bool>| -> Result<()> {
         for (m, value, is_nan) in points {
             let n = one
