@@ -366,11 +366,37 @@ impl Checkpointer {
     }
 }
 
+/// How long the writer polls for the next write before it sleeps (`next_job`) ...
+const WRITER_POLL: std::time::Duration = std::time::Duration::from_micros(200);
+/// ... after committing a group of at most this many writes.
+const WRITER_POLL_AFTER_GROUP: usize = 8;
+
+/// The next message for the writer. After a small group it is polled for a short while first
+/// (yielding the core to any thread that can run), then waited for: a client logging point
+/// after point sends its next write a few tens of microseconds after its answer, about what
+/// waking a sleeping thread costs. A/B (fresh databases, 5-second runs): one connection
+/// 8.0k -> 12.6-13.5k requests/s, eight 31k -> 38k. After a large group it sleeps at once: the
+/// next group then gathers while it sleeps (polling after every group cost 64 connections ~5%).
+fn next_job(rx: &mut mpsc::Receiver<Msg>, last_group: usize) -> Option<Msg> {
+    if last_group <= WRITER_POLL_AFTER_GROUP {
+        let start = std::time::Instant::now();
+        while start.elapsed() < WRITER_POLL {
+            match rx.try_recv() {
+                Ok(m) => return Some(m),
+                Err(mpsc::error::TryRecvError::Disconnected) => return None,
+                Err(mpsc::error::TryRecvError::Empty) => std::thread::yield_now(),
+            }
+        }
+    }
+    rx.blocking_recv()
+}
+
 fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, checkpointer: Checkpointer) {
     let mut closed: Option<oneshot::Sender<()>> = None;
     analyze(&conn);
     let (mut analyzed, mut writes) = (std::time::Instant::now(), 0usize);
-    while let Some(first) = rx.blocking_recv() {
+    let mut last_group = usize::MAX;
+    while let Some(first) = next_job(&mut rx, last_group) {
         let mut jobs = Vec::new();
         let mut msg = Some(first);
         while let Some(m) = msg.take() {
@@ -382,6 +408,7 @@ fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Msg>, checkpointer: 
                 msg = rx.try_recv().ok();
             }
         }
+        last_group = jobs.len();
         if !jobs.is_empty() {
             writes += jobs.len();
             commit_group(&conn, jobs);

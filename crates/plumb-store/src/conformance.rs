@@ -470,6 +470,27 @@ pub async fn params_are_immutable_and_batches_atomic(store: Store) {
     assert_eq!(got.data.params, vec![Param::new("lr", "0.1")]);
     assert!(got.data.metrics.is_empty());
     assert!(!got.data.tags.iter().any(|t| t.key == "t"));
+    // Params and tags list in the order they were first logged, not by key, across batches;
+    // a tag set again keeps its place.
+    let kv = |pairs: &[&str]| pairs.iter().map(|k| Tag::new(*k, "v")).collect::<Vec<_>>();
+    log(&store, &r, vec![], kv(&["zeta", "alpha"]), kv(&["z", "a"])).await;
+    log(&store, &r, vec![], kv(&["mid"]), kv(&["m", "z"])).await;
+    let keys = |kvs: &[Tag]| kvs.iter().map(|t| t.key.clone()).collect::<Vec<_>>();
+    let user_tags = |run: &plumb_core::entities::Run| {
+        keys(&run.data.tags)
+            .into_iter()
+            .filter(|k| !k.starts_with("mlflow."))
+            .collect::<Vec<_>>()
+    };
+    let got = store.get_run(&r).await.expect("get");
+    assert_eq!(keys(&got.data.params), ["lr", "zeta", "alpha", "mid"]);
+    assert_eq!(user_tags(&got), ["z", "a", "m"]);
+    let found = store
+        .search_runs(query(&exp, "params.mid = 'v'", &[]))
+        .await
+        .expect("search");
+    assert_eq!(keys(&found.items[0].data.params), ["lr", "zeta", "alpha", "mid"]);
+    assert_eq!(user_tags(&found.items[0]), ["z", "a", "m"]);
 }
 
 pub async fn latest_metric_rules(store: Store) {

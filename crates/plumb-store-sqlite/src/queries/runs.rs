@@ -156,6 +156,21 @@ fn kv_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tag> {
     Ok(Tag::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?))
 }
 
+/// Key/value rows (run, key, value, rowid) of many runs, each run's in insertion order. The
+/// order is put right here, not by `ORDER BY run_pk, rowid`: the rows come out of the
+/// `(run_pk, key)` index, and SQLite sorted them again in a temporary B-tree, which was more
+/// than half the cost of loading a 1000-run search page's params (8 ms of 10 in the shell).
+fn in_insertion_order(conn: &Connection, sql: &str, pks: &[i64]) -> Result<HashMap<i64, Vec<Tag>>> {
+    let mut rows = grouped(conn, sql, pks, |r| Ok((r.get::<_, i64>(3)?, kv_row(r)?)))?;
+    Ok(rows
+        .drain()
+        .map(|(pk, mut kvs)| {
+            kvs.sort_unstable_by_key(|(rowid, _)| *rowid);
+            (pk, kvs.into_iter().map(|(_, kv)| kv).collect())
+        })
+        .collect())
+}
+
 /// Loads data, inputs and outputs of many runs with one query per kind (not per run).
 pub(crate) fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
     let pks: Vec<i64> = rows.iter().map(|(pk, _)| *pk).collect();
@@ -173,17 +188,15 @@ pub(crate) fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<
             ))
         },
     )?;
-    let params = grouped(
+    let params = in_insertion_order(
         conn,
-        "SELECT run_pk, key, value FROM params WHERE run_pk IN ({in}) ORDER BY run_pk, rowid",
+        "SELECT run_pk, key, value, rowid FROM params WHERE run_pk IN ({in})",
         &pks,
-        kv_row,
     )?;
-    let tags = grouped(
+    let tags = in_insertion_order(
         conn,
-        "SELECT run_pk, key, value FROM tags WHERE run_pk IN ({in}) ORDER BY run_pk, rowid",
+        "SELECT run_pk, key, value, rowid FROM tags WHERE run_pk IN ({in})",
         &pks,
-        kv_row,
     )?;
     let outputs = grouped(
         conn,
