@@ -489,7 +489,10 @@ pub async fn params_are_immutable_and_batches_atomic(store: Store) {
         .search_runs(query(&exp, "params.mid = 'v'", &[]))
         .await
         .expect("search");
-    assert_eq!(keys(&found.items[0].data.params), ["lr", "zeta", "alpha", "mid"]);
+    assert_eq!(
+        keys(&found.items[0].data.params),
+        ["lr", "zeta", "alpha", "mid"]
+    );
     assert_eq!(user_tags(&found.items[0]), ["z", "a", "m"]);
 }
 
