@@ -997,6 +997,15 @@ mod tests {
         (dir, path, conn)
     }
 
+    /// A fresh database whose writer is hooked to a checkpointer with these marks, and the
+    /// database file's size before any checkpoint.
+    fn hooked(at: CheckpointAt) -> (tempfile::TempDir, PathBuf, Connection, Checkpointer, u64) {
+        let (dir, path, mut conn) = writer();
+        let checkpointer = Checkpointer::start(&path, &mut conn, at).expect("start");
+        let before = std::fs::metadata(&path).expect("stat").len();
+        (dir, path, conn, checkpointer, before)
+    }
+
     /// Ten commits of ~10 pages each, then the database file's size.
     fn write_pages(conn: &Connection, path: &Path) -> u64 {
         for _ in 0..10 {
@@ -1023,14 +1032,11 @@ mod tests {
 
     #[test]
     fn once_writes_stop_the_wal_is_copied_back_each_time() {
-        let (_dir, path, mut conn) = writer();
-        let at = CheckpointAt {
+        let (_dir, path, mut conn, checkpointer, before) = hooked(CheckpointAt {
             wake: c_int_max(),
             force: c_int_max(),
             idle: std::time::Duration::from_millis(20),
-        };
-        let checkpointer = Checkpointer::start(&path, &mut conn, at).expect("start");
-        let before = std::fs::metadata(&path).expect("stat").len();
+        });
         write_pages(&conn, &path);
         let first = grown_to(&path, before + 200_000);
         assert!(first >= before + 200_000, "not copied back: {first} bytes");
@@ -1046,14 +1052,11 @@ mod tests {
 
     #[test]
     fn the_checkpointer_copies_the_wal_back_off_the_commit() {
-        let (_dir, path, mut conn) = writer();
-        let at = CheckpointAt {
+        let (_dir, path, mut conn, checkpointer, before) = hooked(CheckpointAt {
             wake: 20,
             force: c_int_max(),
             idle: NEVER,
-        };
-        let checkpointer = Checkpointer::start(&path, &mut conn, at).expect("start");
-        let before = std::fs::metadata(&path).expect("stat").len();
+        });
         write_pages(&conn, &path);
         // The copy happens on the checkpointer's thread, of what the WAL held when it woke: at
         // least the 20 frames of the mark (the rest waits for the next commit past the mark).
@@ -1067,14 +1070,11 @@ mod tests {
 
     #[test]
     fn a_wal_past_the_force_mark_is_checkpointed_in_the_commit() {
-        let (_dir, path, mut conn) = writer();
-        let at = CheckpointAt {
+        let (_dir, path, mut conn, checkpointer, before) = hooked(CheckpointAt {
             wake: c_int_max(),
             force: 20,
             idle: NEVER,
-        };
-        let checkpointer = Checkpointer::start(&path, &mut conn, at).expect("start");
-        let before = std::fs::metadata(&path).expect("stat").len();
+        });
         // No waiting: the commit itself copied the WAL back.
         assert!(write_pages(&conn, &path) >= before + 200_000);
         checkpointer.stop(&mut conn);
@@ -1083,14 +1083,11 @@ mod tests {
     #[test]
     fn no_checkpoint_below_the_marks() {
         // The hook replaces SQLite's own automatic checkpoint (1000 frames by default).
-        let (_dir, path, mut conn) = writer();
-        let at = CheckpointAt {
+        let (_dir, path, mut conn, checkpointer, before) = hooked(CheckpointAt {
             wake: c_int_max(),
             force: c_int_max(),
             idle: NEVER,
-        };
-        let checkpointer = Checkpointer::start(&path, &mut conn, at).expect("start");
-        let before = std::fs::metadata(&path).expect("stat").len();
+        });
         for _ in 0..15 {
             write_pages(&conn, &path);
         }
