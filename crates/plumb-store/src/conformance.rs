@@ -706,6 +706,42 @@ pub async fn run_search_filters_and_order(store: Store) {
         .await,
         ["a", "b", "c"]
     );
+    // Filters rendered as joins (metric comparisons, param and tag equalities) beside
+    // clauses left in the WHERE and keys ordered by a metric and a param: every bind in its
+    // place.
+    assert_eq!(
+        names(
+            &store,
+            query(
+                &exp,
+                "params.model != 'xx' and metrics.acc >= 0.5 and tags.env = 'prod' \
+                 and params.model = 'rf' and attributes.run_name != 'b'",
+                &["metrics.acc DESC", "params.model ASC"]
+            )
+        )
+        .await,
+        ["a"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            query(
+                &exp,
+                "tags.env ILIKE '%e%' and metrics.acc < 1 and metrics.acc != 0.9",
+                &["metrics.acc DESC"]
+            )
+        )
+        .await,
+        ["b"]
+    );
+    assert_eq!(
+        names(
+            &store,
+            query(&exp, "metrics.acc = 0.5 and params.model = 'rf'", &[])
+        )
+        .await,
+        Vec::<String>::new()
+    );
     // Present values first, then NaN, then missing, for both directions.
     let d = run(&store, &exp, "d").await;
     let _ = d;
