@@ -87,6 +87,8 @@ fn open_connection(path: &Path) -> Result<Connection> {
          PRAGMA cache_size = -4000;",
     )
     .map_err(db_err)?;
+    // `rarray(?)`: a bound list of run row ids to join against (see `queries::per_run`).
+    rusqlite::vtab::array::load_module(&conn).map_err(db_err)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

@@ -142,42 +142,62 @@ fn stored_to_value(value: f64, is_nan: bool) -> f64 {
     }
 }
 
-/// [`grouped_by`] keyed on the run row id in the first column.
+/// [`per_id`](crate::queries::per_id) keyed on the run row id in the first column.
 fn grouped<T>(
     conn: &Connection,
     sql: &str,
     pks: &[i64],
     map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<HashMap<i64, Vec<T>>> {
-    crate::queries::grouped_by(conn, sql, pks, |r| r.get(0), map)
+    crate::queries::per_id(conn, sql, pks, |r| r.get(0), map)
+}
+
+/// [`grouped`], each run's rows then put in order by `cmp` (a join over `rarray` promises no
+/// order; the rows mostly come out of their index already in it, which the sort then only
+/// checks).
+fn grouped_sorted<T>(
+    conn: &Connection,
+    sql: &str,
+    pks: &[i64],
+    map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Result<HashMap<i64, Vec<T>>> {
+    let mut rows = grouped(conn, sql, pks, map)?;
+    for items in rows.values_mut() {
+        items.sort_by(&cmp);
+    }
+    Ok(rows)
+}
+
+/// [`grouped_sorted`] by the first of each pair, which is then dropped.
+fn grouped_by_first<O: Ord, T>(
+    conn: &Connection,
+    sql: &str,
+    pks: &[i64],
+    map: impl Fn(&rusqlite::Row<'_>) -> rusqlite::Result<(O, T)>,
+) -> Result<HashMap<i64, Vec<T>>> {
+    let rows = grouped_sorted(conn, sql, pks, map, |a, b| a.0.cmp(&b.0))?;
+    Ok(rows
+        .into_iter()
+        .map(|(pk, items)| (pk, items.into_iter().map(|(_, item)| item).collect()))
+        .collect())
 }
 
 fn kv_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Tag> {
     Ok(Tag::new(r.get::<_, String>(1)?, r.get::<_, String>(2)?))
 }
 
-/// Key/value rows (run, key, value, rowid) of many runs, each run's in insertion order. The
-/// order is put right here, not by `ORDER BY run_pk, rowid`: the rows come out of the
-/// `(run_pk, key)` index, and SQLite sorted them again in a temporary B-tree: reading a 1000-run
-/// search page's params took 8.2 ms in the `sqlite3` shell with that sort, 3.4 ms without.
-fn in_insertion_order(conn: &Connection, sql: &str, pks: &[i64]) -> Result<HashMap<i64, Vec<Tag>>> {
-    let mut rows = grouped(conn, sql, pks, |r| Ok((r.get::<_, i64>(3)?, kv_row(r)?)))?;
-    Ok(rows
-        .drain()
-        .map(|(pk, mut kvs)| {
-            kvs.sort_unstable_by_key(|(rowid, _)| *rowid);
-            (pk, kvs.into_iter().map(|(_, kv)| kv).collect())
-        })
-        .collect())
-}
-
 /// Loads data, inputs and outputs of many runs with one query per kind (not per run).
+///
+/// Params and tags list in insertion order (their rowid): that order is put right here, not by
+/// `ORDER BY run_pk, rowid`, which SQLite sorted again in a temporary B-tree (a 1000-run search
+/// page's params took 8.2 ms in the `sqlite3` shell with that sort, 3.4 ms without).
 pub(crate) fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<Vec<Run>> {
     let pks: Vec<i64> = rows.iter().map(|(pk, _)| *pk).collect();
-    let metrics = grouped(
+    let metrics = grouped_sorted(
         conn,
-        "SELECT run_pk, key, value, timestamp, step, is_nan FROM latest_metrics
-         WHERE run_pk IN ({in}) ORDER BY run_pk, key",
+        "SELECT t.run_pk, t.key, t.value, t.timestamp, t.step, t.is_nan
+         FROM rarray(?1) ids CROSS JOIN latest_metrics t ON t.run_pk = ids.value",
         &pks,
         |r| {
             Ok(Metric::new(
@@ -187,54 +207,77 @@ pub(crate) fn load_runs(conn: &Connection, rows: Vec<(i64, RunInfo)>) -> Result<
                 r.get(4)?,
             ))
         },
+        |a, b| a.key.cmp(&b.key),
     )?;
-    let params = in_insertion_order(
+    let params = grouped_by_first(
         conn,
-        "SELECT run_pk, key, value, rowid FROM params WHERE run_pk IN ({in})",
+        "SELECT t.run_pk, t.key, t.value, t.rowid
+         FROM rarray(?1) ids CROSS JOIN params t ON t.run_pk = ids.value",
         &pks,
+        |r| Ok((r.get::<_, i64>(3)?, kv_row(r)?)),
     )?;
-    let tags = in_insertion_order(
+    let tags = grouped_by_first(
         conn,
-        "SELECT run_pk, key, value, rowid FROM tags WHERE run_pk IN ({in})",
+        "SELECT t.run_pk, t.key, t.value, t.rowid
+         FROM rarray(?1) ids CROSS JOIN tags t ON t.run_pk = ids.value",
         &pks,
+        |r| Ok((r.get::<_, i64>(3)?, kv_row(r)?)),
     )?;
-    let outputs = grouped(
+    let outputs = grouped_sorted(
         conn,
-        "SELECT run_pk, model_id, step FROM run_model_outputs WHERE run_pk IN ({in}) ORDER BY run_pk, model_id",
+        "SELECT t.run_pk, t.model_id, t.step
+         FROM rarray(?1) ids CROSS JOIN run_model_outputs t ON t.run_pk = ids.value",
         &pks,
-        |r| Ok(ModelOutput { model_id: r.get(1)?, step: r.get(2)? }),
+        |r| {
+            Ok(ModelOutput {
+                model_id: r.get(1)?,
+                step: r.get(2)?,
+            })
+        },
+        |a, b| a.model_id.cmp(&b.model_id),
     )?;
-    let model_inputs = grouped(
+    let model_inputs = grouped_sorted(
         conn,
-        "SELECT run_pk, model_id FROM run_model_inputs WHERE run_pk IN ({in}) ORDER BY run_pk, model_id",
+        "SELECT t.run_pk, t.model_id
+         FROM rarray(?1) ids CROSS JOIN run_model_inputs t ON t.run_pk = ids.value",
         &pks,
         |r| r.get::<_, String>(1),
+        |a, b| a.cmp(b),
     )?;
-    let datasets = grouped(
+    let datasets = grouped_by_first(
         conn,
-        "SELECT ri.run_pk, d.dataset_pk, d.name, d.digest, d.source_type, d.source, d.schema, d.profile
-         FROM run_inputs ri JOIN datasets d ON d.dataset_pk = ri.dataset_pk
-         WHERE ri.run_pk IN ({in}) ORDER BY ri.run_pk, ri.seq",
+        "SELECT ri.run_pk, d.dataset_pk, d.name, d.digest, d.source_type, d.source, d.schema,
+                d.profile, ri.seq
+         FROM rarray(?1) ids CROSS JOIN run_inputs ri ON ri.run_pk = ids.value
+         JOIN datasets d ON d.dataset_pk = ri.dataset_pk",
         &pks,
         |r| {
             Ok((
-                r.get::<_, i64>(1)?,
-                Dataset {
-                    name: r.get(2)?,
-                    digest: r.get(3)?,
-                    source_type: r.get(4)?,
-                    source: r.get(5)?,
-                    schema: r.get(6)?,
-                    profile: r.get(7)?,
-                },
+                r.get::<_, i64>(8)?,
+                (
+                    r.get::<_, i64>(1)?,
+                    Dataset {
+                        name: r.get(2)?,
+                        digest: r.get(3)?,
+                        source_type: r.get(4)?,
+                        source: r.get(5)?,
+                        schema: r.get(6)?,
+                        profile: r.get(7)?,
+                    },
+                ),
             ))
         },
     )?;
-    let input_tags = grouped(
+    let input_tags = grouped_by_first(
         conn,
-        "SELECT run_pk, dataset_pk, key, value FROM input_tags WHERE run_pk IN ({in}) ORDER BY run_pk, dataset_pk, idx",
+        "SELECT t.run_pk, t.dataset_pk, t.key, t.value, t.idx
+         FROM rarray(?1) ids CROSS JOIN input_tags t ON t.run_pk = ids.value",
         &pks,
-        |r| Ok((r.get::<_, i64>(1)?, Tag::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?))),
+        |r| {
+            let dataset: i64 = r.get(1)?;
+            let tag = Tag::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?);
+            Ok(((dataset, r.get::<_, i64>(4)?), (dataset, tag)))
+        },
     )?;
     Ok(assemble_runs(
         rows,
