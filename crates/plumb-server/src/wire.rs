@@ -287,41 +287,50 @@ pub async fn runs_page(
         });
     }
     let encoded = tokio::task::spawn_blocking(move || {
-        let (low, high) = runs.split_at(runs.len() / 2);
-        let list = |runs: &[Run], out: &mut Vec<u8>| -> serde_json::Result<()> {
-            for (i, r) in runs.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                serde_json::to_writer(&mut *out, &run(r, true))?;
-            }
-            Ok(())
-        };
-        std::thread::scope(|scope| {
-            let second = scope.spawn(|| {
-                let mut out = Vec::with_capacity(1 << 20);
-                out.push(b',');
-                list(high, &mut out)?;
-                out.push(b']');
-                if let Some(token) = next_page_token.as_deref() {
-                    out.extend_from_slice(b",\"next_page_token\":");
-                    serde_json::to_writer(&mut out, token)?;
-                }
-                out.push(b'}');
-                serde_json::Result::Ok(out)
-            });
-            let mut first = Vec::with_capacity(1 << 20);
-            first.extend_from_slice(b"{\"runs\":[");
-            list(low, &mut first)?;
-            let second = second
-                .join()
-                .map_err(|_| serde::ser::Error::custom("the encoding thread panicked"))??;
-            Ok(vec![first, second])
-        })
+        let encoded = encode_halves(&runs, next_page_token.as_deref());
+        // Freeing the page's tens of thousands of strings took a third as long as encoding
+        // them: it happens beside sending the answer, not before it.
+        tokio::task::spawn_blocking(move || drop(runs));
+        encoded
     })
     .await
     .unwrap_or_else(|e| Err(serde::ser::Error::custom(e.to_string())));
     chunked_json(encoded)
+}
+
+/// A runs page's body in two chunks, the halves encoded by two threads at once.
+fn encode_halves(runs: &[Run], next_page_token: Option<&str>) -> serde_json::Result<Vec<Vec<u8>>> {
+    let (low, high) = runs.split_at(runs.len() / 2);
+    let list = |runs: &[Run], out: &mut Vec<u8>| -> serde_json::Result<()> {
+        for (i, r) in runs.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            serde_json::to_writer(&mut *out, &run(r, true))?;
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let second = scope.spawn(|| {
+            let mut out = Vec::with_capacity(1 << 20);
+            out.push(b',');
+            list(high, &mut out)?;
+            out.push(b']');
+            if let Some(token) = next_page_token {
+                out.extend_from_slice(b",\"next_page_token\":");
+                serde_json::to_writer(&mut out, token)?;
+            }
+            out.push(b'}');
+            serde_json::Result::Ok(out)
+        });
+        let mut first = Vec::with_capacity(1 << 20);
+        first.extend_from_slice(b"{\"runs\":[");
+        list(low, &mut first)?;
+        let second = second
+            .join()
+            .map_err(|_| serde::ser::Error::custom("the encoding thread panicked"))??;
+        Ok(vec![first, second])
+    })
 }
 
 /// Serialises any wire value as the response body.
