@@ -3,7 +3,7 @@
 //! [`ArtifactPath::parse`] is the only way user input becomes an object key. Bytes are streamed
 //! both ways; a whole artifact is never held in memory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,8 +16,11 @@ use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
 use plumb_core::{Error, Result};
 
+mod local;
+mod location;
 mod path;
 
+pub use location::Location;
 pub use path::ArtifactPath;
 
 /// One entry of a directory listing.
@@ -44,9 +47,11 @@ pub struct ArtifactStore {
     local_root: Option<PathBuf>,
 }
 
-fn store_err(e: object_store::Error) -> Error {
+/// An `object_store` failure as the client may see it: named by the artifact path the client
+/// gave, never by a server folder.
+fn store_err(e: object_store::Error, path: &ArtifactPath) -> Error {
     match e {
-        object_store::Error::NotFound { path, .. } => {
+        object_store::Error::NotFound { .. } => {
             Error::not_found(format!("No such artifact: '{path}'"))
         }
         // A remote store that cannot be reached right now is a retryable condition.
@@ -56,7 +61,17 @@ fn store_err(e: object_store::Error) -> Error {
         } => Error::unavailable(format!(
             "the artifact store is unavailable, try again: {source}"
         )),
-        other => Error::internal(format!("artifact store error: {other}")),
+        other => {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&other);
+            while let Some(c) = cause {
+                if let Some(io) = c.downcast_ref::<std::io::Error>() {
+                    return local::io_err(io, path);
+                }
+                cause = c.source();
+            }
+            tracing::error!(%path, error = %other, "artifact store error");
+            Error::internal(format!("artifact store error at '{path}'"))
+        }
     }
 }
 
@@ -152,6 +167,11 @@ impl ArtifactStore {
         }
     }
 
+    /// The canonical folder of a local store (`None` for S3 and in-memory stores).
+    pub fn local_root(&self) -> Option<&Path> {
+        self.local_root.as_deref()
+    }
+
     fn key(path: &ArtifactPath) -> StorePath {
         StorePath::from_iter(path.segments())
     }
@@ -214,7 +234,7 @@ impl ArtifactStore {
             .inner
             .list_with_delimiter(Some(&Self::key(path)))
             .await
-            .map_err(store_err)?;
+            .map_err(|e| store_err(e, path))?;
         Ok(!listed.objects.is_empty() || !listed.common_prefixes.is_empty())
     }
 
@@ -240,7 +260,7 @@ impl ArtifactStore {
             .inner
             .put_multipart(&Self::key(path))
             .await
-            .map_err(store_err)?;
+            .map_err(|e| store_err(e, path))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024);
         let mut total = 0u64;
         futures::pin_mut!(body);
@@ -252,11 +272,14 @@ impl ArtifactStore {
                     return Err(Error::invalid(format!("upload interrupted: {e}")));
                 }
             };
-            writer.wait_for_capacity(2).await.map_err(store_err)?;
+            writer
+                .wait_for_capacity(2)
+                .await
+                .map_err(|e| store_err(e, path))?;
             total += chunk.len() as u64;
             writer.write(&chunk);
         }
-        writer.finish().await.map_err(store_err)?;
+        writer.finish().await.map_err(|e| store_err(e, path))?;
         Ok(total)
     }
 
@@ -272,27 +295,29 @@ impl ArtifactStore {
             .inner
             .get(&Self::key(path))
             .await
-            .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => {
-                    Error::not_found(format!("No such artifact: '{path}'"))
-                }
-                other => store_err(other),
-            })?;
+            .map_err(|e| store_err(e, path))?;
         let size = got.meta.size;
         let stream = got.into_stream().map_err(std::io::Error::other).boxed();
         Ok(Download { size, stream })
     }
 
     /// Lists the direct children of `dir` (files with sizes, then directories), sorted by path.
-    /// A missing directory, or a file, lists as empty.
+    /// A missing directory, or a file, lists as empty. On a local store a symlink is listed
+    /// only when it resolves inside the root (a loop or a dangling link is left out).
     pub async fn list(&self, dir: &ArtifactPath) -> Result<Vec<Entry>> {
         self.confine(dir)?;
+        if let Some(root) = self.local_root.clone() {
+            let dir = dir.clone();
+            return tokio::task::spawn_blocking(move || local::list(&root, &dir))
+                .await
+                .map_err(|e| Error::internal(format!("listing task failed: {e}")))?;
+        }
         let prefix = Self::key(dir);
         let listed = self
             .inner
             .list_with_delimiter(if dir.is_root() { None } else { Some(&prefix) })
             .await
-            .map_err(store_err)?;
+            .map_err(|e| store_err(e, dir))?;
         let mut out: Vec<Entry> = listed
             .objects
             .into_iter()
@@ -312,25 +337,45 @@ impl ArtifactStore {
         Ok(out)
     }
 
-    /// Deletes a file, or a directory recursively.
+    /// Deletes a file, or a directory recursively. On a local store no symlink is followed: a
+    /// link on the way to `path` refuses the delete, a link inside it is removed itself, never
+    /// what it points to.
     pub async fn delete(&self, path: &ArtifactPath) -> Result<()> {
-        self.confine(path)?;
+        if let Some(root) = self.local_root.clone() {
+            let path = path.clone();
+            return tokio::task::spawn_blocking(move || local::delete(&root, &path))
+                .await
+                .map_err(|e| Error::internal(format!("delete task failed: {e}")))?;
+        }
         let key = Self::key(path);
         let mut found = false;
         let mut listing = self
             .inner
             .list(if path.is_root() { None } else { Some(&key) });
         while let Some(meta) = listing.next().await {
-            let meta = meta.map_err(store_err)?;
-            self.inner.delete(&meta.location).await.map_err(store_err)?;
+            let meta = meta.map_err(|e| store_err(e, path))?;
+            self.inner
+                .delete(&meta.location)
+                .await
+                .map_err(|e| store_err(e, path))?;
             found = true;
         }
         if !found && !path.is_root() {
             match self.inner.delete(&key).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(store_err(e)),
+                Err(e) => return Err(store_err(e, path)),
             }
         }
         Ok(())
+    }
+
+    /// Removes the staging files an upload interrupted by `kill -9` left in a local store
+    /// (`<name>#<n>`: `#` is refused in artifact paths, so no artifact has that shape). Answers
+    /// how many were removed. Call at start, before any upload.
+    pub fn remove_stale_uploads(&self) -> usize {
+        match &self.local_root {
+            Some(root) => local::remove_staging(root),
+            None => 0,
+        }
     }
 }

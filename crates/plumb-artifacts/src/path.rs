@@ -13,8 +13,23 @@ fn invalid() -> Error {
     Error::invalid("Invalid path")
 }
 
+/// The longest path segment (file or folder name) filesystems take (`NAME_MAX`).
+pub const MAX_SEGMENT_BYTES: usize = 255;
+/// The longest artifact path, leaving room under `PATH_MAX` (4096) for the root folder.
+pub const MAX_PATH_BYTES: usize = 3072;
+
 /// Rejects every shape that could leave the root or confuse a filesystem.
 fn check_shape(p: &str) -> Result<()> {
+    if p.len() > MAX_PATH_BYTES {
+        return Err(Error::invalid(format!(
+            "Invalid path: longer than {MAX_PATH_BYTES} bytes"
+        )));
+    }
+    if p.split('/').any(|seg| seg.len() > MAX_SEGMENT_BYTES) {
+        return Err(Error::invalid(format!(
+            "Invalid path: a file or folder name is longer than {MAX_SEGMENT_BYTES} bytes"
+        )));
+    }
     if p.starts_with('/') || p.contains('\\') || p.contains('#') {
         return Err(invalid());
     }
@@ -146,5 +161,11 @@ mod tests {
             assert!(ArtifactPath::parse(p).is_err(), "{p} was accepted");
         }
         assert!(ArtifactPath::parse_file("dir/").is_err());
+        let long = "x".repeat(MAX_SEGMENT_BYTES + 1);
+        assert!(ArtifactPath::parse(&long).is_err());
+        assert!(ArtifactPath::parse(&format!("a/{long}/b")).is_err());
+        assert!(ArtifactPath::parse(&"x".repeat(MAX_SEGMENT_BYTES)).is_ok());
+        let deep = vec!["abcdefgh"; 400].join("/");
+        assert!(ArtifactPath::parse(&deep).is_err());
     }
 }

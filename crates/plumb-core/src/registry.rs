@@ -100,6 +100,11 @@ pub fn validate_model_name(name: &str) -> Result<()> {
             "Invalid model name '{name}'. Names cannot contain '/' or ':'."
         )));
     }
+    if name.chars().any(char::is_control) {
+        return Err(Error::invalid(format!(
+            "Invalid model name {name:?}. Names cannot contain control characters."
+        )));
+    }
     crate::validation::validate_length(name, MAX_REGISTERED_MODEL_NAME_LENGTH, "name")
 }
 
@@ -179,8 +184,10 @@ pub struct SourceContext<'a> {
     pub run_artifact_uri: Option<&'a str>,
     pub model_id: Option<&'a str>,
     pub model_artifact_uri: Option<&'a str>,
-    /// The `Host` the request was sent to; an `http(s)` source must name this server.
-    pub request_host: Option<&'a str>,
+    /// The `host[:port]` names this server is configured to be reached by (never taken from a
+    /// request's `Host` header, which the client chooses); an `http(s)` source must name one.
+    /// An entry without a port matches any port; `*.example.com` matches its subdomains.
+    pub server_hosts: &'a [String],
 }
 
 fn bad_source(source: &str) -> Error {
@@ -237,7 +244,31 @@ fn scheme(uri: &str) -> Option<(&str, &str)> {
 
 /// A comparable form of an artifact location: (kind, path segments). `mlflow-artifacts:` and
 /// this server's `/api/2.0/mlflow-artifacts/artifacts/` URLs are the same kind.
-fn location_parts(uri: &str, request_host: Option<&str>) -> Option<(String, Vec<String>)> {
+/// The name part of `name[:port]` (`[v6]:port` keeps its brackets).
+pub fn split_port(host: &str) -> &str {
+    if let Some(end) = host.find(']').filter(|_| host.starts_with('[')) {
+        return &host[..=end];
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+/// True when `host` (`name[:port]` from a URL) is one of the configured `server_hosts`.
+pub fn names_server(host: &str, server_hosts: &[String]) -> bool {
+    let host = host.to_ascii_lowercase();
+    let name = split_port(&host);
+    server_hosts.iter().any(|entry| {
+        let entry = entry.to_ascii_lowercase();
+        if let Some(suffix) = entry.strip_prefix("*.") {
+            return name.ends_with(&format!(".{suffix}"));
+        }
+        entry == host || entry == name
+    })
+}
+
+fn location_parts(uri: &str, server_hosts: &[String]) -> Option<(String, Vec<String>)> {
     let segs = |p: &str| -> Vec<String> {
         p.split('/')
             .filter(|s| !s.is_empty())
@@ -255,7 +286,7 @@ fn location_parts(uri: &str, request_host: Option<&str>) -> Option<(String, Vec<
         Some(("http" | "https", rest)) => {
             let rest = rest.strip_prefix("//")?;
             let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-            if request_host.is_none_or(|h| !h.eq_ignore_ascii_case(host)) {
+            if !names_server(host, server_hosts) {
                 return None; // another host
             }
             let marker = "api/2.0/mlflow-artifacts/artifacts/";
@@ -268,8 +299,8 @@ fn location_parts(uri: &str, request_host: Option<&str>) -> Option<(String, Vec<
     }
 }
 
-fn is_under(source: &str, root: &str, host: Option<&str>) -> bool {
-    match (location_parts(source, host), location_parts(root, host)) {
+fn is_under(source: &str, root: &str, hosts: &[String]) -> bool {
+    match (location_parts(source, hosts), location_parts(root, hosts)) {
         (Some((ks, ps)), Some((kr, pr))) => {
             ks == kr && ps.len() >= pr.len() && ps[..pr.len()] == pr[..]
         }
@@ -313,7 +344,7 @@ pub fn check_source(source: &str, ctx: &SourceContext<'_>) -> Result<Option<Stri
     if roots
         .iter()
         .flatten()
-        .any(|root| is_under(&decoded, root, ctx.request_host))
+        .any(|root| is_under(&decoded, root, ctx.server_hosts))
     {
         return Ok(None);
     }
@@ -332,13 +363,18 @@ pub fn check_source(source: &str, ctx: &SourceContext<'_>) -> Result<Option<Stri
 mod tests {
     use super::*;
 
+    fn hosts() -> &'static [String] {
+        static HOSTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        HOSTS.get_or_init(|| vec!["localhost:5000".to_string()])
+    }
+
     fn ctx<'a>() -> SourceContext<'a> {
         SourceContext {
             run_id: Some("abc"),
             run_artifact_uri: Some("mlflow-artifacts:/1/abc/artifacts"),
             model_id: Some("m-123"),
             model_artifact_uri: Some("mlflow-artifacts:/1/models/m-123/artifacts"),
-            request_host: Some("localhost:5000"),
+            server_hosts: hosts(),
         }
     }
 
@@ -396,6 +432,32 @@ mod tests {
         assert!(e
             .message
             .contains("run_id request parameter has to be specified"));
+    }
+
+    #[test]
+    fn http_sources_must_name_a_configured_host() {
+        let src = "http://evil.example/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/model";
+        assert!(check_source(src, &ctx()).is_err());
+        let evil = vec!["evil.example".to_string()];
+        let c = SourceContext {
+            server_hosts: &evil,
+            ..ctx()
+        };
+        assert!(
+            check_source(src, &c).is_ok(),
+            "a configured host is accepted"
+        );
+        assert!(names_server("LOCALHOST:5000", hosts()));
+        assert!(!names_server("localhost:5001", hosts()));
+        assert!(names_server(
+            "a.corp.example:443",
+            &["*.corp.example".to_string()]
+        ));
+        assert!(!names_server(
+            "corp.example.evil",
+            &["*.corp.example".to_string()]
+        ));
+        assert!(names_server("[::1]:5000", &["[::1]".to_string()]));
     }
 
     #[test]

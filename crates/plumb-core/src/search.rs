@@ -629,16 +629,50 @@ fn resolve(domain: Domain, ident: RawIdent, op: Op, value: Value) -> Result<Clau
     Ok(Clause { target, op, value })
 }
 
+/// The most `AND`-joined clauses one filter may have. Each metric, param or tag clause joins a
+/// table in the search query: SQLite refuses a join of more than 64 tables, and PostgreSQL's
+/// planner time grows steeply with the join count, so a longer filter is a 400, not a 5xx.
+pub const MAX_FILTER_CLAUSES: usize = 40;
+/// The most `order_by` keys one search may have (each may join a table too).
+pub const MAX_ORDER_BY_KEYS: usize = 10;
+/// The most values all `IN (...)` lists of one filter may hold together (bound values: SQLite
+/// takes at most 32,766 per statement, PostgreSQL 65,535).
+pub const MAX_FILTER_LIST_VALUES: usize = 10_000;
+
 /// Parses a filter string for `domain`; an empty or blank filter gives no clauses.
 pub fn parse_filter(domain: Domain, filter: &str) -> Result<Vec<Clause>> {
-    parse_raw(filter)?
-        .into_iter()
+    let raw = parse_raw(filter)?;
+    if raw.len() > MAX_FILTER_CLAUSES {
+        return Err(Error::invalid(format!(
+            "Invalid filter: {} clauses given, at most {MAX_FILTER_CLAUSES} are allowed.",
+            raw.len()
+        )));
+    }
+    let listed: usize = raw
+        .iter()
+        .map(|(_, _, v)| match v {
+            Value::List(items) => items.len(),
+            _ => 0,
+        })
+        .sum();
+    if listed > MAX_FILTER_LIST_VALUES {
+        return Err(Error::invalid(format!(
+            "Invalid filter: its IN lists hold {listed} values, at most {MAX_FILTER_LIST_VALUES} are allowed."
+        )));
+    }
+    raw.into_iter()
         .map(|(ident, op, value)| resolve(domain, ident, op, value))
         .collect()
 }
 
 /// Parses `order_by` strings (`<identifier> [ASC|DESC]`) for `domain`.
 pub fn parse_order_by(domain: Domain, order_by: &[String]) -> Result<Vec<OrderKey>> {
+    if order_by.len() > MAX_ORDER_BY_KEYS {
+        return Err(Error::invalid(format!(
+            "Invalid order_by: {} keys given, at most {MAX_ORDER_BY_KEYS} are allowed.",
+            order_by.len()
+        )));
+    }
     let mut keys: Vec<OrderKey> = Vec::new();
     for clause in order_by {
         let toks = lex(clause).map_err(|_| {
@@ -939,5 +973,33 @@ mod tests {
             let _ = parse_filter(Domain::Runs, &s);
             let _ = parse_filter(Domain::LoggedModels, &s);
         }
+    }
+
+    #[test]
+    fn filter_and_order_by_sizes_are_capped() {
+        let clauses = |n: usize| {
+            (0..n)
+                .map(|i| format!("metrics.m{i} > 0"))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        };
+        assert!(parse_filter(Domain::Runs, &clauses(MAX_FILTER_CLAUSES)).is_ok());
+        for n in [MAX_FILTER_CLAUSES + 1, 10_000] {
+            let e = parse_filter(Domain::Runs, &clauses(n)).expect_err("too many clauses");
+            assert_eq!(e.code, crate::ErrorCode::InvalidParameterValue);
+            assert!(e.message.contains("at most 40"), "{}", e.message);
+        }
+        let list = |n: usize| {
+            let items: Vec<String> = (0..n).map(|i| format!("'{i}'")).collect();
+            format!("attributes.run_id IN ({})", items.join(","))
+        };
+        assert!(parse_filter(Domain::Runs, &list(MAX_FILTER_LIST_VALUES)).is_ok());
+        let e = parse_filter(Domain::Runs, &list(MAX_FILTER_LIST_VALUES + 1))
+            .expect_err("too many list values");
+        assert!(e.message.contains("IN lists"), "{}", e.message);
+        let keys = |n: usize| (0..n).map(|i| format!("metrics.m{i}")).collect::<Vec<_>>();
+        assert!(parse_order_by(Domain::Runs, &keys(MAX_ORDER_BY_KEYS)).is_ok());
+        let e = parse_order_by(Domain::Runs, &keys(MAX_ORDER_BY_KEYS + 1)).expect_err("too many");
+        assert!(e.message.contains("at most 10"), "{}", e.message);
     }
 }

@@ -25,6 +25,20 @@ pub const MAX_INPUT_TAG_VALUE_SIZE: usize = 500;
 pub const SEARCH_MAX_RESULTS_DEFAULT: i64 = 1000;
 pub const SEARCH_MAX_RESULTS_THRESHOLD: i64 = 50000;
 pub const GET_METRIC_HISTORY_MAX_RESULTS: i64 = 25000;
+/// The most experiment ids one search may name (each is a bound value; SQLite takes at most
+/// 32,766 per statement): more is a 400, not a database error.
+pub const MAX_SEARCH_EXPERIMENT_IDS: usize = 10_000;
+
+/// Refuses a search over more experiments than [`MAX_SEARCH_EXPERIMENT_IDS`].
+pub fn validate_search_experiment_ids(ids: &[String]) -> Result<()> {
+    if ids.len() > MAX_SEARCH_EXPERIMENT_IDS {
+        return Err(Error::invalid(format!(
+            "Invalid value for 'experiment_ids': {} ids given, at most {MAX_SEARCH_EXPERIMENT_IDS} are allowed.",
+            ids.len()
+        )));
+    }
+    Ok(())
+}
 /// Largest finite double; MLflow stores +/-inf as +/- this value.
 pub const CLAMPED_INF: f64 = f64::MAX;
 

@@ -110,9 +110,25 @@ async fn read(req: Request) -> Result<Raw, ApiError> {
             }
         }
     }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_JSON_BODY as u64) {
+        return Err(ApiError::too_large(MAX_JSON_BODY));
+    }
     let bytes = to_bytes(req.into_body(), MAX_JSON_BODY)
         .await
-        .map_err(|e| ApiError::invalid(format!("Cannot read the request body: {e}")))?;
+        .map_err(|e| {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("length limit exceeded"));
+            if over {
+                ApiError::too_large(MAX_JSON_BODY)
+            } else {
+                ApiError::invalid(format!("Cannot read the request body: {e}"))
+            }
+        })?;
     Ok(Raw::Body(bytes, query))
 }
 

@@ -6,9 +6,10 @@
 mod api;
 mod error;
 mod extract;
+mod security;
+mod serve;
 mod wire;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::Request;
@@ -18,15 +19,36 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use plumb_artifacts::ArtifactStore;
 use plumb_store::{RegistryStore, TrackingStore};
-use tokio::net::TcpListener;
 
 pub use error::ApiError;
+pub use security::{default_allowed_hosts, Security};
+pub use serve::{serve, Limits};
 
 /// Settings the HTTP layer needs, built once by the binary.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Whether the `mlflow-artifacts` proxy routes are served.
     pub serve_artifacts: bool,
+    /// Artifact root of new experiments (`--default-artifact-root`): the folders directly
+    /// under it named by a number are plumb's own experiments' (clients cannot claim them).
+    pub default_artifact_root: String,
+    /// Local folders (absolute) that client-given `file://` experiment locations must not
+    /// equal or enclose: the artifact destination and the default root, when local.
+    pub protected_roots: Vec<std::path::PathBuf>,
+    pub security: Security,
+    pub limits: Limits,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            serve_artifacts: true,
+            default_artifact_root: "mlflow-artifacts:/".into(),
+            protected_roots: Vec::new(),
+            security: Security::default(),
+            limits: Limits::default(),
+        }
+    }
 }
 
 /// Everything a handler can reach. No global state exists besides this.
@@ -244,6 +266,10 @@ pub fn router(state: AppState) -> Router {
         .nest("/ajax-api/3.0", mlflow)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -264,15 +290,4 @@ async fn method_not_allowed(method: Method) -> Response {
     .into_response();
     *resp.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
     resp
-}
-
-/// Serves `state` on `listener` until `shutdown` resolves; in-flight requests then finish.
-pub async fn serve(
-    listener: TcpListener,
-    state: AppState,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
 }

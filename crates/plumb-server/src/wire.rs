@@ -342,7 +342,7 @@ pub fn json_response<T: serde::Serialize>(value: &T) -> axum::response::Response
             body,
         )
             .into_response(),
-        Err(e) => crate::ApiError(plumb_core::Error::internal(e.to_string())).into_response(),
+        Err(e) => crate::ApiError::from(plumb_core::Error::internal(e.to_string())).into_response(),
     }
 }
 
@@ -574,7 +574,7 @@ fn chunked_json(encoded: serde_json::Result<Vec<Vec<u8>>>) -> axum::response::Re
             )
                 .into_response()
         }
-        Err(e) => crate::ApiError(plumb_core::Error::internal(e.to_string())).into_response(),
+        Err(e) => crate::ApiError::from(plumb_core::Error::internal(e.to_string())).into_response(),
     }
 }
 

@@ -81,6 +81,14 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
         }
         sqlx::Error::Database(_) => {
             let code = sqlstate(&e).unwrap_or_default();
+            if code == "57014" {
+                // query_canceled: the statement timeout fired. The same request would run as
+                // long again, so this is no "try again".
+                return Error::invalid(
+                    "The query ran longer than the server's statement timeout and was \
+                     cancelled; narrow the filter or the page.",
+                );
+            }
             match code.get(..2) {
                 // connection exception, insufficient resources, operator intervention
                 // (admin shutdown, crash shutdown, cannot connect now), transaction rollback

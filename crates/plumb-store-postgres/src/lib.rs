@@ -39,6 +39,10 @@ pub struct PgOptions {
     pub pool_size: u32,
     /// How long a request waits for a free (or new) connection before it answers 503.
     pub acquire_timeout: Duration,
+    /// PostgreSQL's `statement_timeout` for request queries: a statement running longer is
+    /// cancelled by the server (the request answers 400). `None`: no limit. Migrations and
+    /// `ANALYZE` run without it.
+    pub statement_timeout: Option<Duration>,
 }
 
 impl Default for PgOptions {
@@ -46,6 +50,7 @@ impl Default for PgOptions {
         Self {
             pool_size: 10,
             acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -94,7 +99,13 @@ async fn analyze(pool: &PgPool) -> Result<(), sqlx::Error> {
         .fetch_one(&mut *c)
         .await?;
     if mine {
+        let _ = sqlx::query("SET statement_timeout = 0")
+            .execute(&mut *c)
+            .await;
         let done = sqlx::query("ANALYZE").execute(&mut *c).await;
+        let _ = sqlx::query("RESET statement_timeout")
+            .execute(&mut *c)
+            .await;
         sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(ANALYZE_LOCK)
             .execute(&mut *c)
@@ -176,7 +187,10 @@ impl PgStore {
         let connect: PgConnectOptions = normalized
             .parse()
             .map_err(|e| Error::invalid(format!("bad PostgreSQL URI {}: {e}", redact(url))))?;
-        let connect = connect.application_name("plumb");
+        let mut connect = connect.application_name("plumb");
+        if let Some(limit) = options.statement_timeout {
+            connect = connect.options([("statement_timeout", format!("{}", limit.as_millis()))]);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(options.pool_size.max(1))
             .min_connections(0)

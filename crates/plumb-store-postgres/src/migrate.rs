@@ -34,6 +34,9 @@ pub(crate) async fn current(pool: &PgPool) -> R<i64> {
 
 pub(crate) async fn run(pool: &PgPool) -> R<()> {
     let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL statement_timeout = 0")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(MIGRATION_LOCK)
         .execute(&mut *tx)

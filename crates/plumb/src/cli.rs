@@ -82,6 +82,11 @@ pub struct GcArgs {
     /// Print what would be removed, remove nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// A local folder (repeatable) under which runs' artifact folders may be removed besides a
+    /// local `--artifacts-destination`, e.g. the server's `--default-artifact-root` folder.
+    /// Run folders anywhere else are left in place (their rows are still removed).
+    #[arg(long = "artifact-root")]
+    pub artifact_roots: Vec<std::path::PathBuf>,
 }
 
 /// Where a CLI verb acts: a tracking server over REST, or a backend store opened directly.
@@ -342,4 +347,40 @@ pub struct ServerArgs {
     /// Do not serve the artifact proxy; clients write to the artifact root themselves.
     #[arg(long)]
     pub no_serve_artifacts: bool,
+    /// `Host` header values answered (comma-separated): `name`, `name:port`, `name:*`,
+    /// `*.domain`, or `*` for any. Default: localhost, 127.0.0.1, [::1] and the `--host`
+    /// address. Others get 403 (`/health` and `/version` excepted): a guard against DNS
+    /// rebinding. Behind a load balancer or on a network, name the hosts clients use.
+    #[arg(long, env = "MLFLOW_SERVER_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+    /// Origins (`https://app.example:8443`, comma-separated, `*` for any) whose cross-origin
+    /// requests are answered. Default: none (state-changing cross-origin requests get 403).
+    #[arg(
+        long,
+        env = "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_allowed_origins: Vec<String>,
+    /// The `X-Frame-Options` header: `SAMEORIGIN`, `DENY`, or `NONE` for none.
+    #[arg(
+        long,
+        env = "MLFLOW_SERVER_X_FRAME_OPTIONS",
+        default_value = "SAMEORIGIN"
+    )]
+    pub x_frame_options: String,
+    /// A request's headers must arrive within this long (e.g. `30s`).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// A connection on which no byte moves while the server waits on the client (idle
+    /// keep-alive, a stalled upload, a client that stopped reading) is closed after this long.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// Connections served at once; past it `/health` still answers on a few spare ones and
+    /// other requests get 503. Capped by the open-file limit, raised to its maximum at start.
+    #[arg(long, default_value_t = 4096)]
+    pub max_connections: usize,
+    /// PostgreSQL only: a statement running longer is cancelled and its request answers 400
+    /// (`0` for no limit).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub db_statement_timeout: std::time::Duration,
 }

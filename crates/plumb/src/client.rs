@@ -82,6 +82,7 @@ impl Client {
             },
             config: Arc::new(ServerConfig {
                 serve_artifacts: artifacts.is_some(),
+                ..ServerConfig::default()
             }),
         };
         Ok(Self {

@@ -1,40 +1,135 @@
 //! `plumb gc`: permanently removes deleted runs and experiments from a store opened directly,
 //! artifacts first (so a failure leaves the rows for the next attempt), then the rows.
+//!
+//! gc removes only what plumb created for a deleted run: the folder `<location>/<run_id>` that
+//! holds the run's `artifacts`, in the artifact destination or under a local root the operator
+//! named, reached without following any symlink, and only when no experiment's location lies
+//! inside it. An experiment's own location is never removed, whatever was stored in it.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use plumb_artifacts::{ArtifactPath, ArtifactStore};
+use plumb_artifacts::{ArtifactPath, ArtifactStore, Location};
+use plumb_core::entities::ViewType;
+use plumb_core::validation::SEARCH_MAX_RESULTS_THRESHOLD;
+use plumb_store::{ExperimentQuery, TrackingStore};
 
 use crate::cli::GcArgs;
 use crate::wiring::Backend;
 
-/// Removes the artifacts under one run's or experiment's artifact URI, where plumb can reach
-/// them: the proxy's destination (`mlflow-artifacts:/...`) or a local folder (`file://`, a path).
-async fn remove_artifacts(artifacts: &ArtifactStore, uri: &str) -> anyhow::Result<bool> {
-    if let Some(rest) = uri.strip_prefix("mlflow-artifacts:") {
-        let path = ArtifactPath::parse(rest.trim_start_matches('/'))
-            .map_err(|e| anyhow::anyhow!("{}", e.message))
-            .with_context(|| format!("artifact location {uri}"))?;
-        artifacts
-            .delete(&path)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", e.message))
-            .with_context(|| format!("removing artifacts at {uri}"))?;
-        return Ok(true);
-    }
-    let local = uri
-        .strip_prefix("file://")
-        .or_else(|| (!uri.contains("://")).then_some(uri));
-    if let Some(dir) = local.filter(|d| !d.is_empty()) {
-        match tokio::fs::remove_dir_all(dir).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing {dir}")),
+/// What gc may touch: the artifact destination, the operator's local roots, and every
+/// experiment's location (none of which a removed folder may hold).
+struct Scope {
+    destination: ArtifactStore,
+    /// (as given, canonical) absolute local roots.
+    roots: Vec<(PathBuf, PathBuf)>,
+    /// (experiment id, location) of every experiment that parses.
+    locations: Vec<(String, Location)>,
+}
+
+/// Why a run's folder is not removed: left in place (the row still goes), or failed (the row
+/// stays for the next attempt).
+enum Skip {
+    NotOurs(String),
+    Failed(String),
+}
+
+impl Scope {
+    /// The store and path of the folder plumb made for `run_id` at `artifact_uri`.
+    fn run_folder(
+        &self,
+        run_id: &str,
+        artifact_uri: &str,
+    ) -> Result<(ArtifactStore, ArtifactPath), Skip> {
+        let not_ours = |why: &str| Skip::NotOurs(format!("{artifact_uri}: {why}"));
+        let location = Location::parse(artifact_uri).map_err(|e| not_ours(&e.message))?;
+        let dest = self.destination.local_root();
+        let (store, folder) = match &location {
+            Location::Proxy(path) => {
+                let segs: Vec<&str> = path.segments().collect();
+                if segs.len() < 2
+                    || segs[segs.len() - 1] != "artifacts"
+                    || segs[segs.len() - 2] != run_id
+                {
+                    return Err(not_ours("not a folder plumb made for this run"));
+                }
+                let folder = ArtifactPath::parse(&segs[..segs.len() - 1].join("/"))
+                    .map_err(|e| not_ours(&e.message))?;
+                (self.destination.clone(), folder)
+            }
+            Location::Local(path) => {
+                let run_dir = path.parent().filter(|_| path.ends_with("artifacts"));
+                let Some(run_dir) = run_dir.filter(|d| d.file_name().is_some_and(|n| n == run_id))
+                else {
+                    return Err(not_ours("not a folder plumb made for this run"));
+                };
+                let Some((root, rel)) = self.local_root_of(run_dir) else {
+                    return Err(not_ours(
+                        "outside the artifact destination and every --artifact-root",
+                    ));
+                };
+                let store = ArtifactStore::local(root).map_err(|e| Skip::Failed(e.message))?;
+                (store, rel)
+            }
+            Location::Remote(..) => return Err(not_ours("plumb cannot reach this location")),
+        };
+        let folder_location = match (&location, dest) {
+            (Location::Local(p), _) => {
+                Location::Local(p.parent().map(Path::to_path_buf).unwrap_or_default())
+            }
+            _ => Location::Proxy(folder.clone()),
+        };
+        if let Some((id, _)) = self
+            .locations
+            .iter()
+            .find(|(_, loc)| folder_location.contains(loc, dest))
+        {
+            return Err(not_ours(&format!(
+                "the folder holds the artifact location of experiment {id}"
+            )));
         }
-        return Ok(true);
+        Ok((store, folder))
     }
-    Ok(false)
+
+    /// The operator's root that strictly contains `dir`, and `dir` relative to it.
+    fn local_root_of(&self, dir: &Path) -> Option<(PathBuf, ArtifactPath)> {
+        self.roots.iter().find_map(|(given, canonical)| {
+            let rel = dir
+                .strip_prefix(given)
+                .or_else(|_| dir.strip_prefix(canonical))
+                .ok()?;
+            let rel = rel.to_str()?;
+            let rel = ArtifactPath::parse(rel).ok().filter(|p| !p.is_root())?;
+            Some((canonical.clone(), rel))
+        })
+    }
+}
+
+async fn all_locations(store: &dyn TrackingStore) -> anyhow::Result<Vec<(String, Location)>> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = store
+            .search_experiments(ExperimentQuery {
+                filter: Vec::new(),
+                order_by: Vec::new(),
+                view_type: ViewType::All,
+                max_results: SEARCH_MAX_RESULTS_THRESHOLD,
+                offset,
+            })
+            .await?;
+        offset += page.items.len() as i64;
+        let done = page.next_page_token.is_none() || page.items.is_empty();
+        out.extend(page.items.into_iter().filter_map(|e| {
+            Location::parse(&e.artifact_location)
+                .ok()
+                .map(|l| (e.experiment_id, l))
+        }));
+        if done {
+            return Ok(out);
+        }
+    }
 }
 
 pub async fn run(args: GcArgs) -> anyhow::Result<()> {
@@ -56,7 +151,7 @@ pub async fn run(args: GcArgs) -> anyhow::Result<()> {
             Some(i64::try_from(cutoff.as_millis()).unwrap_or(i64::MAX))
         }
     };
-    let artifacts = ArtifactStore::from_uri(&args.artifacts_destination)
+    let destination = ArtifactStore::from_uri(&args.artifacts_destination)
         .map_err(|e| anyhow::anyhow!("{}", e.message))
         .with_context(|| {
             format!(
@@ -64,15 +159,28 @@ pub async fn run(args: GcArgs) -> anyhow::Result<()> {
                 args.artifacts_destination
             )
         })?;
+    let mut roots = Vec::new();
+    if let Some(root) = destination.local_root() {
+        roots.push((root.to_path_buf(), root.to_path_buf()));
+    }
+    for root in &args.artifact_roots {
+        let given = std::path::absolute(root)
+            .with_context(|| format!("--artifact-root {}", root.display()))?;
+        let canonical = given
+            .canonicalize()
+            .with_context(|| format!("--artifact-root {}", root.display()))?;
+        roots.push((given, canonical));
+    }
     let backend = Backend::open(&args.backend_store_uri, "mlflow-artifacts:/", 2).await?;
-    let result = collect(&backend, &artifacts, &args, before).await;
+    let result = collect(&backend, destination, roots, &args, before).await;
     backend.close().await;
     result
 }
 
 async fn collect(
     backend: &Backend,
-    artifacts: &ArtifactStore,
+    destination: ArtifactStore,
+    roots: Vec<(PathBuf, PathBuf)>,
     args: &GcArgs,
     before: Option<i64>,
 ) -> anyhow::Result<()> {
@@ -96,44 +204,79 @@ async fn collect(
                 bail!("experiment {id} was not deleted{age} (delete it first with `plumb experiments delete`)");
             }
         }
-        // Runs of a chosen experiment go with it.
-        runs.retain(|(r, exp, _)| args.run_ids.contains(r) || args.experiment_ids.contains(exp));
+        runs.retain(|(r, _, _)| args.run_ids.contains(r));
         experiments.retain(|(e, _)| args.experiment_ids.contains(e));
+    }
+    // Every run of an experiment removed goes with it, whenever it was deleted.
+    for run in store.deleted(None).await?.runs {
+        if experiments.iter().any(|(e, _)| *e == run.1) && !runs.iter().any(|r| r.0 == run.0) {
+            runs.push(run);
+        }
     }
     if runs.is_empty() && experiments.is_empty() {
         println!("nothing to remove");
         return Ok(());
     }
+    let scope = Scope {
+        destination,
+        roots,
+        locations: all_locations(store.as_ref()).await?,
+    };
     let verb = if args.dry_run {
         "would remove"
     } else {
         "removed"
     };
+    let mut purged_runs = Vec::new();
+    let mut failed_experiments = Vec::new();
+    let mut failures = 0;
     for (run_id, exp, uri) in &runs {
-        let gone_with_experiment = experiments.iter().any(|(e, _)| e == exp);
-        if !args.dry_run && !gone_with_experiment && !remove_artifacts(artifacts, uri).await? {
-            tracing::warn!(%uri, "artifacts not removed: plumb cannot reach this location");
+        match scope.run_folder(run_id, uri) {
+            Ok((artifacts, folder)) => {
+                if !args.dry_run {
+                    if let Err(e) = artifacts.delete(&folder).await {
+                        eprintln!("warning: run {run_id}: artifacts at {uri} not removed, run kept for the next gc: {}", e.message);
+                        failures += 1;
+                        failed_experiments.push(exp.clone());
+                        continue;
+                    }
+                }
+            }
+            Err(Skip::NotOurs(why)) => {
+                eprintln!("warning: run {run_id}: artifacts left in place ({why})");
+            }
+            Err(Skip::Failed(why)) => {
+                eprintln!(
+                    "warning: run {run_id}: artifacts not removed, run kept for the next gc: {why}"
+                );
+                failures += 1;
+                failed_experiments.push(exp.clone());
+                continue;
+            }
         }
         println!("{verb} run {run_id} (experiment {exp})");
+        purged_runs.push(run_id.clone());
     }
-    for (id, location) in &experiments {
-        if !args.dry_run && !remove_artifacts(artifacts, location).await? {
-            tracing::warn!(%location, "artifacts not removed: plumb cannot reach this location");
-        }
+    // An experiment keeps its rows while one of its runs still has artifacts to remove.
+    experiments.retain(|(id, _)| !failed_experiments.contains(id));
+    for (id, _) in &experiments {
         println!("{verb} experiment {id}");
     }
     if !args.dry_run {
         store
             .purge(
-                runs.iter().map(|(r, _, _)| r.clone()).collect(),
+                purged_runs.clone(),
                 experiments.iter().map(|(e, _)| e.clone()).collect(),
             )
             .await?;
     }
     println!(
         "{verb} {} run(s) and {} experiment(s)",
-        runs.len(),
+        purged_runs.len(),
         experiments.len()
     );
+    if failures > 0 {
+        bail!("{failures} run(s) kept: their artifacts could not be removed (see the warnings)");
+    }
     Ok(())
 }

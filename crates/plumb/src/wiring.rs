@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use plumb_artifacts::ArtifactStore;
-use plumb_server::{AppState, ServerConfig};
+use plumb_server::{AppState, Limits, Security, ServerConfig};
 use plumb_store::{RegistryStore, TrackingStore};
 use plumb_store_postgres::{PgOptions, PgStore};
 use plumb_store_sqlite::SqliteStore;
@@ -88,9 +88,20 @@ pub enum Backend {
 impl Backend {
     /// Opens the backend the URI names: PostgreSQL for `postgres[ql][+driver]://`, else SQLite.
     pub async fn open(uri: &str, root: &str, pool_size: u32) -> anyhow::Result<Self> {
+        Self::open_with(uri, root, pool_size, PgOptions::default().statement_timeout).await
+    }
+
+    /// [`Backend::open`] with PostgreSQL's statement timeout.
+    pub async fn open_with(
+        uri: &str,
+        root: &str,
+        pool_size: u32,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> anyhow::Result<Self> {
         if plumb_store_postgres::normalize_url(uri).is_some() {
             let options = PgOptions {
                 pool_size,
+                statement_timeout,
                 ..PgOptions::default()
             };
             let store = PgStore::connect(uri, root, options)
@@ -140,21 +151,92 @@ impl Backend {
     }
 }
 
+/// Raises the soft open-file limit to the hard one; answers the limit in force.
+fn raise_open_files() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE)
+                .map(|(soft, _)| soft)
+                .unwrap_or(1024)
+        }
+    }
+}
+
+/// A local folder named by an artifact root or destination (`file://`, a path), made absolute.
+fn local_folder(uri: &str) -> Option<PathBuf> {
+    let path = uri
+        .strip_prefix("file://")
+        .or_else(|| (!uri.contains(':')).then_some(uri))?;
+    std::path::absolute(path).ok()
+}
+
 pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     let serve_artifacts = !args.no_serve_artifacts;
     let root = default_artifact_root(&args, serve_artifacts)?;
-    let backend = Backend::open(&args.backend_store_uri, &root, args.db_pool_size).await?;
+    let statement_timeout = Some(args.db_statement_timeout).filter(|d| !d.is_zero());
+    let backend = Backend::open_with(
+        &args.backend_store_uri,
+        &root,
+        args.db_pool_size,
+        statement_timeout,
+    )
+    .await?;
     let artifacts = ArtifactStore::from_uri(&args.artifacts_destination).with_context(|| {
         format!(
             "cannot open the artifact destination {}",
             args.artifacts_destination
         )
     })?;
+    let stale = artifacts.clone();
+    tokio::task::spawn_blocking(move || {
+        let removed = stale.remove_stale_uploads();
+        if removed > 0 {
+            tracing::info!(removed, "removed staging files of interrupted uploads");
+        }
+    });
+    let open_files = raise_open_files();
+    let fd_budget = usize::try_from(open_files.saturating_sub(256)).unwrap_or(usize::MAX);
+    let max_connections = args.max_connections.min(fd_budget.max(16));
+    if max_connections < args.max_connections {
+        tracing::warn!(
+            max_connections,
+            open_files,
+            "--max-connections lowered to fit the open-file limit"
+        );
+    }
+    let allowed_hosts = if args.allowed_hosts.is_empty() {
+        plumb_server::default_allowed_hosts(&args.host)
+    } else {
+        args.allowed_hosts.clone()
+    };
+    let mut protected_roots: Vec<PathBuf> = artifacts
+        .local_root()
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    protected_roots.extend(local_folder(&args.artifacts_destination));
+    protected_roots.extend(local_folder(&root));
     let state = AppState {
         store: backend.tracking(),
         registry: backend.registry(),
         artifacts,
-        config: Arc::new(ServerConfig { serve_artifacts }),
+        config: Arc::new(ServerConfig {
+            serve_artifacts,
+            default_artifact_root: root.clone(),
+            protected_roots,
+            security: Security {
+                allowed_hosts,
+                cors_allowed_origins: args.cors_allowed_origins.clone(),
+                x_frame_options: args.x_frame_options.clone(),
+            },
+            limits: Limits {
+                header_timeout: args.header_timeout,
+                idle_timeout: args.idle_timeout,
+                max_connections,
+            },
+        }),
     };
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .await
@@ -167,6 +249,12 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         default_artifact_root = %root,
         "plumb is listening on http://{addr}"
     );
+    if addr.ip().is_unspecified() && args.allowed_hosts.is_empty() {
+        tracing::warn!(
+            "listening on all interfaces, but only localhost names are answered: name the \
+             hosts clients use with --allowed-hosts (or '*')"
+        );
+    }
     plumb_server::serve(listener, state, shutdown_signal()).await?;
     backend.close().await;
     tracing::info!("stopped cleanly");

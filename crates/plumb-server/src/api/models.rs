@@ -118,6 +118,7 @@ pub async fn search(State(st): State<AppState>, p: Params) -> ApiResult<Json<Val
     if experiment_ids.is_empty() {
         return Err(Error::missing("experiment_ids").into());
     }
+    plumb_core::validation::validate_search_experiment_ids(&experiment_ids)?;
     let max_results = match p.opt_i64("max_results")? {
         None | Some(0) => 100,
         Some(n) if (1..=50000).contains(&n) => n,

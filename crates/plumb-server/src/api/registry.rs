@@ -2,7 +2,6 @@
 //! download URIs. Version sources are checked against their run or logged model here.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap};
 use axum::response::Response;
 use axum::Json;
 use plumb_core::entities::Tag;
@@ -200,11 +199,7 @@ fn registry_reference(source: &str) -> Option<(&str, &str, bool)> {
     Some((name, version, false))
 }
 
-pub async fn create_version(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    p: Params,
-) -> ApiResult<Json<Value>> {
+pub async fn create_version(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
     let name = name(&p)?;
     let mut source = p.req_str("source")?;
     let mut run_id = p.opt_str("run_id")?.filter(|s| !s.is_empty());
@@ -248,13 +243,13 @@ pub async fn create_version(
         );
         source = format!("models:/{}/{}", referenced.name, referenced.version);
     } else {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let hosts = st.config.security.server_hosts();
         let ctx = SourceContext {
             run_id: run_id.as_deref(),
             run_artifact_uri: run_root.as_deref(),
             model_id: model_id.as_deref(),
             model_artifact_uri: model_root.as_deref(),
-            request_host: host,
+            server_hosts: &hosts,
         };
         storage_location = registry::check_source(&source, &ctx)?.or(storage_location);
     }
@@ -337,11 +332,30 @@ pub async fn delete_version_tag(State(st): State<AppState>, p: Params) -> ApiRes
 
 /// Where a version's files are: its storage location, else its source.
 async fn download_uri(st: &AppState, p: &Params) -> ApiResult<String> {
+    Ok(version_files(st, p).await?.0)
+}
+
+/// A version's files: its download URI and the experiment they belong to (its run's, else its
+/// logged model's), against whose location a local root is confined.
+async fn version_files(st: &AppState, p: &Params) -> ApiResult<(String, Option<String>)> {
     let mv = st
         .registry
         .get_model_version(&name(p)?, version(p)?)
         .await?;
-    Ok(mv.storage_location.unwrap_or(mv.source))
+    let mut experiment = None;
+    if !mv.run_id.is_empty() {
+        if let Ok(run) = st.store.get_run(&mv.run_id).await {
+            experiment = Some(run.info.experiment_id);
+        }
+    }
+    if experiment.is_none() {
+        if let Some(id) = &mv.model_id {
+            if let Ok(model) = st.store.get_logged_model(id, false).await {
+                experiment = Some(model.experiment_id);
+            }
+        }
+    }
+    Ok((mv.storage_location.unwrap_or(mv.source), experiment))
 }
 
 pub async fn get_download_uri(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
@@ -352,7 +366,7 @@ pub async fn get_download_uri(State(st): State<AppState>, p: Params) -> ApiResul
 
 /// `GET /model-versions/get-artifact?name=&version=&path=`: the UI's download of a version file.
 pub async fn get_artifact(State(st): State<AppState>, p: Params) -> ApiResult<Response> {
-    let root = download_uri(&st, &p).await?;
+    let (root, experiment) = version_files(&st, &p).await?;
     let path = p.req_str("path")?;
-    crate::api::artifacts::serve_file_under(&st, &root, &path).await
+    crate::api::artifacts::serve_file_under(&st, &root, experiment.as_deref(), &path).await
 }

@@ -83,8 +83,10 @@ pub async fn restore(State(st): State<AppState>, p: Params) -> ApiResult<Json<Va
 
 pub async fn search(State(st): State<AppState>, p: Params) -> ApiResult<Response> {
     let max_results = validation::search_max_results(p.opt_i64("max_results")?)?;
+    let experiment_ids = p.str_list("experiment_ids")?;
+    validation::validate_search_experiment_ids(&experiment_ids)?;
     let query = RunQuery {
-        experiment_ids: p.str_list("experiment_ids")?,
+        experiment_ids,
         filter: parse_filter(Domain::Runs, &p.opt_str("filter")?.unwrap_or_default())?,
         order_by: parse_order_by(Domain::Runs, &p.str_list("order_by")?)?,
         view_type: view_type(&p, "run_view_type")?,

@@ -25,9 +25,7 @@ impl TestServer {
             store: Arc::new(store.clone()),
             registry: Arc::new(store),
             artifacts,
-            config: Arc::new(ServerConfig {
-                serve_artifacts: true,
-            }),
+            config: Arc::new(ServerConfig::default()),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
