@@ -73,3 +73,52 @@ async fn fresh() -> PgFixture {
 }
 
 plumb_store::conformance_tests!(fresh());
+
+/// A statement that runs past `statement_timeout` is cancelled by PostgreSQL and answered as a
+/// 400 (the same request would run as long again), not as 503 "try again".
+#[tokio::test]
+async fn a_statement_past_the_timeout_is_cancelled_and_answered_400() {
+    let fixture = fresh().await;
+    let store = PgStore::connect(
+        &url_for(&fixture.db),
+        "mlflow-artifacts:/",
+        PgOptions {
+            statement_timeout: Some(std::time::Duration::from_millis(200)),
+            ..PgOptions::default()
+        },
+    )
+    .await
+    .expect("connect");
+    // Another session holds the experiments table, so the store's read waits on it.
+    let mut blocker = PgConnection::connect(&url_for(&fixture.db))
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut blocker)
+        .await
+        .expect("begin");
+    sqlx::query("LOCK TABLE experiments IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .expect("lock");
+    let started = std::time::Instant::now();
+    let err = plumb_store::TrackingStore::get_experiment(&store, "0")
+        .await
+        .expect_err("cancelled by the statement timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(
+        err.code,
+        plumb_core::ErrorCode::InvalidParameterValue,
+        "{err:?}"
+    );
+    assert!(err.message.contains("statement timeout"), "{}", err.message);
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("rollback");
+    // Without the lock the same call answers.
+    assert!(plumb_store::TrackingStore::get_experiment(&store, "0")
+        .await
+        .is_ok());
+    store.close().await;
+}

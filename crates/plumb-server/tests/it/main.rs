@@ -2,5 +2,6 @@
 
 mod artifacts;
 mod errors;
+mod hostile;
 mod support;
 mod tracking;

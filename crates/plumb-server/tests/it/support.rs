@@ -17,6 +17,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_, _| {}).await
+    }
+
+    /// A server whose configuration `tune` adjusts (given the test's folder).
+    pub async fn spawn_with(tune: impl FnOnce(&mut ServerConfig, &std::path::Path)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let store =
             SqliteStore::open(dir.path().join("plumb.db"), "mlflow-artifacts:/").expect("store");
@@ -25,7 +30,11 @@ impl TestServer {
             store: Arc::new(store.clone()),
             registry: Arc::new(store),
             artifacts,
-            config: Arc::new(ServerConfig::default()),
+            config: Arc::new({
+                let mut config = ServerConfig::default();
+                tune(&mut config, dir.path());
+                config
+            }),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

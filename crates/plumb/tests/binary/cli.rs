@@ -9,13 +9,13 @@ use serde_json::{json, Value};
 
 use crate::Plumb;
 
-struct Out {
-    ok: bool,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Out {
+    pub(crate) ok: bool,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
-fn plumb(dir: &Path, uri: &str, args: &[&str]) -> Out {
+pub(crate) fn plumb(dir: &Path, uri: &str, args: &[&str]) -> Out {
     let out = Command::new(env!("CARGO_BIN_EXE_plumb"))
         .args(args)
         .args(["--tracking-uri", uri])
@@ -30,7 +30,7 @@ fn plumb(dir: &Path, uri: &str, args: &[&str]) -> Out {
     }
 }
 
-fn db(dir: &Path, args: &[&str]) -> Out {
+pub(crate) fn db(dir: &Path, args: &[&str]) -> Out {
     let out = Command::new(env!("CARGO_BIN_EXE_plumb"))
         .args(args)
         .current_dir(dir)

@@ -2,6 +2,7 @@
 //! streamed artifacts; on PostgreSQL: replicas sharing one database, and database restarts.
 
 mod cli;
+mod hardening;
 mod pg;
 mod pg_schema;
 mod replicas;
