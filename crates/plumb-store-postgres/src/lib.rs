@@ -258,6 +258,80 @@ macro_rules! read {
     }};
 }
 
+/// A pooled connection running a search that the client may abandon: when the request is
+/// dropped before the search ends (the client went away), the statement is cancelled on the
+/// server (`pg_cancel_backend`) and the connection goes back to the pool only after that, so
+/// the cancel can never reach another request's statement.
+struct Cancellable {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    pool: PgPool,
+    pid: i32,
+}
+
+impl Cancellable {
+    async fn new(store: &PgStore) -> R<Self> {
+        let mut conn = store.conn().await?;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Self {
+            conn: Some(conn),
+            pool: store.pool.clone(),
+            pid,
+        })
+    }
+
+    fn conn(&mut self) -> &mut PgConnection {
+        self.conn.as_deref_mut().expect("held until finished")
+    }
+
+    /// The search ended: nothing to cancel.
+    fn finish(mut self) {
+        self.conn = None;
+    }
+}
+
+impl Drop for Cancellable {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (pool, pid) = (self.pool.clone(), self.pid);
+        runtime.spawn(async move {
+            let cancelled = sqlx::query("SELECT pg_cancel_backend($1)")
+                .bind(pid)
+                .execute(&pool)
+                .await;
+            tracing::debug!(pid, ok = cancelled.is_ok(), "cancelled an abandoned search");
+            // Wait for the cancelled statement's end before the connection is reused.
+            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_err() {
+                conn.detach();
+            }
+        });
+    }
+}
+
+/// [`read!`] for searches, whose cost the client's filter decides: cancelled in the database
+/// when the request is dropped (see [`Cancellable`]).
+macro_rules! search {
+    ($self:expr, |$c:ident| $body:expr) => {{
+        let outcome: $crate::R<_> = async {
+            let mut held = Cancellable::new($self).await?;
+            let out = {
+                let $c: &mut PgConnection = held.conn();
+                $body.await
+            };
+            held.finish();
+            out
+        }
+        .await;
+        outcome.map_err($crate::E::into_domain)
+    }};
+}
+
 use queries::{experiments, gc, metrics, models, registry, runs};
 
 #[async_trait]
@@ -280,7 +354,7 @@ impl TrackingStore for PgStore {
         read!(self, |c| experiments::get_by_name(c, name))
     }
     async fn search_experiments(&self, q: ExperimentQuery) -> Result<Page<Experiment>> {
-        read!(self, |c| experiments::search(c, &q))
+        search!(self, |c| experiments::search(c, &q))
     }
     async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
         in_tx!(self, |c| experiments::rename(c, id, new_name))
@@ -317,7 +391,7 @@ impl TrackingStore for PgStore {
         in_tx!(self, |c| runs::set_lifecycle(c, run_id, false))
     }
     async fn search_runs(&self, q: RunQuery) -> Result<Page<Run>> {
-        read!(self, |c| runs::search(c, &q))
+        search!(self, |c| runs::search(c, &q))
     }
     async fn log_batch(&self, run_id: &str, batch: Batch) -> Result<()> {
         in_tx!(self, |c| runs::log_batch(c, run_id, &batch))
@@ -388,7 +462,7 @@ impl TrackingStore for PgStore {
         in_tx!(self, |c| models::log_params(c, model_id, &params))
     }
     async fn search_logged_models(&self, q: LoggedModelQuery) -> Result<Page<LoggedModel>> {
-        read!(self, |c| models::search(c, &q))
+        search!(self, |c| models::search(c, &q))
     }
 
     async fn deleted(&self, before_ms: Option<i64>) -> Result<Deleted> {
@@ -448,7 +522,7 @@ impl RegistryStore for PgStore {
         in_tx!(self, |c| registry::delete_rm(c, name))
     }
     async fn search_registered_models(&self, q: RegistryQuery) -> Result<Page<RegisteredModel>> {
-        read!(self, |c| registry::search_rm(c, &q))
+        search!(self, |c| registry::search_rm(c, &q))
     }
     async fn get_latest_versions(
         &self,
@@ -496,7 +570,7 @@ impl RegistryStore for PgStore {
         in_tx!(self, |c| registry::delete_mv(c, name, version))
     }
     async fn search_model_versions(&self, q: RegistryQuery) -> Result<Page<ModelVersion>> {
-        read!(self, |c| registry::search_mv(c, &q))
+        search!(self, |c| registry::search_mv(c, &q))
     }
     async fn transition_stage(
         &self,

@@ -423,3 +423,91 @@ async fn postgres_over_tls_answers_the_hostile_corpus_with_4xx() {
         assert_eq!(status, 400, "{path}: {text}");
     }
 }
+
+/// plumb's statements of database `name` waiting on a lock.
+async fn waiting(c: &mut sqlx::PgConnection, name: &str) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1
+         AND application_name = 'plumb' AND state = 'active' AND wait_event_type = 'Lock'",
+    )
+    .bind(name)
+    .fetch_one(c)
+    .await
+    .expect("pg_stat_activity")
+}
+
+/// A search whose client went away is cancelled in PostgreSQL, not left running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_search_is_cancelled_in_postgres() {
+    use sqlx::Connection;
+    let admin = crate::pg::admin_url();
+    let db = crate::pg::TempDb::create(&admin).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = db.url();
+    let server = Plumb::start_with(
+        dir.path(),
+        &[
+            "--backend-store-uri",
+            &url,
+            "--db-statement-timeout",
+            "5min",
+        ],
+    )
+    .await;
+    let db_admin = format!("{}/{}", admin.rsplit_once('/').expect("url").0, db.name);
+    let mut blocker = sqlx::PgConnection::connect(&db_admin)
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut blocker)
+        .await
+        .expect("begin");
+    sqlx::query("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .expect("lock");
+    let mut watcher = sqlx::PgConnection::connect(&admin).await.expect("connect");
+    let addr = server.base.trim_start_matches("http://").to_string();
+    let mut client = TcpStream::connect(&addr).await.expect("connect");
+    let body = r#"{"experiment_ids": ["0"]}"#;
+    client
+        .write_all(
+            format!(
+                "POST /api/2.0/mlflow/runs/search HTTP/1.1\r\nHost: {addr}\r\nContent-Type: \
+                 application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while waiting(&mut watcher, &db.name).await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "search never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(client); // the client gives up
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while waiting(&mut watcher, &db.name).await > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the abandoned search still runs in PostgreSQL"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("rollback");
+    // The server goes on answering (the connection was not poisoned).
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/2.0/mlflow/runs/search", server.base))
+        .json(&json!({"experiment_ids": ["0"]}))
+        .send()
+        .await
+        .expect("search");
+    assert_eq!(resp.status().as_u16(), 200);
+}
