@@ -43,8 +43,8 @@ pub struct Download {
 #[derive(Clone, Debug)]
 pub struct ArtifactStore {
     inner: Arc<dyn ObjectStore>,
-    /// The canonical folder of a local store, for symlink confinement.
-    local_root: Option<PathBuf>,
+    /// A local store's folder and its name mapping, for the checks done on the file system.
+    local: Option<local::Local>,
 }
 
 /// An `object_store` failure as the client may see it: named by the artifact path the client
@@ -96,12 +96,14 @@ impl ArtifactStore {
         let canonical = root
             .canonicalize()
             .map_err(|e| Error::internal(format!("cannot resolve {}: {e}", root.display())))?;
-        let fs = LocalFileSystem::new_with_prefix(&canonical)
-            .map_err(|e| Error::internal(format!("cannot open {}: {e}", canonical.display())))?
-            .with_automatic_cleanup(true);
+        let fs = Arc::new(
+            LocalFileSystem::new_with_prefix(&canonical)
+                .map_err(|e| Error::internal(format!("cannot open {}: {e}", canonical.display())))?
+                .with_automatic_cleanup(true),
+        );
         Ok(Self {
-            inner: Arc::new(fs),
-            local_root: Some(canonical),
+            inner: fs.clone(),
+            local: Some(local::Local::new(canonical, fs)),
         })
     }
 
@@ -161,15 +163,12 @@ impl ArtifactStore {
 
     /// A store over any `object_store` backend (tests use the in-memory one).
     pub fn from_object_store(inner: Arc<dyn ObjectStore>) -> Self {
-        Self {
-            inner,
-            local_root: None,
-        }
+        Self { inner, local: None }
     }
 
     /// The canonical folder of a local store (`None` for S3 and in-memory stores).
     pub fn local_root(&self) -> Option<&Path> {
-        self.local_root.as_deref()
+        self.local.as_ref().map(local::Local::root)
     }
 
     fn key(path: &ArtifactPath) -> StorePath {
@@ -178,57 +177,25 @@ impl ArtifactStore {
 
     /// Refuses paths that resolve, through a symlink, outside a local root.
     fn confine(&self, path: &ArtifactPath) -> Result<()> {
-        let Some(root) = &self.local_root else {
-            return Ok(());
-        };
-        let mut probe = root.clone();
-        for seg in path.segments() {
-            probe.push(seg);
-            match std::fs::symlink_metadata(&probe) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    let target = probe
-                        .canonicalize()
-                        .map_err(|_| Error::invalid("Invalid path"))?;
-                    if !target.starts_with(root) {
-                        return Err(Error::invalid("Invalid path"));
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
+        match &self.local {
+            Some(local) => local.confine(path),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// A file standing where `path` needs a directory is the caller's conflict (400), not a
     /// server failure: found before writing, on local stores.
     fn check_parents_are_dirs(&self, path: &ArtifactPath) -> Result<()> {
-        let Some(root) = &self.local_root else {
-            return Ok(());
-        };
-        let segments: Vec<&str> = path.segments().collect();
-        let mut probe = root.clone();
-        for seg in segments.iter().take(segments.len().saturating_sub(1)) {
-            probe.push(seg);
-            match std::fs::metadata(&probe) {
-                Ok(meta) if !meta.is_dir() => {
-                    return Err(Error::invalid(format!(
-                        "Cannot write '{path}': '{seg}' is an existing file, not a directory"
-                    )))
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
+        match &self.local {
+            Some(local) => local.check_parents_are_dirs(path),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// True when `path` is an existing directory (local stores) or a non-empty prefix.
     pub async fn is_dir(&self, path: &ArtifactPath) -> Result<bool> {
-        if let Some(root) = &self.local_root {
-            let mut p = root.clone();
-            p.extend(path.segments());
-            return Ok(p.is_dir());
+        if let Some(local) = &self.local {
+            return Ok(local.disk(path)?.is_dir());
         }
         let listed = self
             .inner
@@ -306,9 +273,9 @@ impl ArtifactStore {
     /// only when it resolves inside the root (a loop or a dangling link is left out).
     pub async fn list(&self, dir: &ArtifactPath) -> Result<Vec<Entry>> {
         self.confine(dir)?;
-        if let Some(root) = self.local_root.clone() {
+        if let Some(local) = self.local.clone() {
             let dir = dir.clone();
-            return tokio::task::spawn_blocking(move || local::list(&root, &dir))
+            return tokio::task::spawn_blocking(move || local.list(&dir))
                 .await
                 .map_err(|e| Error::internal(format!("listing task failed: {e}")))?;
         }
@@ -341,9 +308,9 @@ impl ArtifactStore {
     /// link on the way to `path` refuses the delete, a link inside it is removed itself, never
     /// what it points to.
     pub async fn delete(&self, path: &ArtifactPath) -> Result<()> {
-        if let Some(root) = self.local_root.clone() {
+        if let Some(local) = self.local.clone() {
             let path = path.clone();
-            return tokio::task::spawn_blocking(move || local::delete(&root, &path))
+            return tokio::task::spawn_blocking(move || local.delete(&path))
                 .await
                 .map_err(|e| Error::internal(format!("delete task failed: {e}")))?;
         }
@@ -373,8 +340,8 @@ impl ArtifactStore {
     /// (`<name>#<n>`: `#` is refused in artifact paths, so no artifact has that shape). Answers
     /// how many were removed. Call at start, before any upload.
     pub fn remove_stale_uploads(&self) -> usize {
-        match &self.local_root {
-            Some(root) => local::remove_staging(root),
+        match &self.local {
+            Some(local) => local::remove_staging(local.root()),
             None => 0,
         }
     }

@@ -5,7 +5,10 @@
 use std::fs;
 use std::io::{self, ErrorKind};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as StorePath;
 use plumb_core::{Error, Result};
 
 use crate::{ArtifactPath, Entry};
@@ -42,132 +45,210 @@ fn is_loop(e: &io::Error) -> bool {
     cfg!(target_os = "linux") && e.raw_os_error() == Some(ELOOP)
 }
 
-/// The folder `root/path`, checked segment by segment: `Ok(None)` when something on the way
-/// is missing or is a file, an error when a segment before the last is a symlink.
-fn walk_to(root: &Path, path: &ArtifactPath) -> Result<Option<PathBuf>> {
-    let segs: Vec<&str> = path.segments().collect();
-    let mut probe = root.to_path_buf();
-    for (i, seg) in segs.iter().enumerate() {
-        probe.push(seg);
-        let last = i + 1 == segs.len();
-        match fs::symlink_metadata(&probe) {
-            Ok(m) if m.file_type().is_symlink() && !last => {
-                return Err(Error::invalid(format!(
-                    "Invalid path '{path}': '{seg}' is a symbolic link"
-                )))
-            }
-            Ok(m) if !last && !m.is_dir() => return Ok(None),
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
-                return Ok(None)
-            }
-            Err(e) => return Err(io_err(&e, path)),
-        }
-    }
-    Ok(Some(probe))
+/// A local store's folder, and the mapping from artifact paths to file names that
+/// `object_store` uses for it (it percent-encodes some characters in names on disk), so that
+/// every check here looks at the very files `object_store` reads and writes.
+#[derive(Clone, Debug)]
+pub(crate) struct Local {
+    root: PathBuf,
+    fs: Arc<LocalFileSystem>,
 }
 
-/// Deletes `root/path` without following any symlink (see `ArtifactStore::delete`). A folder
-/// that changes while it is removed (an upload racing the delete) is retried, then a 400.
-pub(crate) fn delete(root: &Path, path: &ArtifactPath) -> Result<()> {
-    if path.is_root() {
-        return Err(Error::invalid(
-            "Invalid path: the artifact root cannot be deleted",
-        ));
+impl Local {
+    pub(crate) fn new(root: PathBuf, fs: Arc<LocalFileSystem>) -> Self {
+        Self { root, fs }
     }
-    let Some(target) = walk_to(root, path)? else {
-        return Ok(());
-    };
-    let meta = match fs::symlink_metadata(&target) {
-        Ok(m) => m,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io_err(&e, path)),
-    };
-    if !meta.is_dir() {
-        // A file, or a symlink: the link itself goes, never its target.
-        return match fs::remove_file(&target) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(&e, path)),
+
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The file-system path of the first `n` segments of `path` (the root for none).
+    fn disk_prefix(&self, path: &ArtifactPath, n: usize) -> Result<PathBuf> {
+        if n == 0 {
+            return Ok(self.root.clone());
+        }
+        let key = StorePath::from_iter(path.segments().take(n));
+        self.fs
+            .path_to_filesystem(&key)
+            .map_err(|_| Error::invalid(format!("Invalid path '{path}'")))
+    }
+
+    /// The file-system path of `path`.
+    pub(crate) fn disk(&self, path: &ArtifactPath) -> Result<PathBuf> {
+        self.disk_prefix(path, path.segments().count())
+    }
+
+    /// Refuses paths that resolve, through a symlink, outside the root.
+    pub(crate) fn confine(&self, path: &ArtifactPath) -> Result<()> {
+        for n in 1..=path.segments().count() {
+            let probe = self.disk_prefix(path, n)?;
+            match fs::symlink_metadata(&probe) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    let target = probe
+                        .canonicalize()
+                        .map_err(|_| Error::invalid("Invalid path"))?;
+                    if !target.starts_with(&self.root) {
+                        return Err(Error::invalid("Invalid path"));
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// A file standing where `path` needs a folder is the caller's conflict (400).
+    pub(crate) fn check_parents_are_dirs(&self, path: &ArtifactPath) -> Result<()> {
+        let segments: Vec<&str> = path.segments().collect();
+        for n in 1..segments.len() {
+            match fs::metadata(self.disk_prefix(path, n)?) {
+                Ok(meta) if !meta.is_dir() => {
+                    return Err(Error::invalid(format!(
+                        "Cannot write '{path}': '{}' is an existing file, not a directory",
+                        segments[n - 1]
+                    )))
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// The file-system path of `path`, checked segment by segment: `Ok(None)` when something
+    /// on the way is missing or is a file, an error when a segment before the last is a symlink.
+    fn walk_to(&self, path: &ArtifactPath) -> Result<Option<PathBuf>> {
+        let segs: Vec<&str> = path.segments().collect();
+        let mut probe = self.root.clone();
+        for (i, seg) in segs.iter().enumerate() {
+            probe = self.disk_prefix(path, i + 1)?;
+            let last = i + 1 == segs.len();
+            match fs::symlink_metadata(&probe) {
+                Ok(m) if m.file_type().is_symlink() && !last => {
+                    return Err(Error::invalid(format!(
+                        "Invalid path '{path}': '{seg}' is a symbolic link"
+                    )))
+                }
+                Ok(m) if !last && !m.is_dir() => return Ok(None),
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory =>
+                {
+                    return Ok(None)
+                }
+                Err(e) => return Err(io_err(&e, path)),
+            }
+        }
+        Ok(Some(probe))
+    }
+
+    /// Deletes `path` without following any symlink (see `ArtifactStore::delete`). A folder
+    /// that changes while it is removed (an upload racing the delete) is retried, then a 400.
+    pub(crate) fn delete(&self, path: &ArtifactPath) -> Result<()> {
+        if path.is_root() {
+            return Err(Error::invalid(
+                "Invalid path: the artifact root cannot be deleted",
+            ));
+        }
+        let Some(target) = self.walk_to(path)? else {
+            return Ok(());
         };
-    }
-    let mut last = None;
-    for _ in 0..3 {
-        // std's remove_dir_all removes symlinks inside the tree, never what they point to.
-        match fs::remove_dir_all(&target) {
-            Ok(()) => return Ok(()),
+        let meta = match fs::symlink_metadata(&target) {
+            Ok(m) => m,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => last = Some(e),
-        }
-    }
-    let e = last.unwrap_or_else(|| io::Error::other("delete failed"));
-    Err(match e.kind() {
-        ErrorKind::DirectoryNotEmpty | ErrorKind::IsADirectory | ErrorKind::NotADirectory => {
-            Error::invalid(format!(
-                "Cannot delete '{path}': it changed while it was being deleted (an upload into \
-                 it?); try again"
-            ))
-        }
-        _ => io_err(&e, path),
-    })
-}
-
-/// Lists the children of `root/dir` (see `ArtifactStore::list`).
-pub(crate) fn list(root: &Path, dir: &ArtifactPath) -> Result<Vec<Entry>> {
-    let folder = if dir.is_root() {
-        root.to_path_buf()
-    } else {
-        match walk_to(root, dir) {
-            Ok(Some(f)) => f,
-            Ok(None) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        }
-    };
-    let reader = match fs::read_dir(&folder) {
-        Ok(r) => r,
-        Err(e)
-            if is_loop(&e)
-                || matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) =>
-        {
-            return Ok(Vec::new())
-        }
-        Err(e) => return Err(io_err(&e, dir)),
-    };
-    let mut out = Vec::new();
-    for entry in reader {
-        let Ok(entry) = entry else { continue };
-        let Ok(name) = entry.file_name().into_string() else {
-            continue; // not UTF-8: no artifact path can name it
+            Err(e) => return Err(io_err(&e, path)),
         };
-        if name.contains('#') {
-            continue; // an upload's staging file
+        if !meta.is_dir() {
+            // A file, or a symlink: the link itself goes, never its target.
+            return match fs::remove_file(&target) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_err(&e, path)),
+            };
         }
-        let Ok(mut meta) = entry.metadata() else {
-            continue;
-        };
-        if meta.file_type().is_symlink() {
-            // Listed only when it resolves inside the root; a loop or dangling link is skipped.
-            match entry.path().canonicalize() {
-                Ok(target) if target.starts_with(root) => match fs::metadata(&target) {
-                    Ok(m) => meta = m,
-                    Err(_) => continue,
-                },
-                _ => continue,
+        let mut last = None;
+        for _ in 0..3 {
+            // std's remove_dir_all removes symlinks inside the tree, never what they point to.
+            match fs::remove_dir_all(&target) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => last = Some(e),
             }
         }
-        let path = if dir.is_root() {
-            name
-        } else {
-            format!("{dir}/{name}")
-        };
-        out.push(Entry {
-            path,
-            is_dir: meta.is_dir(),
-            size: (!meta.is_dir()).then_some(meta.len()),
-        });
+        let e = last.unwrap_or_else(|| io::Error::other("delete failed"));
+        Err(match e.kind() {
+            ErrorKind::DirectoryNotEmpty | ErrorKind::IsADirectory | ErrorKind::NotADirectory => {
+                Error::invalid(format!(
+                    "Cannot delete '{path}': it changed while it was being deleted (an upload \
+                     into it?); try again"
+                ))
+            }
+            _ => io_err(&e, path),
+        })
     }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+
+    /// Lists the children of `dir` (see `ArtifactStore::list`), named as `object_store` names
+    /// them.
+    pub(crate) fn list(&self, dir: &ArtifactPath) -> Result<Vec<Entry>> {
+        let folder = if dir.is_root() {
+            self.root.clone()
+        } else {
+            match self.walk_to(dir)? {
+                Some(f) => f,
+                None => return Ok(Vec::new()),
+            }
+        };
+        let reader = match fs::read_dir(&folder) {
+            Ok(r) => r,
+            Err(e)
+                if is_loop(&e)
+                    || matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) =>
+            {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(io_err(&e, dir)),
+        };
+        let mut out = Vec::new();
+        for entry in reader {
+            let Ok(entry) = entry else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue; // not UTF-8: no artifact path can name it
+            };
+            if name.contains('#') {
+                continue; // an upload's staging file
+            }
+            let Ok(mut meta) = entry.metadata() else {
+                continue;
+            };
+            if meta.file_type().is_symlink() {
+                // Listed only when it resolves inside the root; a loop or dangling link is
+                // skipped.
+                match entry.path().canonicalize() {
+                    Ok(target) if target.starts_with(&self.root) => match fs::metadata(&target) {
+                        Ok(m) => meta = m,
+                        Err(_) => continue,
+                    },
+                    _ => continue,
+                }
+            }
+            let path = if dir.is_root() {
+                name
+            } else {
+                // The listed folder's own name as object_store spells it, then the child's.
+                let parent = StorePath::from_iter(dir.segments()).to_string();
+                format!("{parent}/{name}")
+            };
+            out.push(Entry {
+                path,
+                is_dir: meta.is_dir(),
+                size: (!meta.is_dir()).then_some(meta.len()),
+            });
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
 }
 
 /// True for `<name>#<digits>`, the shape of `object_store`'s staged uploads.

@@ -40,6 +40,14 @@ fn check_shape(p: &str) -> Result<()> {
     if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
         return Err(invalid()); // drive letter (C:foo, C:\foo)
     }
+    // A segment that a file URL reads as a drive letter (`C:`, `c|`): the local store's
+    // path-to-URL conversion would place it elsewhere.
+    if p.split('/').any(|seg| {
+        let s = seg.as_bytes();
+        s.len() == 2 && s[0].is_ascii_alphabetic() && (s[1] == b':' || s[1] == b'|')
+    }) {
+        return Err(invalid());
+    }
     if p.split('/').any(|seg| seg == ".." || seg == ".") {
         return Err(invalid());
     }
@@ -156,6 +164,9 @@ mod tests {
             "%2fetc%2fpasswd",
             "a%5c..%5cb",
             "%00",
+            "dir/C:",
+            "a/c|/b",
+            "a/%43%3a",
         ];
         for p in bad {
             assert!(ArtifactPath::parse(p).is_err(), "{p} was accepted");
@@ -167,5 +178,56 @@ mod tests {
         assert!(ArtifactPath::parse(&"x".repeat(MAX_SEGMENT_BYTES)).is_ok());
         let deep = vec!["abcdefgh"; 400].join("/");
         assert!(ArtifactPath::parse(&deep).is_err());
+    }
+
+    /// A parsed path can only name something under its root, whatever the input.
+    fn assert_confined(p: &ArtifactPath) {
+        let s = p.as_str();
+        assert!(
+            !s.starts_with('/') && !s.contains('\\') && !s.contains('#'),
+            "{s:?}"
+        );
+        assert!(!s.chars().any(char::is_control), "{s:?}");
+        let decoded = percent_decode_str(s).decode_utf8_lossy();
+        for seg in s.split('/').chain(decoded.split('/')) {
+            assert!(seg != ".." && seg != ".", "{s:?}");
+            assert!(seg.len() <= MAX_SEGMENT_BYTES, "{s:?}");
+        }
+        if !s.is_empty() {
+            assert!(s.split('/').all(|seg| !seg.is_empty()), "{s:?}");
+        }
+    }
+
+    // Fuzz target: `PROPTEST_CASES=200000 cargo nextest run -E 'test(/fuzz_/)'` by hand.
+    proptest::proptest! {
+        #[test]
+        fn fuzz_artifact_paths_any_text(s in "\\PC{0,300}") {
+            if let Ok(p) = ArtifactPath::parse(&s) {
+                assert_confined(&p);
+            }
+            if let Ok(p) = ArtifactPath::parse_file(&s) {
+                assert_confined(&p);
+            }
+            let _ = crate::Location::parse(&s);
+        }
+
+        #[test]
+        fn fuzz_artifact_paths_escape_like(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a", "..", ".", "", "%2e", "%2E%2e", "%252e", "%2f", "%5c", "\\", "/", "C:",
+                    "#", "\u{0}", "%00", "x".repeat(256).leak() as &str, "~", "..%2f", "%c0%ae",
+                ]),
+                0..10,
+            )
+        ) {
+            let s = parts.join("/");
+            if let Ok(p) = ArtifactPath::parse(&s) {
+                assert_confined(&p);
+            }
+            for prefix in ["mlflow-artifacts:/", "file:///srv/", "s3://b/"] {
+                let _ = crate::Location::parse(&format!("{prefix}{s}"));
+            }
+        }
     }
 }

@@ -419,4 +419,45 @@ mod tests {
         assert!(parse_body(b"[1]").is_err());
         assert!(parse_body(b"{").is_err());
     }
+
+    // Fuzz target: `PROPTEST_CASES=200000 cargo nextest run -E 'test(/fuzz_/)'` by hand.
+    proptest::proptest! {
+        #[test]
+        fn fuzz_body_decoder_any_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            if let Err(e) = parse_body(&bytes) {
+                assert!(e.0.code.http_status() < 500, "{e:?}");
+            }
+        }
+
+        #[test]
+        fn fuzz_body_decoder_json_like(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "{", "}", "[", "]", ":", ",", "\"run_id\"", "\"experiment_ids\"", "\"value\"",
+                    "\"NaN\"", "1e999", "-0", "null", "true", "\"\\u0000\"", "\"\\ud800\"",
+                    "\"{\\\"a\\\": 1}\"", "12345678901234567890", "\"x\"",
+                ]),
+                0..24,
+            )
+        ) {
+            let text = parts.concat();
+            match parse_body(text.as_bytes()) {
+                Ok(map) => {
+                    let params = Params(map, false);
+                    for name in ["run_id", "experiment_ids", "value"] {
+                        for r in [
+                            params.opt_str(name).map(|_| ()),
+                            params.opt_i64(name).map(|_| ()),
+                            params.str_list(name).map(|_| ()),
+                        ] {
+                            if let Err(e) = r {
+                                assert!(e.0.code.http_status() < 500, "{e:?}");
+                            }
+                        }
+                    }
+                }
+                Err(e) => assert!(e.0.code.http_status() < 500, "{e:?}"),
+            }
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod errors;
+mod fuzz;
 mod hostile;
 mod support;
 mod tracking;
