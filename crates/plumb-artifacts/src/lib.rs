@@ -227,7 +227,7 @@ impl ArtifactStore {
             .inner
             .put_multipart(&Self::key(path))
             .await
-            .map_err(|e| store_err(e, path))?;
+            .map_err(|e| self.upload_err(e, path))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, 8 * 1024 * 1024);
         let mut total = 0u64;
         futures::pin_mut!(body);
@@ -242,12 +242,29 @@ impl ArtifactStore {
             writer
                 .wait_for_capacity(2)
                 .await
-                .map_err(|e| store_err(e, path))?;
+                .map_err(|e| self.upload_err(e, path))?;
             total += chunk.len() as u64;
             writer.write(&chunk);
         }
-        writer.finish().await.map_err(|e| store_err(e, path))?;
+        writer
+            .finish()
+            .await
+            .map_err(|e| self.upload_err(e, path))?;
         Ok(total)
+    }
+
+    /// A failed upload. On a local store a failure that is not the server's own (a full disk,
+    /// a permission) means the folder changed under the upload, e.g. a delete of it raced the
+    /// upload: the client's conflict (400), to be uploaded again.
+    fn upload_err(&self, e: object_store::Error, path: &ArtifactPath) -> Error {
+        if self.local.is_none() || local::is_server_side(&e) {
+            return store_err(e, path);
+        }
+        tracing::debug!(%path, error = %e, "upload interrupted by a concurrent change");
+        Error::invalid(format!(
+            "The upload of '{path}' did not complete: its folder changed meanwhile (deleted \
+             while uploading?); upload it again"
+        ))
     }
 
     /// Opens `path` for a streamed read.

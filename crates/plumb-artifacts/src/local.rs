@@ -39,6 +39,26 @@ pub(crate) fn io_err(e: &io::Error, path: &ArtifactPath) -> Error {
     }
 }
 
+/// True when `e` comes from a file-system condition of the server (full disk, quota,
+/// permissions, read-only), not from what a client did.
+pub(crate) fn is_server_side(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            return matches!(
+                io.kind(),
+                ErrorKind::StorageFull
+                    | ErrorKind::QuotaExceeded
+                    | ErrorKind::PermissionDenied
+                    | ErrorKind::ReadOnlyFilesystem
+                    | ErrorKind::OutOfMemory
+            );
+        }
+        cause = c.source();
+    }
+    false
+}
+
 /// ELOOP: a symlink loop (`ErrorKind::FilesystemLoop` is not stable).
 fn is_loop(e: &io::Error) -> bool {
     const ELOOP: i32 = 40; // Linux

@@ -397,3 +397,57 @@ async fn version_sources_never_trust_the_host_header() {
         .await;
     assert_eq!(ok["model_version"]["version"], "1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_racing_uploads_into_its_folder_is_never_5xx() {
+    let s = TestServer::spawn().await;
+    let folder = s.dir.path().display().to_string();
+    for round in 0..5 {
+        let mut uploads = Vec::new();
+        for i in 0..40 {
+            let (client, url) = (
+                s.client.clone(),
+                s.url(&format!(
+                    "/api/2.0/mlflow-artifacts/artifacts/race/{round}/d{}/f{i}.bin",
+                    i % 4
+                )),
+            );
+            uploads.push(tokio::spawn(async move {
+                let resp = client
+                    .put(url)
+                    .body("x".repeat(4096))
+                    .send()
+                    .await
+                    .expect("put");
+                (
+                    resp.status().as_u16(),
+                    resp.text().await.unwrap_or_default(),
+                )
+            }));
+        }
+        let mut deletes = Vec::new();
+        for _ in 0..4 {
+            let (client, url) = (
+                s.client.clone(),
+                s.url(&format!("/api/2.0/mlflow-artifacts/artifacts/race/{round}")),
+            );
+            deletes.push(tokio::spawn(async move {
+                let resp = client.delete(url).send().await.expect("delete");
+                (
+                    resp.status().as_u16(),
+                    resp.text().await.unwrap_or_default(),
+                )
+            }));
+        }
+        for u in uploads {
+            let (status, text) = u.await.expect("join");
+            assert!(status < 500, "upload answered {status}: {text}");
+            assert!(!text.contains(&folder), "a server folder leaked: {text}");
+        }
+        for d in deletes {
+            let (status, text) = d.await.expect("join");
+            assert!(status < 500, "delete answered {status}: {text}");
+            assert!(!text.contains(&folder), "a server folder leaked: {text}");
+        }
+    }
+}
