@@ -12,6 +12,14 @@ pub(crate) enum E {
     Domain(Error),
     /// The database failed.
     Db(sqlx::Error),
+    /// Store logic written once (`plumb_store::queries`) failed.
+    Neutral(plumb_store::db::DbError),
+}
+
+impl From<plumb_store::db::DbError> for E {
+    fn from(e: plumb_store::db::DbError) -> Self {
+        E::Neutral(e)
+    }
 }
 
 pub(crate) type R<T> = std::result::Result<T, E>;
@@ -33,6 +41,7 @@ impl fmt::Display for E {
         match self {
             E::Domain(e) => write!(f, "{}", e.message),
             E::Db(e) => write!(f, "{e}"),
+            E::Neutral(e) => write!(f, "{}", e.error.message),
         }
     }
 }
@@ -55,6 +64,7 @@ impl E {
     pub(crate) fn is_retryable(&self) -> bool {
         match self {
             E::Db(e) => matches!(sqlstate(e).as_deref(), Some("40001" | "40P01")),
+            E::Neutral(e) => e.kind == plumb_store::db::DbErrorKind::Retry,
             E::Domain(_) => false,
         }
     }
@@ -63,6 +73,7 @@ impl E {
         match self {
             E::Domain(e) => e,
             E::Db(e) => db_err(e),
+            E::Neutral(e) => e.error,
         }
     }
 }

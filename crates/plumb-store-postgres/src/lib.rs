@@ -9,6 +9,7 @@
 //! (`TEMPORARILY_UNAVAILABLE`), which the official client retries, and the pool reconnects by
 //! itself once PostgreSQL is back.
 
+mod conn;
 mod error;
 mod migrate;
 mod queries;
@@ -215,7 +216,10 @@ impl PgStore {
             _alive: std::sync::Arc::new(()),
         };
         let root = store.default_artifact_root.clone();
-        in_tx!(store, |c| queries::experiments::ensure_default(c, &root))?;
+        in_tx!(store, |c| experiments::ensure_default(
+            &mut PgConn(c),
+            &root
+        ))?;
         spawn_statistics(store.pool.clone(), std::sync::Arc::downgrade(&store._alive));
         Ok(store)
     }
@@ -251,7 +255,7 @@ macro_rules! read {
         let outcome: $crate::R<_> = async {
             let mut pooled = $self.conn().await?;
             let $c: &mut PgConnection = &mut *pooled;
-            $body.await
+            $body.await.map_err($crate::E::from)
         }
         .await;
         outcome.map_err($crate::E::into_domain)
@@ -322,7 +326,7 @@ macro_rules! search {
             let mut held = Cancellable::new($self).await?;
             let out = {
                 let $c: &mut PgConnection = held.conn();
-                $body.await
+                $body.await.map_err($crate::E::from)
             };
             held.finish();
             out
@@ -332,44 +336,54 @@ macro_rules! search {
     }};
 }
 
-use queries::{experiments, gc, metrics, models, registry, runs};
+use conn::PgConn;
+use plumb_store::queries::{experiments, gc};
+use queries::{metrics, models, registry, runs};
 
 #[async_trait]
 impl TrackingStore for PgStore {
     async fn ping(&self) -> Result<()> {
         read!(self, |c| async {
             sqlx::query("SELECT 1").execute(&mut *c).await?;
-            Ok(())
+            Ok::<(), E>(())
         })
     }
 
     async fn create_experiment(&self, new: NewExperiment) -> Result<String> {
         let root = &self.default_artifact_root;
-        in_tx!(self, |c| experiments::create(c, &new, root))
+        in_tx!(self, |c| experiments::create(&mut PgConn(c), &new, root))
     }
     async fn get_experiment(&self, id: &str) -> Result<Experiment> {
-        read!(self, |c| experiments::get(c, id))
+        read!(self, |c| experiments::get(&mut PgConn(c), id))
     }
     async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
-        read!(self, |c| experiments::get_by_name(c, name))
+        read!(self, |c| experiments::get_by_name(&mut PgConn(c), name))
     }
     async fn search_experiments(&self, q: ExperimentQuery) -> Result<Page<Experiment>> {
-        search!(self, |c| experiments::search(c, &q))
+        search!(self, |c| experiments::search(&mut PgConn(c), &q))
     }
     async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
-        in_tx!(self, |c| experiments::rename(c, id, new_name))
+        in_tx!(self, |c| experiments::rename(&mut PgConn(c), id, new_name))
     }
     async fn delete_experiment(&self, id: &str) -> Result<()> {
-        in_tx!(self, |c| experiments::set_lifecycle(c, id, true))
+        in_tx!(self, |c| experiments::set_lifecycle(
+            &mut PgConn(c),
+            id,
+            true
+        ))
     }
     async fn restore_experiment(&self, id: &str) -> Result<()> {
-        in_tx!(self, |c| experiments::set_lifecycle(c, id, false))
+        in_tx!(self, |c| experiments::set_lifecycle(
+            &mut PgConn(c),
+            id,
+            false
+        ))
     }
     async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
-        in_tx!(self, |c| experiments::set_tag(c, id, &tag))
+        in_tx!(self, |c| experiments::set_tag(&mut PgConn(c), id, &tag))
     }
     async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
-        in_tx!(self, |c| experiments::delete_tag(c, id, key))
+        in_tx!(self, |c| experiments::delete_tag(&mut PgConn(c), id, key))
     }
 
     async fn create_run(&self, new: NewRun) -> Result<Run> {
@@ -466,14 +480,18 @@ impl TrackingStore for PgStore {
     }
 
     async fn deleted(&self, before_ms: Option<i64>) -> Result<Deleted> {
-        read!(self, |c| gc::deleted(c, before_ms))
+        read!(self, |c| gc::deleted(&mut PgConn(c), before_ms))
     }
     async fn purge(&self, run_ids: Vec<String>, experiment_ids: Vec<String>) -> Result<()> {
-        in_tx!(self, |c| gc::purge(c, &run_ids, &experiment_ids))
+        in_tx!(self, |c| gc::purge(
+            &mut PgConn(c),
+            &run_ids,
+            &experiment_ids
+        ))
     }
 
     async fn import_experiment(&self, experiment: Experiment) -> Result<bool> {
-        in_tx!(self, |c| experiments::import(c, &experiment))
+        in_tx!(self, |c| experiments::import(&mut PgConn(c), &experiment))
     }
     async fn import_run(&self, run: Run) -> Result<bool> {
         in_tx!(self, |c| runs::import_run(c, &run))

@@ -7,9 +7,13 @@
 //! small pool of WAL readers via `spawn_blocking`, so they never wait for the writer and no caller
 //! ever sees "database is locked".
 
+mod conn;
 mod migrate;
 mod queries;
 mod render;
+
+use conn::SqliteConn;
+use plumb_store::queries::{experiments, gc};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -130,7 +134,10 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA journal_size_limit = 67108864;")
             .map_err(db_err)?;
         migrate::run(&mut conn)?;
-        queries::experiments::ensure_default(&conn, default_artifact_root)?;
+        conn::sync(experiments::ensure_default(
+            &mut SqliteConn(&conn),
+            default_artifact_root,
+        ))?;
         let checkpointer = Checkpointer::start(&path, &mut conn, CHECKPOINT_AT)?;
         let (tx, rx) = mpsc::channel::<Msg>(4096);
         let stats = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -596,45 +603,46 @@ impl TrackingStore for SqliteStore {
 
     async fn create_experiment(&self, new: NewExperiment) -> Result<String> {
         let root = self.inner.default_artifact_root.clone();
-        self.write(move |c| queries::experiments::create(c, &new, &root))
+        self.write(move |c| conn::sync(experiments::create(&mut SqliteConn(c), &new, &root)))
             .await
     }
     async fn get_experiment(&self, id: &str) -> Result<Experiment> {
         let id = id.to_string();
-        self.read(move |c| queries::experiments::get(c, &id)).await
+        self.read(move |c| conn::sync(experiments::get(&mut SqliteConn(c), &id)))
+            .await
     }
     async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
         let name = name.to_string();
-        self.read(move |c| queries::experiments::get_by_name(c, &name))
+        self.read(move |c| conn::sync(experiments::get_by_name(&mut SqliteConn(c), &name)))
             .await
     }
     async fn search_experiments(&self, q: ExperimentQuery) -> Result<Page<Experiment>> {
-        self.read(move |c| queries::experiments::search(c, &q))
+        self.read(move |c| conn::sync(experiments::search(&mut SqliteConn(c), &q)))
             .await
     }
     async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
         let (id, new_name) = (id.to_string(), new_name.to_string());
-        self.write(move |c| queries::experiments::rename(c, &id, &new_name))
+        self.write(move |c| conn::sync(experiments::rename(&mut SqliteConn(c), &id, &new_name)))
             .await
     }
     async fn delete_experiment(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write(move |c| queries::experiments::set_lifecycle(c, &id, true))
+        self.write(move |c| conn::sync(experiments::set_lifecycle(&mut SqliteConn(c), &id, true)))
             .await
     }
     async fn restore_experiment(&self, id: &str) -> Result<()> {
         let id = id.to_string();
-        self.write(move |c| queries::experiments::set_lifecycle(c, &id, false))
+        self.write(move |c| conn::sync(experiments::set_lifecycle(&mut SqliteConn(c), &id, false)))
             .await
     }
     async fn set_experiment_tag(&self, id: &str, tag: Tag) -> Result<()> {
         let id = id.to_string();
-        self.write(move |c| queries::experiments::set_tag(c, &id, &tag))
+        self.write(move |c| conn::sync(experiments::set_tag(&mut SqliteConn(c), &id, &tag)))
             .await
     }
     async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
         let (id, key) = (id.to_string(), key.to_string());
-        self.write(move |c| queries::experiments::delete_tag(c, &id, &key))
+        self.write(move |c| conn::sync(experiments::delete_tag(&mut SqliteConn(c), &id, &key)))
             .await
     }
 
@@ -809,15 +817,16 @@ impl TrackingStore for SqliteStore {
     }
 
     async fn deleted(&self, before_ms: Option<i64>) -> Result<Deleted> {
-        self.read(move |c| queries::gc::deleted(c, before_ms)).await
+        self.read(move |c| conn::sync(gc::deleted(&mut SqliteConn(c), before_ms)))
+            .await
     }
     async fn purge(&self, run_ids: Vec<String>, experiment_ids: Vec<String>) -> Result<()> {
-        self.write(move |c| queries::gc::purge(c, &run_ids, &experiment_ids))
+        self.write(move |c| conn::sync(gc::purge(&mut SqliteConn(c), &run_ids, &experiment_ids)))
             .await
     }
 
     async fn import_experiment(&self, experiment: Experiment) -> Result<bool> {
-        self.write(move |c| queries::experiments::import(c, &experiment))
+        self.write(move |c| conn::sync(experiments::import(&mut SqliteConn(c), &experiment)))
             .await
     }
     async fn import_run(&self, run: Run) -> Result<bool> {

@@ -3,19 +3,12 @@
 use plumb_core::Result;
 pub(crate) use plumb_store::sql::experiment_ids;
 use plumb_store::sql::Bind;
-use rusqlite::types::Value as Sql;
 
-fn bind_to_sql(b: Bind) -> Sql {
-    match b {
-        Bind::Int(i) => Sql::Integer(i),
-        Bind::Real(r) => Sql::Real(r),
-        Bind::Text(t) => Sql::Text(t),
-    }
-}
+use crate::conn::{param, Param};
 
-/// Shared-renderer binds as SQLite values.
-pub(crate) fn to_sql(binds: Vec<Bind>) -> Vec<Sql> {
-    binds.into_iter().map(bind_to_sql).collect()
+/// Shared-renderer binds as SQLite parameters.
+pub(crate) fn to_sql(binds: Vec<Bind>) -> Vec<Param> {
+    binds.into_iter().map(param).collect()
 }
 
 /// Runs a search that was rendered with `LIMIT max_results + 1 OFFSET offset` as its last two
@@ -23,7 +16,7 @@ pub(crate) fn to_sql(binds: Vec<Bind>) -> Vec<Sql> {
 pub(crate) fn fetch_page<T>(
     conn: &rusqlite::Connection,
     sql: &str,
-    binds: Vec<Sql>,
+    binds: Vec<Param>,
     max_results: i64,
     offset: i64,
     map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,

@@ -16,6 +16,8 @@ use plumb_core::Result;
 
 #[cfg(feature = "testing")]
 pub mod conformance;
+pub mod db;
+pub mod queries;
 pub mod shared;
 pub mod sql;
 

@@ -13,6 +13,56 @@ pub enum Bind {
     Int(i64),
     Real(f64),
     Text(String),
+    /// SQL NULL in an integer column (PostgreSQL types every bound value).
+    NullInt,
+    /// SQL NULL in a text column.
+    NullText,
+    /// A list for [`crate::db::Dialect::in_list`].
+    IntList(Vec<i64>),
+    /// A list for [`crate::db::Dialect::in_list`].
+    TextList(Vec<String>),
+}
+
+impl From<i64> for Bind {
+    fn from(v: i64) -> Self {
+        Self::Int(v)
+    }
+}
+
+impl From<&str> for Bind {
+    fn from(v: &str) -> Self {
+        Self::Text(v.to_string())
+    }
+}
+
+impl From<String> for Bind {
+    fn from(v: String) -> Self {
+        Self::Text(v)
+    }
+}
+
+impl From<&String> for Bind {
+    fn from(v: &String) -> Self {
+        Self::Text(v.clone())
+    }
+}
+
+impl From<Option<i64>> for Bind {
+    fn from(v: Option<i64>) -> Self {
+        v.map_or(Self::NullInt, Self::Int)
+    }
+}
+
+impl From<Option<String>> for Bind {
+    fn from(v: Option<String>) -> Self {
+        v.map_or(Self::NullText, Self::Text)
+    }
+}
+
+impl From<Option<&str>> for Bind {
+    fn from(v: Option<&str>) -> Self {
+        v.map_or(Self::NullText, Into::into)
+    }
 }
 
 /// How one searchable entity (runs, experiments, logged models, registry) is laid out.

@@ -1,7 +1,5 @@
 //! Async SQL for each entity, run inside the caller's transaction or on a pooled connection.
 
-pub(crate) mod experiments;
-pub(crate) mod gc;
 pub(crate) mod metrics;
 pub(crate) mod models;
 pub(crate) mod registry;
@@ -10,22 +8,13 @@ pub(crate) mod runs;
 use plumb_core::validation::encode_offset_token;
 use plumb_store::sql::{number_marks, Bind};
 use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::{Arguments, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{E, R};
 
 /// Binds shared-renderer values in order.
 pub(crate) fn args(binds: Vec<Bind>) -> R<PgArguments> {
-    let mut a = PgArguments::default();
-    for b in binds {
-        match b {
-            Bind::Int(i) => a.add(i),
-            Bind::Real(r) => a.add(r),
-            Bind::Text(t) => a.add(t),
-        }
-        .map_err(|e| E::Db(sqlx::Error::Encode(e)))?;
-    }
-    Ok(a)
+    crate::conn::args(binds).map_err(E::Db)
 }
 
 /// Runs a search rendered with `?` marks and `LIMIT max_results + 1 OFFSET offset` as its last

@@ -12,15 +12,17 @@ use plumb_store::{join_artifact_uri, LoggedModelQuery, NewLoggedModel};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use crate::queries::{experiments, fetch_page, stored_to_value};
+use crate::queries::{fetch_page, stored_to_value};
 use crate::R;
+use plumb_store::queries::experiments;
 
 fn not_found(id: &str) -> Error {
     Error::not_found(format!("Logged model with ID '{id}' not found."))
 }
 
 pub(crate) async fn create(c: &mut PgConnection, new: &NewLoggedModel) -> R<String> {
-    let exp = experiments::require_active(c, &new.experiment_id).await?;
+    let exp =
+        experiments::require_active(&mut crate::conn::PgConn(&mut *c), &new.experiment_id).await?;
     let location: String =
         sqlx::query_scalar("SELECT artifact_location FROM experiments WHERE experiment_id = $1")
             .bind(exp)
@@ -265,7 +267,8 @@ pub(crate) async fn search(c: &mut PgConnection, q: &LoggedModelQuery) -> R<Page
 /// A logged model with its original id, times, status, tags, params and metric points;
 /// `false` (nothing changed) when that id exists.
 pub(crate) async fn import(c: &mut PgConnection, m: &LoggedModel) -> R<bool> {
-    let exp = experiments::require_exists(c, &m.experiment_id).await?;
+    let exp =
+        experiments::require_exists(&mut crate::conn::PgConn(&mut *c), &m.experiment_id).await?;
     let added = sqlx::query(
         "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location,
              creation_timestamp_ms, last_updated_timestamp_ms, status, status_message,

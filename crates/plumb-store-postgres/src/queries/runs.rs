@@ -19,8 +19,9 @@ use plumb_store::{
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
-use crate::queries::{experiments, fetch_page, stored_to_value};
+use crate::queries::{fetch_page, stored_to_value};
 use crate::R;
+use plumb_store::queries::experiments;
 
 fn run_not_found(run_id: &str) -> Error {
     Error::not_found(format!("Run with id={run_id} not found"))
@@ -97,7 +98,8 @@ async fn upsert_tags(c: &mut PgConnection, pk: i64, tags: &[Tag]) -> R<()> {
 }
 
 pub(crate) async fn create(c: &mut PgConnection, new: &NewRun) -> R<String> {
-    let exp_num = experiments::require_active(c, &new.experiment_id).await?;
+    let exp_num =
+        experiments::require_active(&mut crate::conn::PgConn(&mut *c), &new.experiment_id).await?;
     let location: String =
         sqlx::query_scalar("SELECT artifact_location FROM experiments WHERE experiment_id = $1")
             .bind(exp_num)

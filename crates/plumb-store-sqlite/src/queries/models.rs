@@ -10,15 +10,18 @@ use plumb_store::{join_artifact_uri, LoggedModelQuery, NewLoggedModel};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::db_err;
-use crate::queries::experiments;
 use crate::render::{fetch_page, to_sql};
+use plumb_store::queries::experiments;
 
 fn not_found(id: &str) -> Error {
     Error::not_found(format!("Logged model with ID '{id}' not found."))
 }
 
 pub(crate) fn create(conn: &Connection, new: &NewLoggedModel) -> Result<String> {
-    let exp = experiments::require_active(conn, &new.experiment_id)?;
+    let exp = crate::conn::sync(experiments::require_active(
+        &mut crate::conn::SqliteConn(conn),
+        &new.experiment_id,
+    ))?;
     let location: String = conn
         .query_row(
             "SELECT artifact_location FROM experiments WHERE experiment_id = ?1",
@@ -224,7 +227,10 @@ pub(crate) fn search(conn: &Connection, q: &LoggedModelQuery) -> Result<Page<Log
 /// A logged model with its original id, times, status, tags, params and metric points;
 /// `false` (nothing changed) when that id exists.
 pub(crate) fn import(conn: &Connection, m: &LoggedModel) -> Result<bool> {
-    let exp = experiments::require_exists(conn, &m.experiment_id)?;
+    let exp = crate::conn::sync(experiments::require_exists(
+        &mut crate::conn::SqliteConn(conn),
+        &m.experiment_id,
+    ))?;
     let added = conn
         .execute(
             "INSERT OR IGNORE INTO logged_models (model_id, experiment_id, name, artifact_location,

@@ -20,8 +20,8 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::db_err;
-use crate::queries::experiments;
 use crate::render::{fetch_page, to_sql};
+use plumb_store::queries::experiments;
 
 fn run_not_found(run_id: &str) -> Error {
     Error::not_found(format!("Run with id={run_id} not found"))
@@ -65,7 +65,10 @@ fn upsert_tag(conn: &Connection, pk: i64, tag: &Tag) -> Result<()> {
 }
 
 pub(crate) fn create(conn: &Connection, new: NewRun) -> Result<String> {
-    let exp_num = experiments::require_active(conn, &new.experiment_id)?;
+    let exp_num = crate::conn::sync(experiments::require_active(
+        &mut crate::conn::SqliteConn(conn),
+        &new.experiment_id,
+    ))?;
     let location: String = conn
         .query_row(
             "SELECT artifact_location FROM experiments WHERE experiment_id = ?1",
