@@ -337,8 +337,8 @@ macro_rules! search {
 }
 
 use conn::PgConn;
-use plumb_store::queries::{experiments, gc};
-use queries::{metrics, models, registry, runs};
+use plumb_store::queries::{experiments, gc, models};
+use queries::{metrics, registry, runs};
 
 #[async_trait]
 impl TrackingStore for PgStore {
@@ -446,12 +446,17 @@ impl TrackingStore for PgStore {
 
     async fn create_logged_model(&self, new: NewLoggedModel) -> Result<LoggedModel> {
         in_tx!(self, |c| async {
-            let id = models::create(&mut *c, &new).await?;
-            models::get(c, &id, false).await
+            let mut c = PgConn(c);
+            let id = models::create(&mut c, &new).await?;
+            models::get(&mut c, &id, false).await
         })
     }
     async fn get_logged_model(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel> {
-        read!(self, |c| models::get(c, model_id, allow_deleted))
+        read!(self, |c| models::get(
+            &mut PgConn(c),
+            model_id,
+            allow_deleted
+        ))
     }
     async fn finalize_logged_model(
         &self,
@@ -459,24 +464,29 @@ impl TrackingStore for PgStore {
         status: LoggedModelStatus,
     ) -> Result<LoggedModel> {
         in_tx!(self, |c| async {
-            models::set_status(&mut *c, model_id, status).await?;
-            models::get(c, model_id, false).await
+            let mut c = PgConn(c);
+            models::set_status(&mut c, model_id, status).await?;
+            models::get(&mut c, model_id, false).await
         })
     }
     async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
-        in_tx!(self, |c| models::delete(c, model_id))
+        in_tx!(self, |c| models::delete(&mut PgConn(c), model_id))
     }
     async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()> {
-        in_tx!(self, |c| models::set_tags(c, model_id, &tags))
+        in_tx!(self, |c| models::set_tags(&mut PgConn(c), model_id, &tags))
     }
     async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
-        in_tx!(self, |c| models::delete_tag(c, model_id, key))
+        in_tx!(self, |c| models::delete_tag(&mut PgConn(c), model_id, key))
     }
     async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()> {
-        in_tx!(self, |c| models::log_params(c, model_id, &params))
+        in_tx!(self, |c| models::log_params(
+            &mut PgConn(c),
+            model_id,
+            &params
+        ))
     }
     async fn search_logged_models(&self, q: LoggedModelQuery) -> Result<Page<LoggedModel>> {
-        search!(self, |c| models::search(c, &q))
+        search!(self, |c| models::search(&mut PgConn(c), &q))
     }
 
     async fn deleted(&self, before_ms: Option<i64>) -> Result<Deleted> {
@@ -500,7 +510,7 @@ impl TrackingStore for PgStore {
         in_tx!(self, |c| runs::import_points(c, run_id, &points))
     }
     async fn import_logged_model(&self, model: LoggedModel) -> Result<bool> {
-        in_tx!(self, |c| models::import(c, &model))
+        in_tx!(self, |c| models::import(&mut PgConn(c), &model))
     }
 }
 

@@ -13,7 +13,7 @@ mod queries;
 mod render;
 
 use conn::SqliteConn;
-use plumb_store::queries::{experiments, gc};
+use plumb_store::queries::{experiments, gc, models};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -774,13 +774,13 @@ impl TrackingStore for SqliteStore {
 
     async fn create_logged_model(&self, new: NewLoggedModel) -> Result<LoggedModel> {
         let id = self
-            .write(move |c| queries::models::create(c, &new))
+            .write(move |c| conn::sync(models::create(&mut SqliteConn(c), &new)))
             .await?;
         self.get_logged_model(&id, false).await
     }
     async fn get_logged_model(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel> {
         let id = model_id.to_string();
-        self.read(move |c| queries::models::get(c, &id, allow_deleted))
+        self.read(move |c| conn::sync(models::get(&mut SqliteConn(c), &id, allow_deleted)))
             .await
     }
     async fn finalize_logged_model(
@@ -789,31 +789,33 @@ impl TrackingStore for SqliteStore {
         status: LoggedModelStatus,
     ) -> Result<LoggedModel> {
         let id = model_id.to_string();
-        self.write(move |c| queries::models::set_status(c, &id, status))
+        self.write(move |c| conn::sync(models::set_status(&mut SqliteConn(c), &id, status)))
             .await?;
         self.get_logged_model(model_id, false).await
     }
     async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
         let id = model_id.to_string();
-        self.write(move |c| queries::models::delete(c, &id)).await
+        self.write(move |c| conn::sync(models::delete(&mut SqliteConn(c), &id)))
+            .await
     }
     async fn set_logged_model_tags(&self, model_id: &str, tags: Vec<Tag>) -> Result<()> {
         let id = model_id.to_string();
-        self.write(move |c| queries::models::set_tags(c, &id, &tags))
+        self.write(move |c| conn::sync(models::set_tags(&mut SqliteConn(c), &id, &tags)))
             .await
     }
     async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
         let (id, key) = (model_id.to_string(), key.to_string());
-        self.write(move |c| queries::models::delete_tag(c, &id, &key))
+        self.write(move |c| conn::sync(models::delete_tag(&mut SqliteConn(c), &id, &key)))
             .await
     }
     async fn log_logged_model_params(&self, model_id: &str, params: Vec<Param>) -> Result<()> {
         let id = model_id.to_string();
-        self.write(move |c| queries::models::log_params(c, &id, &params))
+        self.write(move |c| conn::sync(models::log_params(&mut SqliteConn(c), &id, &params)))
             .await
     }
     async fn search_logged_models(&self, q: LoggedModelQuery) -> Result<Page<LoggedModel>> {
-        self.read(move |c| queries::models::search(c, &q)).await
+        self.read(move |c| conn::sync(models::search(&mut SqliteConn(c), &q)))
+            .await
     }
 
     async fn deleted(&self, before_ms: Option<i64>) -> Result<Deleted> {
@@ -839,7 +841,7 @@ impl TrackingStore for SqliteStore {
             .await
     }
     async fn import_logged_model(&self, model: LoggedModel) -> Result<bool> {
-        self.write(move |c| queries::models::import(c, &model))
+        self.write(move |c| conn::sync(models::import(&mut SqliteConn(c), &model)))
             .await
     }
 }

@@ -5,3 +5,4 @@
 
 pub mod experiments;
 pub mod gc;
+pub mod models;
