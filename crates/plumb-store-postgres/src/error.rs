@@ -54,11 +54,6 @@ pub(crate) fn sqlstate(e: &sqlx::Error) -> Option<String> {
     }
 }
 
-/// `unique_violation`: a concurrent writer created the same key first.
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    sqlstate(e).as_deref() == Some("23505")
-}
-
 impl E {
     /// A deadlock or serialization failure: the whole transaction may simply run again.
     pub(crate) fn is_retryable(&self) -> bool {

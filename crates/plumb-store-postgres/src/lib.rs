@@ -337,8 +337,8 @@ macro_rules! search {
 }
 
 use conn::PgConn;
-use plumb_store::queries::{experiments, gc, models};
-use queries::{metrics, registry, runs};
+use plumb_store::queries::{experiments, gc, models, registry};
+use queries::{metrics, runs};
 
 #[async_trait]
 impl TrackingStore for PgStore {
@@ -523,17 +523,19 @@ impl RegistryStore for PgStore {
         description: Option<String>,
     ) -> Result<RegisteredModel> {
         in_tx!(self, |c| async {
-            registry::create_rm(&mut *c, name, &tags, description.as_deref()).await?;
-            registry::get_rm(c, name).await
+            let mut c = PgConn(c);
+            registry::create_rm(&mut c, name, &tags, description.as_deref()).await?;
+            registry::get_rm(&mut c, name).await
         })
     }
     async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
-        read!(self, |c| registry::get_rm(c, name))
+        read!(self, |c| registry::get_rm(&mut PgConn(c), name))
     }
     async fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel> {
         in_tx!(self, |c| async {
-            registry::rename_rm(&mut *c, name, new_name).await?;
-            registry::get_rm(c, new_name).await
+            let mut c = PgConn(c);
+            registry::rename_rm(&mut c, name, new_name).await?;
+            registry::get_rm(&mut c, new_name).await
         })
     }
     async fn update_registered_model(
@@ -542,46 +544,65 @@ impl RegistryStore for PgStore {
         description: Option<String>,
     ) -> Result<RegisteredModel> {
         in_tx!(self, |c| async {
-            registry::update_rm(&mut *c, name, description.as_deref()).await?;
-            registry::get_rm(c, name).await
+            let mut c = PgConn(c);
+            registry::update_rm(&mut c, name, description.as_deref()).await?;
+            registry::get_rm(&mut c, name).await
         })
     }
     async fn delete_registered_model(&self, name: &str) -> Result<()> {
-        in_tx!(self, |c| registry::delete_rm(c, name))
+        in_tx!(self, |c| registry::delete_rm(&mut PgConn(c), name))
     }
     async fn search_registered_models(&self, q: RegistryQuery) -> Result<Page<RegisteredModel>> {
-        search!(self, |c| registry::search_rm(c, &q))
+        search!(self, |c| registry::search_rm(&mut PgConn(c), &q))
     }
     async fn get_latest_versions(
         &self,
         name: &str,
         stages: Vec<Stage>,
     ) -> Result<Vec<ModelVersion>> {
-        read!(self, |c| registry::get_latest(c, name, &stages))
+        read!(self, |c| registry::get_latest(
+            &mut PgConn(c),
+            name,
+            &stages
+        ))
     }
     async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
-        in_tx!(self, |c| registry::set_rm_tag(c, name, &tag))
+        in_tx!(self, |c| registry::set_rm_tag(&mut PgConn(c), name, &tag))
     }
     async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
-        in_tx!(self, |c| registry::delete_rm_tag(c, name, key))
+        in_tx!(self, |c| registry::delete_rm_tag(&mut PgConn(c), name, key))
     }
     async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
-        in_tx!(self, |c| registry::set_alias(c, name, alias, version))
+        in_tx!(self, |c| registry::set_alias(
+            &mut PgConn(c),
+            name,
+            alias,
+            version
+        ))
     }
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
-        in_tx!(self, |c| registry::delete_alias(c, name, alias))
+        in_tx!(self, |c| registry::delete_alias(
+            &mut PgConn(c),
+            name,
+            alias
+        ))
     }
     async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
-        read!(self, |c| registry::get_by_alias(c, name, alias))
+        read!(self, |c| registry::get_by_alias(
+            &mut PgConn(c),
+            name,
+            alias
+        ))
     }
     async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion> {
         in_tx!(self, |c| async {
-            let version = registry::create_mv(&mut *c, &new).await?;
-            registry::get_mv(c, &new.name, version).await
+            let mut c = PgConn(c);
+            let version = registry::create_mv(&mut c, &new).await?;
+            registry::get_mv(&mut c, &new.name, version).await
         })
     }
     async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion> {
-        read!(self, |c| registry::get_mv(c, name, version))
+        read!(self, |c| registry::get_mv(&mut PgConn(c), name, version))
     }
     async fn update_model_version(
         &self,
@@ -590,15 +611,16 @@ impl RegistryStore for PgStore {
         description: Option<String>,
     ) -> Result<ModelVersion> {
         in_tx!(self, |c| async {
-            registry::update_mv(&mut *c, name, version, description.as_deref()).await?;
-            registry::get_mv(c, name, version).await
+            let mut c = PgConn(c);
+            registry::update_mv(&mut c, name, version, description.as_deref()).await?;
+            registry::get_mv(&mut c, name, version).await
         })
     }
     async fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
-        in_tx!(self, |c| registry::delete_mv(c, name, version))
+        in_tx!(self, |c| registry::delete_mv(&mut PgConn(c), name, version))
     }
     async fn search_model_versions(&self, q: RegistryQuery) -> Result<Page<ModelVersion>> {
-        search!(self, |c| registry::search_mv(c, &q))
+        search!(self, |c| registry::search_mv(&mut PgConn(c), &q))
     }
     async fn transition_stage(
         &self,
@@ -608,21 +630,32 @@ impl RegistryStore for PgStore {
         archive_existing_versions: bool,
     ) -> Result<ModelVersion> {
         in_tx!(self, |c| async {
-            registry::transition(&mut *c, name, version, stage, archive_existing_versions).await?;
-            registry::get_mv(c, name, version).await
+            let mut c = PgConn(c);
+            registry::transition(&mut c, name, version, stage, archive_existing_versions).await?;
+            registry::get_mv(&mut c, name, version).await
         })
     }
     async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()> {
-        in_tx!(self, |c| registry::set_mv_tag(c, name, version, &tag))
+        in_tx!(self, |c| registry::set_mv_tag(
+            &mut PgConn(c),
+            name,
+            version,
+            &tag
+        ))
     }
     async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
-        in_tx!(self, |c| registry::delete_mv_tag(c, name, version, key))
+        in_tx!(self, |c| registry::delete_mv_tag(
+            &mut PgConn(c),
+            name,
+            version,
+            key
+        ))
     }
     async fn import_registered_model(&self, model: RegisteredModel) -> Result<bool> {
-        in_tx!(self, |c| registry::import_rm(c, &model))
+        in_tx!(self, |c| registry::import_rm(&mut PgConn(c), &model))
     }
     async fn import_model_version(&self, version: ModelVersion) -> Result<bool> {
-        in_tx!(self, |c| registry::import_mv(c, &version))
+        in_tx!(self, |c| registry::import_mv(&mut PgConn(c), &version))
     }
 }
 

@@ -13,7 +13,7 @@ mod queries;
 mod render;
 
 use conn::SqliteConn;
-use plumb_store::queries::{experiments, gc, models};
+use plumb_store::queries::{experiments, gc, models, registry};
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -856,20 +856,27 @@ impl RegistryStore for SqliteStore {
     ) -> Result<RegisteredModel> {
         let n = name.to_string();
         self.write(move |c| {
-            queries::registry::create_rm(c, &n, &tags, description.as_deref())?;
-            queries::registry::get_rm(c, &n)
+            conn::sync(async {
+                let mut s = SqliteConn(c);
+                registry::create_rm(&mut s, &n, &tags, description.as_deref()).await?;
+                registry::get_rm(&mut s, &n).await
+            })
         })
         .await
     }
     async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
         let n = name.to_string();
-        self.read(move |c| queries::registry::get_rm(c, &n)).await
+        self.read(move |c| conn::sync(registry::get_rm(&mut SqliteConn(c), &n)))
+            .await
     }
     async fn rename_registered_model(&self, name: &str, new_name: &str) -> Result<RegisteredModel> {
         let (n, new) = (name.to_string(), new_name.to_string());
         self.write(move |c| {
-            queries::registry::rename_rm(c, &n, &new)?;
-            queries::registry::get_rm(c, &new)
+            conn::sync(async {
+                let mut s = SqliteConn(c);
+                registry::rename_rm(&mut s, &n, &new).await?;
+                registry::get_rm(&mut s, &new).await
+            })
         })
         .await
     }
@@ -880,18 +887,21 @@ impl RegistryStore for SqliteStore {
     ) -> Result<RegisteredModel> {
         let n = name.to_string();
         self.write(move |c| {
-            queries::registry::update_rm(c, &n, description.as_deref())?;
-            queries::registry::get_rm(c, &n)
+            conn::sync(async {
+                let mut s = SqliteConn(c);
+                registry::update_rm(&mut s, &n, description.as_deref()).await?;
+                registry::get_rm(&mut s, &n).await
+            })
         })
         .await
     }
     async fn delete_registered_model(&self, name: &str) -> Result<()> {
         let n = name.to_string();
-        self.write(move |c| queries::registry::delete_rm(c, &n))
+        self.write(move |c| conn::sync(registry::delete_rm(&mut SqliteConn(c), &n)))
             .await
     }
     async fn search_registered_models(&self, q: RegistryQuery) -> Result<Page<RegisteredModel>> {
-        self.read(move |c| queries::registry::search_rm(c, &q))
+        self.read(move |c| conn::sync(registry::search_rm(&mut SqliteConn(c), &q)))
             .await
     }
     async fn get_latest_versions(
@@ -900,44 +910,47 @@ impl RegistryStore for SqliteStore {
         stages: Vec<Stage>,
     ) -> Result<Vec<ModelVersion>> {
         let n = name.to_string();
-        self.read(move |c| queries::registry::get_latest(c, &n, &stages))
+        self.read(move |c| conn::sync(registry::get_latest(&mut SqliteConn(c), &n, &stages)))
             .await
     }
     async fn set_registered_model_tag(&self, name: &str, tag: Tag) -> Result<()> {
         let n = name.to_string();
-        self.write(move |c| queries::registry::set_rm_tag(c, &n, &tag))
+        self.write(move |c| conn::sync(registry::set_rm_tag(&mut SqliteConn(c), &n, &tag)))
             .await
     }
     async fn delete_registered_model_tag(&self, name: &str, key: &str) -> Result<()> {
         let (n, k) = (name.to_string(), key.to_string());
-        self.write(move |c| queries::registry::delete_rm_tag(c, &n, &k))
+        self.write(move |c| conn::sync(registry::delete_rm_tag(&mut SqliteConn(c), &n, &k)))
             .await
     }
     async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()> {
         let (n, a) = (name.to_string(), alias.to_string());
-        self.write(move |c| queries::registry::set_alias(c, &n, &a, version))
+        self.write(move |c| conn::sync(registry::set_alias(&mut SqliteConn(c), &n, &a, version)))
             .await
     }
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<()> {
         let (n, a) = (name.to_string(), alias.to_string());
-        self.write(move |c| queries::registry::delete_alias(c, &n, &a))
+        self.write(move |c| conn::sync(registry::delete_alias(&mut SqliteConn(c), &n, &a)))
             .await
     }
     async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
         let (n, a) = (name.to_string(), alias.to_string());
-        self.read(move |c| queries::registry::get_by_alias(c, &n, &a))
+        self.read(move |c| conn::sync(registry::get_by_alias(&mut SqliteConn(c), &n, &a)))
             .await
     }
     async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion> {
         self.write(move |c| {
-            let version = queries::registry::create_mv(c, &new)?;
-            queries::registry::get_mv(c, &new.name, version)
+            conn::sync(async {
+                let mut s = SqliteConn(c);
+                let version = registry::create_mv(&mut s, &new).await?;
+                registry::get_mv(&mut s, &new.name, version).await
+            })
         })
         .await
     }
     async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion> {
         let n = name.to_string();
-        self.read(move |c| queries::registry::get_mv(c, &n, version))
+        self.read(move |c| conn::sync(registry::get_mv(&mut SqliteConn(c), &n, version)))
             .await
     }
     async fn update_model_version(
@@ -948,18 +961,21 @@ impl RegistryStore for SqliteStore {
     ) -> Result<ModelVersion> {
         let n = name.to_string();
         self.write(move |c| {
-            queries::registry::update_mv(c, &n, version, description.as_deref())?;
-            queries::registry::get_mv(c, &n, version)
+            conn::sync(async {
+                let mut s = SqliteConn(c);
+                registry::update_mv(&mut s, &n, version, description.as_deref()).await?;
+                registry::get_mv(&mut s, &n, version).await
+            })
         })
         .await
     }
     async fn delete_model_version(&self, name: &str, version: i64) -> Result<()> {
         let n = name.to_string();
-        self.write(move |c| queries::registry::delete_mv(c, &n, version))
+        self.write(move |c| conn::sync(registry::delete_mv(&mut SqliteConn(c), &n, version)))
             .await
     }
     async fn search_model_versions(&self, q: RegistryQuery) -> Result<Page<ModelVersion>> {
-        self.read(move |c| queries::registry::search_mv(c, &q))
+        self.read(move |c| conn::sync(registry::search_mv(&mut SqliteConn(c), &q)))
             .await
     }
     async fn transition_stage(
@@ -971,27 +987,32 @@ impl RegistryStore for SqliteStore {
     ) -> Result<ModelVersion> {
         let n = name.to_string();
         self.write(move |c| {
-            queries::registry::transition(c, &n, version, stage, archive_existing_versions)?;
-            queries::registry::get_mv(c, &n, version)
+            conn::sync(async {
+                let mut s = SqliteConn(c);
+                registry::transition(&mut s, &n, version, stage, archive_existing_versions).await?;
+                registry::get_mv(&mut s, &n, version).await
+            })
         })
         .await
     }
     async fn set_model_version_tag(&self, name: &str, version: i64, tag: Tag) -> Result<()> {
         let n = name.to_string();
-        self.write(move |c| queries::registry::set_mv_tag(c, &n, version, &tag))
+        self.write(move |c| conn::sync(registry::set_mv_tag(&mut SqliteConn(c), &n, version, &tag)))
             .await
     }
     async fn delete_model_version_tag(&self, name: &str, version: i64, key: &str) -> Result<()> {
         let (n, k) = (name.to_string(), key.to_string());
-        self.write(move |c| queries::registry::delete_mv_tag(c, &n, version, &k))
-            .await
+        self.write(move |c| {
+            conn::sync(registry::delete_mv_tag(&mut SqliteConn(c), &n, version, &k))
+        })
+        .await
     }
     async fn import_registered_model(&self, model: RegisteredModel) -> Result<bool> {
-        self.write(move |c| queries::registry::import_rm(c, &model))
+        self.write(move |c| conn::sync(registry::import_rm(&mut SqliteConn(c), &model)))
             .await
     }
     async fn import_model_version(&self, version: ModelVersion) -> Result<bool> {
-        self.write(move |c| queries::registry::import_mv(c, &version))
+        self.write(move |c| conn::sync(registry::import_mv(&mut SqliteConn(c), &version)))
             .await
     }
 }

@@ -1,7 +1,6 @@
 //! Async SQL for each entity, run inside the caller's transaction or on a pooled connection.
 
 pub(crate) mod metrics;
-pub(crate) mod registry;
 pub(crate) mod runs;
 
 use plumb_core::validation::encode_offset_token;

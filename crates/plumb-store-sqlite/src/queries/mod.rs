@@ -1,37 +1,15 @@
 //! Synchronous SQL for each entity, run on the writer thread or a pooled reader.
 
 pub(crate) mod metrics;
-pub(crate) mod registry;
 pub(crate) mod runs;
 
 use std::collections::HashMap;
 use std::hash::Hash;
 
 use plumb_core::Result;
-use rusqlite::{params_from_iter, Connection, Row, ToSql};
+use rusqlite::{Connection, Row};
 
 use crate::db_err;
-
-/// Runs `sql` (with `{in}` where the id list goes) over `ids` in chunks of 500 and groups the
-/// mapped rows by `key`: one query per kind of child row for a whole page, never one per parent.
-pub(crate) fn grouped_by<I: ToSql, K: Hash + Eq, T>(
-    conn: &Connection,
-    sql: &str,
-    ids: &[I],
-    key: impl Fn(&Row<'_>) -> rusqlite::Result<K>,
-    map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
-) -> Result<HashMap<K, Vec<T>>> {
-    let mut out: HashMap<K, Vec<T>> = HashMap::new();
-    for chunk in ids.chunks(500) {
-        let marks = vec!["?"; chunk.len()].join(", ");
-        let mut stmt = conn
-            .prepare_cached(&sql.replace("{in}", &marks))
-            .map_err(db_err)?;
-        let rows = stmt.query(params_from_iter(chunk.iter())).map_err(db_err)?;
-        group_rows(rows, &mut out, &key, &map)?;
-    }
-    Ok(out)
-}
 
 /// Adds each row, mapped, to the list of its key.
 fn group_rows<K: Hash + Eq, T>(

@@ -6,3 +6,4 @@
 pub mod experiments;
 pub mod gc;
 pub mod models;
+pub mod registry;
