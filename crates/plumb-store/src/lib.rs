@@ -322,6 +322,28 @@ pub trait RegistryStore: Send + Sync + 'static {
 pub trait Store: TrackingStore + RegistryStore {}
 impl<T: TrackingStore + RegistryStore> Store for T {}
 
+/// Every experiment, in any lifecycle stage, read page by page (for checks over all
+/// experiments' artifact locations: creating one, `plumb gc`).
+pub async fn all_experiments(store: &dyn TrackingStore) -> Result<Vec<Experiment>> {
+    let mut out = Vec::new();
+    loop {
+        let page = store
+            .search_experiments(ExperimentQuery {
+                filter: Vec::new(),
+                order_by: Vec::new(),
+                view_type: ViewType::All,
+                max_results: plumb_core::validation::SEARCH_MAX_RESULTS_THRESHOLD,
+                offset: i64::try_from(out.len()).unwrap_or(i64::MAX),
+            })
+            .await?;
+        let done = page.next_page_token.is_none() || page.items.is_empty();
+        out.extend(page.items);
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
 /// Joins an artifact root and a child the way MLflow does (`mlflow-artifacts:/` + `1`).
 pub fn join_artifact_uri(root: &str, child: &str) -> String {
     if root.ends_with(":/") || root.ends_with(":///") {

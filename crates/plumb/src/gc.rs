@@ -11,9 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use plumb_artifacts::{ArtifactPath, ArtifactStore, Location};
-use plumb_core::entities::ViewType;
-use plumb_core::validation::SEARCH_MAX_RESULTS_THRESHOLD;
-use plumb_store::{ExperimentQuery, TrackingStore};
+use plumb_store::TrackingStore;
 
 use crate::cli::GcArgs;
 use crate::wiring::Backend;
@@ -107,29 +105,15 @@ impl Scope {
 }
 
 async fn all_locations(store: &dyn TrackingStore) -> anyhow::Result<Vec<(String, Location)>> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let page = store
-            .search_experiments(ExperimentQuery {
-                filter: Vec::new(),
-                order_by: Vec::new(),
-                view_type: ViewType::All,
-                max_results: SEARCH_MAX_RESULTS_THRESHOLD,
-                offset,
-            })
-            .await?;
-        offset += page.items.len() as i64;
-        let done = page.next_page_token.is_none() || page.items.is_empty();
-        out.extend(page.items.into_iter().filter_map(|e| {
+    Ok(plumb_store::all_experiments(store)
+        .await?
+        .into_iter()
+        .filter_map(|e| {
             Location::parse(&e.artifact_location)
                 .ok()
                 .map(|l| (e.experiment_id, l))
-        }));
-        if done {
-            return Ok(out);
-        }
-    }
+        })
+        .collect())
 }
 
 pub async fn run(args: GcArgs) -> anyhow::Result<()> {

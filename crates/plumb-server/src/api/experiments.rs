@@ -101,34 +101,18 @@ async fn check_location_is_free(st: &AppState, loc: &str) -> ApiResult<()> {
             )));
         }
     }
-    let mut offset = 0;
-    loop {
-        let page = st
-            .store
-            .search_experiments(ExperimentQuery {
-                filter: Vec::new(),
-                order_by: Vec::new(),
-                view_type: ViewType::All,
-                max_results: SEARCH_MAX_RESULTS_THRESHOLD,
-                offset,
-            })
-            .await?;
-        for exp in &page.items {
-            let Ok(theirs) = Location::parse(&exp.artifact_location) else {
-                continue;
-            };
-            if wanted.overlaps(&theirs, dest) {
-                return Err(location_error(format!(
-                    "'{loc}' overlaps the artifact location of experiment {}",
-                    exp.experiment_id
-                )));
-            }
+    for exp in plumb_store::all_experiments(st.store.as_ref()).await? {
+        let Ok(theirs) = Location::parse(&exp.artifact_location) else {
+            continue;
+        };
+        if wanted.overlaps(&theirs, dest) {
+            return Err(location_error(format!(
+                "'{loc}' overlaps the artifact location of experiment {}",
+                exp.experiment_id
+            )));
         }
-        if page.next_page_token.is_none() || page.items.is_empty() {
-            return Ok(());
-        }
-        offset += page.items.len() as i64;
     }
+    Ok(())
 }
 
 /// A relative local path becomes absolute against the server's working directory, as in MLflow.
