@@ -116,14 +116,6 @@ async fn analyze(pool: &PgPool) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Accepts the URI spellings MLflow users have in their configs (`postgresql://`,
-/// `postgres://`, `postgresql+psycopg2://`, any `+driver`) and returns libpq's.
-pub fn normalize_url(uri: &str) -> Option<String> {
-    let (scheme, rest) = uri.split_once("://")?;
-    let base = scheme.split('+').next().unwrap_or(scheme);
-    matches!(base, "postgresql" | "postgres").then(|| format!("postgres://{rest}"))
-}
-
 /// How many times a write that lost a deadlock or serialization race is tried in all.
 const WRITE_ATTEMPTS: u32 = 6;
 
@@ -235,20 +227,6 @@ impl PgStore {
     }
 }
 
-/// The URI without its password, for messages.
-pub fn redact(uri: &str) -> String {
-    match (uri.find("://"), uri.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &uri[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &uri[..s + 3], &uri[at..]),
-                None => uri.to_string(),
-            }
-        }
-        _ => uri.to_string(),
-    }
-}
-
 /// Runs a read on a pooled connection and maps its error.
 macro_rules! read {
     ($self:expr, |$c:ident| $body:expr) => {{
@@ -338,6 +316,7 @@ macro_rules! search {
 
 use conn::PgConn;
 use plumb_store::queries::{experiments, gc, models, registry};
+use plumb_store::uri::{normalize_url, redact};
 use queries::{metrics, runs};
 
 #[async_trait]
@@ -656,36 +635,5 @@ impl RegistryStore for PgStore {
     }
     async fn import_model_version(&self, version: ModelVersion) -> Result<bool> {
         in_tx!(self, |c| registry::import_mv(&mut PgConn(c), &version))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mlflow_uri_spellings_are_accepted() {
-        for (given, want) in [
-            (
-                "postgresql://u:p@h:5432/db",
-                Some("postgres://u:p@h:5432/db"),
-            ),
-            ("postgres://h/db", Some("postgres://h/db")),
-            ("postgresql+psycopg2://u@h/db", Some("postgres://u@h/db")),
-            ("postgresql+pg8000://u@h/db", Some("postgres://u@h/db")),
-            ("sqlite:///x.db", None),
-            ("mysql://h/db", None),
-        ] {
-            assert_eq!(normalize_url(given).as_deref(), want, "{given}");
-        }
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgresql://u:secret@h/db"),
-            "postgresql://u:***@h/db"
-        );
-        assert_eq!(redact("postgresql://u@h/db"), "postgresql://u@h/db");
     }
 }

@@ -20,6 +20,7 @@ pub mod db;
 pub mod queries;
 pub mod shared;
 pub mod sql;
+pub mod uri;
 
 /// A new experiment. `artifact_location: None` means `<default artifact root>/<experiment_id>`.
 #[derive(Debug, Clone, Default)]

@@ -14,7 +14,7 @@ use sqlx::{Connection, Row};
 
 /// Whether `source` names a database `plumb import` reads as MLflow's.
 pub fn is_db_uri(source: &str) -> bool {
-    source.starts_with("sqlite:") || plumb_store_postgres::normalize_url(source).is_some()
+    source.starts_with("sqlite:") || plumb_store::uri::normalize_url(source).is_some()
 }
 
 enum Db {
@@ -26,10 +26,10 @@ type Rows = Vec<Vec<Option<String>>>;
 
 impl Db {
     async fn open(uri: &str) -> anyhow::Result<Self> {
-        if let Some(url) = plumb_store_postgres::normalize_url(uri) {
-            let c = sqlx::PgConnection::connect(&url).await.with_context(|| {
-                format!("cannot connect to {}", plumb_store_postgres::redact(uri))
-            })?;
+        if let Some(url) = plumb_store::uri::normalize_url(uri) {
+            let c = sqlx::PgConnection::connect(&url)
+                .await
+                .with_context(|| format!("cannot connect to {}", plumb_store::uri::redact(uri)))?;
             return Ok(Db::Pg(c));
         }
         let path = uri
@@ -319,7 +319,7 @@ pub async fn to_export(
     let manifest = json!({
         "format": crate::transfer::FORMAT,
         "version": crate::transfer::VERSION,
-        "source": plumb_store_postgres::redact(uri),
+        "source": plumb_store::uri::redact(uri),
         "exported_at": plumb_core::now_millis(),
     });
     std::fs::write(

@@ -300,7 +300,7 @@ async fn export_all(client: &Client, dir: &Path, source: &str) -> anyhow::Result
     let manifest = json!({
         "format": FORMAT,
         "version": VERSION,
-        "source": plumb_store_postgres::redact(source),
+        "source": plumb_store::uri::redact(source),
         "exported_at": plumb_core::now_millis(),
         "counts": {
             "experiments": experiments.len(), "runs": runs.len(), "metric_points": points,

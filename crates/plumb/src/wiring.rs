@@ -72,7 +72,7 @@ async fn shutdown_signal() {
 
 /// (database schema version, this binary's) of the store a URI names, changing nothing.
 pub async fn schema_status(uri: &str) -> anyhow::Result<(i64, i64)> {
-    if plumb_store_postgres::normalize_url(uri).is_some() {
+    if plumb_store::uri::normalize_url(uri).is_some() {
         return Ok(plumb_store_postgres::schema_status(uri).await?);
     }
     let path = sqlite_path(uri)?;
@@ -98,7 +98,7 @@ impl Backend {
         pool_size: u32,
         statement_timeout: Option<std::time::Duration>,
     ) -> anyhow::Result<Self> {
-        if plumb_store_postgres::normalize_url(uri).is_some() {
+        if plumb_store::uri::normalize_url(uri).is_some() {
             let options = PgOptions {
                 pool_size,
                 statement_timeout,
@@ -107,10 +107,7 @@ impl Backend {
             let store = PgStore::connect(uri, root, options)
                 .await
                 .with_context(|| {
-                    format!(
-                        "cannot open the store at {}",
-                        plumb_store_postgres::redact(uri)
-                    )
+                    format!("cannot open the store at {}", plumb_store::uri::redact(uri))
                 })?;
             return Ok(Self::Postgres(store));
         }
@@ -139,7 +136,7 @@ impl Backend {
     fn describe(&self, uri: &str) -> String {
         match self {
             Self::Sqlite(_) => uri.to_string(),
-            Self::Postgres(_) => plumb_store_postgres::redact(uri),
+            Self::Postgres(_) => plumb_store::uri::redact(uri),
         }
     }
 
