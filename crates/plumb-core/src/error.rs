@@ -20,93 +20,70 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
 }
 
-/// One row per code: (code, wire name, HTTP status, error_class). The single table.
-const TABLE: &[(ErrorCode, &str, u16, Option<&str>)] = &[
-    (
-        ErrorCode::InvalidParameterValue,
-        "INVALID_PARAMETER_VALUE",
-        400,
-        Some("INVALID_PARAMETER_VALUE"),
-    ),
-    (
-        ErrorCode::BadRequest,
-        "BAD_REQUEST",
-        400,
-        Some("INVALID_PARAMETER_VALUE"),
-    ),
-    (
-        ErrorCode::ResourceAlreadyExists,
-        "RESOURCE_ALREADY_EXISTS",
-        400,
-        Some("RESOURCE_ALREADY_EXISTS"),
-    ),
-    (
-        ErrorCode::ResourceDoesNotExist,
-        "RESOURCE_DOES_NOT_EXIST",
-        404,
-        Some("RESOURCE_NOT_FOUND"),
-    ),
-    (
-        ErrorCode::EndpointNotFound,
-        "ENDPOINT_NOT_FOUND",
-        404,
-        Some("RESOURCE_NOT_FOUND"),
-    ),
-    (
-        ErrorCode::PermissionDenied,
-        "PERMISSION_DENIED",
-        403,
-        Some("PERMISSION_DENIED"),
-    ),
-    (ErrorCode::Unauthenticated, "UNAUTHENTICATED", 401, None),
-    (ErrorCode::ResourceConflict, "RESOURCE_CONFLICT", 409, None),
-    (
-        ErrorCode::RequestLimitExceeded,
-        "REQUEST_LIMIT_EXCEEDED",
-        429,
-        None,
-    ),
-    (
-        ErrorCode::InternalError,
-        "INTERNAL_ERROR",
-        500,
-        Some("CLIENT_INTERNAL_ERROR"),
-    ),
-    // MLflow answers INVALID_STATE with 500; plumb answers 400 because it is always a
-    // client mistake (e.g. renaming a deleted experiment) and clients retry 5xx for minutes.
-    (
-        ErrorCode::InvalidState,
-        "INVALID_STATE",
-        400,
-        Some("INVALID_PARAMETER_VALUE"),
-    ),
-    (ErrorCode::NotImplemented, "NOT_IMPLEMENTED", 501, None),
-    (
-        ErrorCode::TemporarilyUnavailable,
-        "TEMPORARILY_UNAVAILABLE",
-        503,
-        Some("CLIENT_INTERNAL_ERROR"),
-    ),
-];
+/// One code's row of the table: wire name, HTTP status, MLflow 3's `error_class`.
+struct Row {
+    name: &'static str,
+    status: u16,
+    class: Option<&'static str>,
+}
+
+const fn row(name: &'static str, status: u16, class: Option<&'static str>) -> Row {
+    Row {
+        name,
+        status,
+        class,
+    }
+}
 
 impl ErrorCode {
-    fn row(self) -> &'static (ErrorCode, &'static str, u16, Option<&'static str>) {
-        TABLE.iter().find(|row| row.0 == self).unwrap_or(&TABLE[9]) // INTERNAL_ERROR; every variant has a row (tested)
+    /// The single table: an exhaustive match, so a new code cannot lack its row.
+    fn row(self) -> Row {
+        use ErrorCode::*;
+        match self {
+            InvalidParameterValue => row(
+                "INVALID_PARAMETER_VALUE",
+                400,
+                Some("INVALID_PARAMETER_VALUE"),
+            ),
+            BadRequest => row("BAD_REQUEST", 400, Some("INVALID_PARAMETER_VALUE")),
+            ResourceAlreadyExists => row(
+                "RESOURCE_ALREADY_EXISTS",
+                400,
+                Some("RESOURCE_ALREADY_EXISTS"),
+            ),
+            ResourceDoesNotExist => row("RESOURCE_DOES_NOT_EXIST", 404, Some("RESOURCE_NOT_FOUND")),
+            EndpointNotFound => row("ENDPOINT_NOT_FOUND", 404, Some("RESOURCE_NOT_FOUND")),
+            PermissionDenied => row("PERMISSION_DENIED", 403, Some("PERMISSION_DENIED")),
+            Unauthenticated => row("UNAUTHENTICATED", 401, None),
+            ResourceConflict => row("RESOURCE_CONFLICT", 409, None),
+            RequestLimitExceeded => row("REQUEST_LIMIT_EXCEEDED", 429, None),
+            InternalError => row("INTERNAL_ERROR", 500, Some("CLIENT_INTERNAL_ERROR")),
+            // MLflow answers INVALID_STATE with 500; plumb answers 400 because it is always a
+            // client mistake (e.g. renaming a deleted experiment) and clients retry 5xx for
+            // minutes.
+            InvalidState => row("INVALID_STATE", 400, Some("INVALID_PARAMETER_VALUE")),
+            NotImplemented => row("NOT_IMPLEMENTED", 501, None),
+            TemporarilyUnavailable => row(
+                "TEMPORARILY_UNAVAILABLE",
+                503,
+                Some("CLIENT_INTERNAL_ERROR"),
+            ),
+        }
     }
 
     /// The wire name, e.g. `RESOURCE_DOES_NOT_EXIST`.
     pub fn as_str(self) -> &'static str {
-        self.row().1
+        self.row().name
     }
 
     /// The HTTP status the server answers with.
     pub fn http_status(self) -> u16 {
-        self.row().2
+        self.row().status
     }
 
     /// MLflow 3's `error_class` (with `sqlstate` derived from it), when it emits one.
     pub fn error_class(self) -> Option<&'static str> {
-        self.row().3
+        self.row().class
     }
 
     /// MLflow 3's `sqlstate`, derived from the status class.
@@ -171,7 +148,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_code_has_its_own_row() {
+    fn the_table_holds_mlflows_names_and_statuses() {
         let all = [
             ErrorCode::InvalidParameterValue,
             ErrorCode::BadRequest,
@@ -187,9 +164,10 @@ mod tests {
             ErrorCode::NotImplemented,
             ErrorCode::TemporarilyUnavailable,
         ];
-        for code in all {
-            assert_eq!(code.row().0, code, "{code:?} has no row");
-        }
+        let mut names: Vec<&str> = all.iter().map(|c| c.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len(), "each code has its own wire name");
         assert_eq!(ErrorCode::ResourceAlreadyExists.http_status(), 400);
         assert_eq!(ErrorCode::ResourceDoesNotExist.http_status(), 404);
         assert_eq!(ErrorCode::InternalError.sqlstate(), Some("XXM00"));
