@@ -1617,7 +1617,7 @@ pub async fn garbage_collection(store: Store) {
         .expect("delete experiment");
 
     let found = store.deleted(None).await.expect("deleted");
-    let runs: Vec<&str> = found.runs.iter().map(|(id, _, _)| id.as_str()).collect();
+    let runs: Vec<&str> = found.runs.iter().map(|r| r.run_id.as_str()).collect();
     assert!(
         runs.contains(&r1.as_str()) && runs.contains(&r3.as_str()),
         "{found:?}"
@@ -1627,14 +1627,14 @@ pub async fn garbage_collection(store: Store) {
         found
             .experiments
             .iter()
-            .map(|(id, _)| id.as_str())
+            .map(|e| e.experiment_id.as_str())
             .collect::<Vec<_>>(),
         vec![gone_exp.as_str()]
     );
     assert!(found
         .runs
         .iter()
-        .all(|(id, _, uri)| uri.contains(id.as_str())));
+        .all(|r| r.artifact_uri.contains(r.run_id.as_str())));
     assert_eq!(
         store.deleted(Some(0)).await.expect("deleted"),
         crate::Deleted::default(),

@@ -110,10 +110,23 @@ pub struct LoggedModelQuery {
 /// What `plumb gc` may remove: runs and experiments in the `deleted` stage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Deleted {
-    /// (run id, experiment id, artifact URI) of deleted runs.
-    pub runs: Vec<(String, String, String)>,
-    /// (experiment id, artifact location) of deleted experiments.
-    pub experiments: Vec<(String, String)>,
+    pub runs: Vec<DeletedRun>,
+    pub experiments: Vec<DeletedExperiment>,
+}
+
+/// A run in the `deleted` stage, with where its artifacts are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedRun {
+    pub run_id: String,
+    pub experiment_id: String,
+    pub artifact_uri: String,
+}
+
+/// An experiment in the `deleted` stage, with its artifact location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeletedExperiment {
+    pub experiment_id: String,
+    pub artifact_location: String,
 }
 
 /// Everything tracking needs from a database. Implemented by every backend; the concrete one is

@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use plumb_artifacts::{ArtifactPath, ArtifactStore, Location};
-use plumb_store::TrackingStore;
+use plumb_store::{DeletedRun, TrackingStore};
 
 use crate::cli::GcArgs;
 use crate::wiring::Backend;
@@ -179,21 +179,25 @@ async fn collect(
     let mut experiments = deleted.experiments;
     if !args.run_ids.is_empty() || !args.experiment_ids.is_empty() {
         for id in &args.run_ids {
-            if !runs.iter().any(|(r, _, _)| r == id) {
+            if !runs.iter().any(|r| &r.run_id == id) {
                 bail!("run {id} was not deleted{age} (delete it first with `plumb runs delete`)");
             }
         }
         for id in &args.experiment_ids {
-            if !experiments.iter().any(|(e, _)| e == id) {
+            if !experiments.iter().any(|e| &e.experiment_id == id) {
                 bail!("experiment {id} was not deleted{age} (delete it first with `plumb experiments delete`)");
             }
         }
-        runs.retain(|(r, _, _)| args.run_ids.contains(r));
-        experiments.retain(|(e, _)| args.experiment_ids.contains(e));
+        runs.retain(|r| args.run_ids.contains(&r.run_id));
+        experiments.retain(|e| args.experiment_ids.contains(&e.experiment_id));
     }
     // Every run of an experiment removed goes with it, whenever it was deleted.
     for run in store.deleted(None).await?.runs {
-        if experiments.iter().any(|(e, _)| *e == run.1) && !runs.iter().any(|r| r.0 == run.0) {
+        if experiments
+            .iter()
+            .any(|e| e.experiment_id == run.experiment_id)
+            && !runs.iter().any(|r| r.run_id == run.run_id)
+        {
             runs.push(run);
         }
     }
@@ -214,7 +218,12 @@ async fn collect(
     let mut purged_runs = Vec::new();
     let mut failed_experiments = Vec::new();
     let mut failures = 0;
-    for (run_id, exp, uri) in &runs {
+    for DeletedRun {
+        run_id,
+        experiment_id: exp,
+        artifact_uri: uri,
+    } in &runs
+    {
         match scope.run_folder(run_id, uri) {
             Ok((artifacts, folder)) => {
                 if !args.dry_run {
@@ -242,15 +251,18 @@ async fn collect(
         purged_runs.push(run_id.clone());
     }
     // An experiment keeps its rows while one of its runs still has artifacts to remove.
-    experiments.retain(|(id, _)| !failed_experiments.contains(id));
-    for (id, _) in &experiments {
-        println!("{verb} experiment {id}");
+    experiments.retain(|e| !failed_experiments.contains(&e.experiment_id));
+    for e in &experiments {
+        println!("{verb} experiment {}", e.experiment_id);
     }
     if !args.dry_run {
         store
             .purge(
                 purged_runs.clone(),
-                experiments.iter().map(|(e, _)| e.clone()).collect(),
+                experiments
+                    .iter()
+                    .map(|e| e.experiment_id.clone())
+                    .collect(),
             )
             .await?;
     }

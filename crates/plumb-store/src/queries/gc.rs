@@ -3,7 +3,7 @@
 use plumb_core::Error;
 
 use crate::db::{Bind, Conn, DbResult};
-use crate::Deleted;
+use crate::{Deleted, DeletedExperiment, DeletedRun};
 
 pub async fn deleted<C: Conn>(c: &mut C, before: Option<i64>) -> DbResult<Deleted> {
     let before = before.unwrap_or(i64::MAX);
@@ -15,7 +15,13 @@ pub async fn deleted<C: Conn>(c: &mut C, before: Option<i64>) -> DbResult<Delete
         )
         .await?
         .iter()
-        .map(|r| Ok((r.text(0)?, r.int(1)?.to_string(), r.text(2)?)))
+        .map(|r| {
+            Ok(DeletedRun {
+                run_id: r.text(0)?,
+                experiment_id: r.int(1)?.to_string(),
+                artifact_uri: r.text(2)?,
+            })
+        })
         .collect::<DbResult<Vec<_>>>()?;
     let experiments = c
         .query(
@@ -25,7 +31,12 @@ pub async fn deleted<C: Conn>(c: &mut C, before: Option<i64>) -> DbResult<Delete
         )
         .await?
         .iter()
-        .map(|r| Ok((r.int(0)?.to_string(), r.text(1)?)))
+        .map(|r| {
+            Ok(DeletedExperiment {
+                experiment_id: r.int(0)?.to_string(),
+                artifact_location: r.text(1)?,
+            })
+        })
         .collect::<DbResult<Vec<_>>>()?;
     Ok(Deleted { runs, experiments })
 }
