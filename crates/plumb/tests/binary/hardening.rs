@@ -51,29 +51,36 @@ fn gone(dir: &Path, run_id: &str) -> bool {
     .contains("RESOURCE_DOES_NOT_EXIST")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gc_removes_only_the_folders_plumb_made_for_deleted_runs() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let outside = tempfile::tempdir().expect("outside");
-    let o = outside.path();
+/// Experiment 1 at `<o>/data` (a folder holding `precious.txt`), and a run in it whose client
+/// wrote its artifact folder there itself; answers the run id and that folder.
+async fn local_experiment_run(server: &Plumb, o: &Path) -> (String, std::path::PathBuf) {
     std::fs::create_dir_all(o.join("data")).expect("mkdir");
     std::fs::write(o.join("data/precious.txt"), "years of work").expect("write");
-    std::fs::create_dir_all(o.join("target")).expect("mkdir");
-    std::fs::write(o.join("target/linked.txt"), "not yours").expect("write");
-
-    let server = Plumb::start(d).await;
-    // Experiment 1: a local folder outside every root gc may touch.
     server
         .post(
             "experiments/create",
             json!({"name": "local", "artifact_location": format!("file://{}/data", o.display())}),
         )
         .await;
-    let local_run = run_in(&server, "1").await;
-    let local_artifacts = o.join("data").join(&local_run).join("artifacts");
-    std::fs::create_dir_all(&local_artifacts).expect("mkdir");
-    std::fs::write(local_artifacts.join("model.bin"), "w").expect("write");
+    let run = run_in(server, "1").await;
+    let artifacts = o.join("data").join(&run).join("artifacts");
+    std::fs::create_dir_all(&artifacts).expect("mkdir");
+    std::fs::write(artifacts.join("model.bin"), "w").expect("write");
+    (run, artifacts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_removes_only_the_folders_plumb_made_for_deleted_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let outside = tempfile::tempdir().expect("outside");
+    let o = outside.path();
+    std::fs::create_dir_all(o.join("target")).expect("mkdir");
+    std::fs::write(o.join("target/linked.txt"), "not yours").expect("write");
+
+    let server = Plumb::start(d).await;
+    // Experiment 1: a local folder outside every root gc may touch.
+    let (local_run, local_artifacts) = local_experiment_run(&server, o).await;
     // Experiment 2: proxied; one run holds a symlink out, one gets a hostile stored URI.
     server
         .post("experiments/create", json!({"name": "proxied"}))
@@ -188,19 +195,8 @@ async fn gc_removes_local_run_folders_under_an_operator_root_only() {
     let d = dir.path();
     let outside = tempfile::tempdir().expect("outside");
     let o = outside.path();
-    std::fs::create_dir_all(o.join("data")).expect("mkdir");
-    std::fs::write(o.join("data/precious.txt"), "keep").expect("write");
     let server = Plumb::start(d).await;
-    server
-        .post(
-            "experiments/create",
-            json!({"name": "local", "artifact_location": format!("file://{}/data", o.display())}),
-        )
-        .await;
-    let run = run_in(&server, "1").await;
-    let artifacts = o.join("data").join(&run).join("artifacts");
-    std::fs::create_dir_all(&artifacts).expect("mkdir");
-    std::fs::write(artifacts.join("model.bin"), "w").expect("write");
+    let (run, _) = local_experiment_run(&server, o).await;
     server
         .post("experiments/delete", json!({"experiment_id": "1"}))
         .await;
