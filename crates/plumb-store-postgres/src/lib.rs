@@ -315,6 +315,7 @@ macro_rules! search {
 }
 
 use conn::PgConn;
+use plumb_store::queries::runs as shared_runs;
 use plumb_store::queries::{experiments, gc, models, registry};
 use plumb_store::uri::{normalize_url, redact};
 use queries::{metrics, runs};
@@ -378,10 +379,18 @@ impl TrackingStore for PgStore {
         in_tx!(self, |c| runs::update(c, run_id, &update))
     }
     async fn delete_run(&self, run_id: &str) -> Result<()> {
-        in_tx!(self, |c| runs::set_lifecycle(c, run_id, true))
+        in_tx!(self, |c| shared_runs::set_lifecycle(
+            &mut PgConn(c),
+            run_id,
+            true
+        ))
     }
     async fn restore_run(&self, run_id: &str) -> Result<()> {
-        in_tx!(self, |c| runs::set_lifecycle(c, run_id, false))
+        in_tx!(self, |c| shared_runs::set_lifecycle(
+            &mut PgConn(c),
+            run_id,
+            false
+        ))
     }
     async fn search_runs(&self, q: RunQuery) -> Result<Page<Run>> {
         search!(self, |c| runs::search(c, &q))
@@ -390,10 +399,18 @@ impl TrackingStore for PgStore {
         in_tx!(self, |c| runs::log_batch(c, run_id, &batch))
     }
     async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
-        in_tx!(self, |c| runs::delete_tag(c, run_id, key))
+        in_tx!(self, |c| shared_runs::delete_tag(
+            &mut PgConn(c),
+            run_id,
+            key
+        ))
     }
     async fn append_logged_model_history(&self, run_id: &str, model_json: &str) -> Result<()> {
-        in_tx!(self, |c| runs::append_model_history(c, run_id, model_json))
+        in_tx!(self, |c| shared_runs::append_model_history(
+            &mut PgConn(c),
+            run_id,
+            model_json
+        ))
     }
     async fn log_inputs(
         &self,
@@ -401,13 +418,25 @@ impl TrackingStore for PgStore {
         datasets: Vec<DatasetInput>,
         model_ids: Vec<String>,
     ) -> Result<()> {
-        in_tx!(self, |c| runs::log_inputs(c, run_id, &datasets, &model_ids))
+        in_tx!(self, |c| shared_runs::log_inputs(
+            &mut PgConn(c),
+            run_id,
+            &datasets,
+            &model_ids
+        ))
     }
     async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()> {
-        in_tx!(self, |c| runs::log_outputs(c, run_id, &models))
+        in_tx!(self, |c| shared_runs::log_outputs(
+            &mut PgConn(c),
+            run_id,
+            &models
+        ))
     }
     async fn search_datasets(&self, experiment_ids: Vec<String>) -> Result<Vec<DatasetSummary>> {
-        read!(self, |c| runs::search_datasets(c, &experiment_ids))
+        read!(self, |c| shared_runs::search_datasets(
+            &mut PgConn(c),
+            &experiment_ids
+        ))
     }
 
     async fn metric_history(

@@ -17,6 +17,7 @@ mod writer;
 
 use checkpoint::{Checkpointer, CHECKPOINT_AT};
 use conn::SqliteConn;
+use plumb_store::queries::runs as shared_runs;
 use plumb_store::queries::{experiments, gc, models, registry};
 use readers::Readers;
 use writer::{writer_loop, Finish, Job, Msg};
@@ -302,13 +303,25 @@ impl TrackingStore for SqliteStore {
     }
     async fn delete_run(&self, run_id: &str) -> Result<()> {
         let run_id = run_id.to_string();
-        self.write(move |c| queries::runs::set_lifecycle(c, &run_id, true))
-            .await
+        self.write(move |c| {
+            conn::sync(shared_runs::set_lifecycle(
+                &mut SqliteConn(c),
+                &run_id,
+                true,
+            ))
+        })
+        .await
     }
     async fn restore_run(&self, run_id: &str) -> Result<()> {
         let run_id = run_id.to_string();
-        self.write(move |c| queries::runs::set_lifecycle(c, &run_id, false))
-            .await
+        self.write(move |c| {
+            conn::sync(shared_runs::set_lifecycle(
+                &mut SqliteConn(c),
+                &run_id,
+                false,
+            ))
+        })
+        .await
     }
     async fn search_runs(&self, q: RunQuery) -> Result<Page<Run>> {
         use queries::runs::load_runs;
@@ -338,13 +351,19 @@ impl TrackingStore for SqliteStore {
     }
     async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
         let (run_id, key) = (run_id.to_string(), key.to_string());
-        self.write(move |c| queries::runs::delete_tag(c, &run_id, &key))
+        self.write(move |c| conn::sync(shared_runs::delete_tag(&mut SqliteConn(c), &run_id, &key)))
             .await
     }
     async fn append_logged_model_history(&self, run_id: &str, model_json: &str) -> Result<()> {
         let (run_id, json) = (run_id.to_string(), model_json.to_string());
-        self.write(move |c| queries::runs::append_model_history(c, &run_id, &json))
-            .await
+        self.write(move |c| {
+            conn::sync(shared_runs::append_model_history(
+                &mut SqliteConn(c),
+                &run_id,
+                &json,
+            ))
+        })
+        .await
     }
     async fn log_inputs(
         &self,
@@ -353,17 +372,35 @@ impl TrackingStore for SqliteStore {
         model_ids: Vec<String>,
     ) -> Result<()> {
         let run_id = run_id.to_string();
-        self.write(move |c| queries::runs::log_inputs(c, &run_id, &datasets, &model_ids))
-            .await
+        self.write(move |c| {
+            conn::sync(shared_runs::log_inputs(
+                &mut SqliteConn(c),
+                &run_id,
+                &datasets,
+                &model_ids,
+            ))
+        })
+        .await
     }
     async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()> {
         let run_id = run_id.to_string();
-        self.write(move |c| queries::runs::log_outputs(c, &run_id, &models))
-            .await
+        self.write(move |c| {
+            conn::sync(shared_runs::log_outputs(
+                &mut SqliteConn(c),
+                &run_id,
+                &models,
+            ))
+        })
+        .await
     }
     async fn search_datasets(&self, experiment_ids: Vec<String>) -> Result<Vec<DatasetSummary>> {
-        self.read(move |c| queries::runs::search_datasets(c, &experiment_ids))
-            .await
+        self.read(move |c| {
+            conn::sync(shared_runs::search_datasets(
+                &mut SqliteConn(c),
+                &experiment_ids,
+            ))
+        })
+        .await
     }
 
     async fn metric_history(

@@ -1,7 +1,6 @@
 //! SQLite glue for the shared search renderer (`plumb_store::sql`): binds and paging.
 
 use plumb_core::Result;
-pub(crate) use plumb_store::sql::experiment_ids;
 use plumb_store::sql::Bind;
 
 use crate::conn::{param, Param};

@@ -3,50 +3,24 @@
 use std::collections::{BTreeMap, HashMap};
 
 use plumb_core::entities::{
-    Dataset, DatasetInput, DatasetSummary, LifecycleStage, Metric, ModelOutput, Page, Param, Run,
-    RunInfo, RunStatus, Tag,
+    Dataset, LifecycleStage, Metric, ModelOutput, Page, Param, Run, RunInfo, RunStatus, Tag,
 };
 use plumb_core::{now_millis, Error};
 use plumb_store::shared::{
-    assemble_runs, log_model_history_tag, new_run_id, param_conflict_error, random_run_name,
-    stored_metric, RunParts,
+    assemble_runs, new_run_id, param_conflict_error, random_run_name, stored_metric, RunParts,
 };
 use plumb_store::sql::searches;
-use plumb_store::{
-    join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, DATASET_CONTEXT_TAG,
-    LOG_MODEL_HISTORY_TAG, RUN_NAME_TAG,
-};
+use plumb_store::{join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, RUN_NAME_TAG};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
 use crate::queries::{fetch_page, stored_to_value};
 use crate::R;
 use plumb_store::queries::experiments;
+use plumb_store::queries::runs as shared_runs;
 
 fn run_not_found(run_id: &str) -> Error {
     Error::not_found(format!("Run with id={run_id} not found"))
-}
-
-/// The row id and lifecycle of a run.
-async fn lookup(c: &mut PgConnection, run_id: &str) -> R<(i64, String)> {
-    let row: Option<(i64, String)> =
-        sqlx::query_as("SELECT run_pk, lifecycle_stage FROM runs WHERE run_uuid = $1")
-            .bind(run_id)
-            .fetch_optional(&mut *c)
-            .await?;
-    Ok(row.ok_or_else(|| run_not_found(run_id))?)
-}
-
-/// The row id of an active run, or MLflow's error.
-pub(crate) async fn require_active(c: &mut PgConnection, run_id: &str) -> R<i64> {
-    let (pk, stage) = lookup(c, run_id).await?;
-    if stage != "active" {
-        return Err(Error::invalid(format!(
-            "The run {run_id} must be in the 'active' state. Current state is {stage}."
-        ))
-        .into());
-    }
-    Ok(pk)
 }
 
 /// The items with repeated keys folded: first position, last value (what upserting them one by
@@ -308,7 +282,7 @@ pub(crate) async fn get(c: &mut PgConnection, run_id: &str) -> R<Run> {
 }
 
 pub(crate) async fn update(c: &mut PgConnection, run_id: &str, u: &RunUpdate) -> R<RunInfo> {
-    let pk = require_active(c, run_id).await?;
+    let pk = shared_runs::require_active(&mut crate::conn::PgConn(&mut *c), run_id).await?;
     sqlx::query(
         "UPDATE runs SET status = COALESCE($1, status), end_time = COALESCE($2, end_time)
          WHERE run_pk = $3",
@@ -324,27 +298,11 @@ pub(crate) async fn update(c: &mut PgConnection, run_id: &str, u: &RunUpdate) ->
     Ok(get_info(c, run_id).await?.1)
 }
 
-pub(crate) async fn set_lifecycle(c: &mut PgConnection, run_id: &str, delete: bool) -> R<()> {
-    let (pk, _) = lookup(c, run_id).await?;
-    let (stage, deleted_time) = if delete {
-        ("deleted", Some(now_millis()))
-    } else {
-        ("active", None)
-    };
-    sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_pk = $3")
-        .bind(stage)
-        .bind(deleted_time)
-        .bind(pk)
-        .execute(&mut *c)
-        .await?;
-    Ok(())
-}
-
 /// The hot write path: params (immutable), metrics (+ latest), tags, in the caller's
 /// transaction, each as one multi-row statement. Points and latest-metric rows are written in
 /// key order, so concurrent writers to one run lock them in the same order.
 pub(crate) async fn log_batch(c: &mut PgConnection, run_id: &str, batch: &Batch) -> R<()> {
-    let pk = require_active(c, run_id).await?;
+    let pk = shared_runs::require_active(&mut crate::conn::PgConn(&mut *c), run_id).await?;
     if !batch.params.is_empty() {
         log_params(c, pk, run_id, &batch.params).await?;
     }
@@ -538,7 +496,7 @@ async fn log_metrics(c: &mut PgConnection, pk: i64, run_id: &str, metrics: &[Met
 
 /// Points of an imported run (any stage).
 pub(crate) async fn import_points(c: &mut PgConnection, run_id: &str, points: &[Metric]) -> R<()> {
-    let (pk, _) = lookup(c, run_id).await?;
+    let (pk, _) = shared_runs::lookup(&mut crate::conn::PgConn(&mut *c), run_id).await?;
     if points.is_empty() {
         return Ok(());
     }
@@ -587,183 +545,16 @@ pub(crate) async fn import_run(c: &mut PgConnection, run: &Run) -> R<bool> {
         .await?;
     }
     upsert_tags(c, pk, &run.data.tags).await?;
-    insert_inputs(c, pk, &run.inputs.dataset_inputs, &run.inputs.model_inputs).await?;
-    insert_outputs(c, pk, &run.outputs).await?;
-    Ok(true)
-}
-
-pub(crate) async fn delete_tag(c: &mut PgConnection, run_id: &str, key: &str) -> R<()> {
-    let pk = require_active(c, run_id).await?;
-    let n = sqlx::query("DELETE FROM tags WHERE run_pk = $1 AND key = $2")
-        .bind(pk)
-        .bind(key)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(
-            Error::not_found(format!("No tag with name: {key} in run with id {run_id}")).into(),
-        );
-    }
-    Ok(())
-}
-
-pub(crate) async fn append_model_history(
-    c: &mut PgConnection,
-    run_id: &str,
-    model_json: &str,
-) -> R<()> {
-    let pk = require_active(c, run_id).await?;
-    // Locks the run row: concurrent appends to one run's history queue up instead of losing
-    // each other's entries.
-    sqlx::query("SELECT 1 FROM runs WHERE run_pk = $1 FOR UPDATE")
-        .bind(pk)
-        .execute(&mut *c)
-        .await?;
-    let current: Option<String> =
-        sqlx::query_scalar("SELECT value FROM tags WHERE run_pk = $1 AND key = $2")
-            .bind(pk)
-            .bind(LOG_MODEL_HISTORY_TAG)
-            .fetch_optional(&mut *c)
-            .await?;
-    let value = log_model_history_tag(current, model_json)?;
-    upsert_tags(c, pk, &[Tag::new(LOG_MODEL_HISTORY_TAG, value)]).await
-}
-
-pub(crate) async fn log_inputs(
-    c: &mut PgConnection,
-    run_id: &str,
-    datasets: &[DatasetInput],
-    model_ids: &[String],
-) -> R<()> {
-    let pk = require_active(c, run_id).await?;
-    insert_inputs(c, pk, datasets, model_ids).await
-}
-
-/// Dataset and model inputs of the run `pk` (any stage); inputs already there are kept.
-async fn insert_inputs(
-    c: &mut PgConnection,
-    pk: i64,
-    datasets: &[DatasetInput],
-    model_ids: &[String],
-) -> R<()> {
-    let exp: i64 =
-        sqlx::query_scalar("SELECT experiment_id FROM runs WHERE run_pk = $1 FOR UPDATE")
-            .bind(pk)
-            .fetch_one(&mut *c)
-            .await?;
-    for input in datasets {
-        let d = &input.dataset;
-        sqlx::query(
-            "INSERT INTO datasets (experiment_id, name, digest, source_type, source, schema, profile)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(exp)
-        .bind(&d.name)
-        .bind(&d.digest)
-        .bind(&d.source_type)
-        .bind(&d.source)
-        .bind(&d.schema)
-        .bind(&d.profile)
-        .execute(&mut *c)
-        .await?;
-        let dpk: i64 = sqlx::query_scalar(
-            "SELECT dataset_pk FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3",
-        )
-        .bind(exp)
-        .bind(&d.name)
-        .bind(&d.digest)
-        .fetch_one(&mut *c)
-        .await?;
-        let added = sqlx::query(
-            "INSERT INTO run_inputs (run_pk, dataset_pk, seq)
-             SELECT $1, $2, COALESCE(MAX(seq), 0) + 1 FROM run_inputs WHERE run_pk = $1
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(pk)
-        .bind(dpk)
-        .execute(&mut *c)
-        .await?
-        .rows_affected();
-        if added == 1 {
-            for (idx, tag) in input.tags.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO input_tags (run_pk, dataset_pk, idx, key, value)
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(pk)
-                .bind(dpk)
-                .bind(idx as i64)
-                .bind(&tag.key)
-                .bind(&tag.value)
-                .execute(&mut *c)
-                .await?;
-            }
-        }
-    }
-    if !model_ids.is_empty() {
-        sqlx::query(
-            "INSERT INTO run_model_inputs (run_pk, model_id)
-             SELECT $1, m FROM UNNEST($2::TEXT[]) AS t(m) ON CONFLICT DO NOTHING",
-        )
-        .bind(pk)
-        .bind(model_ids)
-        .execute(&mut *c)
-        .await?;
-    }
-    Ok(())
-}
-
-pub(crate) async fn log_outputs(
-    c: &mut PgConnection,
-    run_id: &str,
-    models: &[ModelOutput],
-) -> R<()> {
-    let pk = require_active(c, run_id).await?;
-    insert_outputs(c, pk, models).await
-}
-
-async fn insert_outputs(c: &mut PgConnection, pk: i64, models: &[ModelOutput]) -> R<()> {
-    for m in models {
-        sqlx::query(
-            "INSERT INTO run_model_outputs (run_pk, model_id, step) VALUES ($1, $2, $3)
-             ON CONFLICT (run_pk, model_id) DO UPDATE SET step = EXCLUDED.step",
-        )
-        .bind(pk)
-        .bind(&m.model_id)
-        .bind(m.step)
-        .execute(&mut *c)
-        .await?;
-    }
-    Ok(())
-}
-
-pub(crate) async fn search_datasets(
-    c: &mut PgConnection,
-    experiment_ids: &[String],
-) -> R<Vec<DatasetSummary>> {
-    let ids = plumb_store::sql::experiment_ids(experiment_ids);
-    let rows: Vec<(i64, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT DISTINCT d.experiment_id, d.name, d.digest, it.value
-         FROM datasets d
-         JOIN run_inputs ri ON ri.dataset_pk = d.dataset_pk
-         LEFT JOIN input_tags it ON it.run_pk = ri.run_pk AND it.dataset_pk = d.dataset_pk AND it.key = $1
-         WHERE d.experiment_id = ANY($2)
-         ORDER BY d.experiment_id, d.name, d.digest LIMIT 1000",
+    let mut shared = crate::conn::PgConn(&mut *c);
+    shared_runs::insert_inputs(
+        &mut shared,
+        pk,
+        &run.inputs.dataset_inputs,
+        &run.inputs.model_inputs,
     )
-    .bind(DATASET_CONTEXT_TAG)
-    .bind(&ids)
-    .fetch_all(&mut *c)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(experiment_id, name, digest, context)| DatasetSummary {
-            experiment_id: experiment_id.to_string(),
-            name,
-            digest,
-            context,
-        })
-        .collect())
+    shared_runs::insert_outputs(&mut shared, pk, &run.outputs).await?;
+    Ok(true)
 }
 
 pub(crate) async fn search(c: &mut PgConnection, q: &RunQuery) -> R<Page<Run>> {

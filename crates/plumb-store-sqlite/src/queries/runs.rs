@@ -3,50 +3,26 @@
 use std::collections::HashMap;
 
 use plumb_core::entities::{
-    Dataset, DatasetInput, DatasetSummary, LifecycleStage, Metric, ModelOutput, Param, Run,
-    RunInfo, RunStatus, Tag,
+    Dataset, LifecycleStage, Metric, ModelOutput, Param, Run, RunInfo, RunStatus, Tag,
 };
 use plumb_core::{now_millis, Error, Result};
 use plumb_store::shared::{
-    assemble_runs, log_model_history_tag, new_run_id, param_conflict_error, random_run_name,
-    stored_metric, RunParts,
+    assemble_runs, new_run_id, param_conflict_error, random_run_name, stored_metric, RunParts,
 };
 use plumb_store::sql::searches::{self, RunSearch};
-use plumb_store::{
-    join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, DATASET_CONTEXT_TAG,
-    LOG_MODEL_HISTORY_TAG, RUN_NAME_TAG,
-};
+use plumb_store::{join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, RUN_NAME_TAG};
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
 use crate::db_err;
 use crate::render::{fetch_page, to_sql};
 use plumb_store::queries::experiments;
+use plumb_store::queries::runs as shared_runs;
+
+use crate::conn::SqliteConn;
 
 fn run_not_found(run_id: &str) -> Error {
     Error::not_found(format!("Run with id={run_id} not found"))
-}
-
-/// The row id and lifecycle of a run.
-fn lookup(conn: &Connection, run_id: &str) -> Result<(i64, String)> {
-    conn.prepare_cached("SELECT run_pk, lifecycle_stage FROM runs WHERE run_uuid = ?1")
-        .and_then(|mut s| {
-            s.query_row([run_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
-        .map_err(db_err)?
-        .ok_or_else(|| run_not_found(run_id))
-}
-
-/// The row id of an active run, or MLflow's error.
-pub(crate) fn require_active(conn: &Connection, run_id: &str) -> Result<i64> {
-    let (pk, stage) = lookup(conn, run_id)?;
-    if stage != "active" {
-        return Err(Error::invalid(format!(
-            "The run {run_id} must be in the 'active' state. Current state is {stage}."
-        )));
-    }
-    Ok(pk)
 }
 
 fn upsert_tag(conn: &Connection, pk: i64, tag: &Tag) -> Result<()> {
@@ -313,7 +289,7 @@ pub(crate) fn get(conn: &Connection, run_id: &str) -> Result<Run> {
 }
 
 pub(crate) fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<RunInfo> {
-    let pk = require_active(conn, run_id)?;
+    let pk = crate::conn::sync(shared_runs::require_active(&mut SqliteConn(conn), run_id))?;
     if let Some(status) = u.status {
         conn.execute(
             "UPDATE runs SET status = ?1 WHERE run_pk = ?2",
@@ -332,21 +308,6 @@ pub(crate) fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<R
         upsert_tag(conn, pk, &Tag::new(RUN_NAME_TAG, name.clone()))?;
     }
     Ok(get_info(conn, run_id)?.1)
-}
-
-pub(crate) fn set_lifecycle(conn: &Connection, run_id: &str, delete: bool) -> Result<()> {
-    let (pk, _) = lookup(conn, run_id)?;
-    let (stage, deleted_time) = if delete {
-        ("deleted", Some(now_millis()))
-    } else {
-        ("active", None)
-    };
-    conn.execute(
-        "UPDATE runs SET lifecycle_stage = ?1, deleted_time = ?2 WHERE run_pk = ?3",
-        params![stage, deleted_time, pk],
-    )
-    .map_err(db_err)?;
-    Ok(())
 }
 
 /// What one batch adds to one metric key.
@@ -391,7 +352,7 @@ impl<'a> Series<'a> {
 
 /// The hot write path: params (immutable), metrics (+ latest), tags, in the caller's transaction.
 pub(crate) fn log_batch(conn: &Connection, run_id: &str, batch: &Batch) -> Result<()> {
-    let pk = require_active(conn, run_id)?;
+    let pk = crate::conn::sync(shared_runs::require_active(&mut SqliteConn(conn), run_id))?;
     if !batch.params.is_empty() {
         check_params(conn, pk, run_id, &batch.params)?;
         let mut insert = conn
@@ -586,13 +547,13 @@ fn log_metrics(conn: &Connection, pk: i64, run_id: &str, metrics: &[Metric]) -> 
 
 /// Points of an imported run (any stage).
 pub(crate) fn import_points(conn: &Connection, run_id: &str, points: &[Metric]) -> Result<()> {
-    let (pk, _) = lookup(conn, run_id)?;
+    let (pk, _) = crate::conn::sync(shared_runs::lookup(&mut SqliteConn(conn), run_id))?;
     log_metrics(conn, pk, run_id, points)
 }
 
 /// A run with its original id, info, params and tags; `false` when the id exists.
 pub(crate) fn import_run(conn: &Connection, run: &Run) -> Result<bool> {
-    if lookup(conn, &run.info.run_id).is_ok() {
+    if crate::conn::sync(shared_runs::lookup(&mut SqliteConn(conn), &run.info.run_id)).is_ok() {
         return Ok(false);
     }
     let i = &run.info;
@@ -629,13 +590,17 @@ pub(crate) fn import_run(conn: &Connection, run: &Run) -> Result<bool> {
     for tag in &run.data.tags {
         upsert_tag(conn, pk, tag)?;
     }
-    insert_inputs(
-        conn,
-        pk,
-        &run.inputs.dataset_inputs,
-        &run.inputs.model_inputs,
-    )?;
-    insert_outputs(conn, pk, &run.outputs)?;
+    crate::conn::sync(async {
+        let mut c = SqliteConn(conn);
+        shared_runs::insert_inputs(
+            &mut c,
+            pk,
+            &run.inputs.dataset_inputs,
+            &run.inputs.model_inputs,
+        )
+        .await?;
+        shared_runs::insert_outputs(&mut c, pk, &run.outputs).await
+    })?;
     Ok(true)
 }
 
@@ -659,159 +624,6 @@ fn check_params(conn: &Connection, pk: i64, run_id: &str, params: &[Param]) -> R
     } else {
         Err(param_conflict_error(run_id, &conflicts, params.len()))
     }
-}
-
-pub(crate) fn delete_tag(conn: &Connection, run_id: &str, key: &str) -> Result<()> {
-    let pk = require_active(conn, run_id)?;
-    let n = conn
-        .execute(
-            "DELETE FROM tags WHERE run_pk = ?1 AND key = ?2",
-            params![pk, key],
-        )
-        .map_err(db_err)?;
-    if n == 0 {
-        return Err(Error::not_found(format!(
-            "No tag with name: {key} in run with id {run_id}"
-        )));
-    }
-    Ok(())
-}
-
-pub(crate) fn append_model_history(
-    conn: &Connection,
-    run_id: &str,
-    model_json: &str,
-) -> Result<()> {
-    let pk = require_active(conn, run_id)?;
-    let current: Option<String> = conn
-        .query_row(
-            "SELECT value FROM tags WHERE run_pk = ?1 AND key = ?2",
-            params![pk, LOG_MODEL_HISTORY_TAG],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(db_err)?;
-    let value = log_model_history_tag(current, model_json)?;
-    upsert_tag(conn, pk, &Tag::new(LOG_MODEL_HISTORY_TAG, value))
-}
-
-pub(crate) fn log_inputs(
-    conn: &Connection,
-    run_id: &str,
-    datasets: &[DatasetInput],
-    model_ids: &[String],
-) -> Result<()> {
-    let pk = require_active(conn, run_id)?;
-    insert_inputs(conn, pk, datasets, model_ids)
-}
-
-/// Dataset and model inputs of the run `pk` (any stage); inputs already there are kept.
-fn insert_inputs(
-    conn: &Connection,
-    pk: i64,
-    datasets: &[DatasetInput],
-    model_ids: &[String],
-) -> Result<()> {
-    let exp: i64 = conn
-        .query_row(
-            "SELECT experiment_id FROM runs WHERE run_pk = ?1",
-            [pk],
-            |r| r.get(0),
-        )
-        .map_err(db_err)?;
-    for input in datasets {
-        let d = &input.dataset;
-        conn.execute(
-            "INSERT OR IGNORE INTO datasets (experiment_id, name, digest, source_type, source, schema, profile)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![exp, d.name, d.digest, d.source_type, d.source, d.schema, d.profile],
-        )
-        .map_err(db_err)?;
-        let dpk: i64 = conn
-            .query_row(
-                "SELECT dataset_pk FROM datasets WHERE experiment_id = ?1 AND name = ?2 AND digest = ?3",
-                params![exp, d.name, d.digest],
-                |r| r.get(0),
-            )
-            .map_err(db_err)?;
-        let seq: i64 = conn
-            .query_row(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM run_inputs WHERE run_pk = ?1",
-                [pk],
-                |r| r.get(0),
-            )
-            .map_err(db_err)?;
-        let added = conn
-            .execute(
-                "INSERT OR IGNORE INTO run_inputs (run_pk, dataset_pk, seq) VALUES (?1, ?2, ?3)",
-                params![pk, dpk, seq],
-            )
-            .map_err(db_err)?;
-        if added == 1 {
-            for (idx, tag) in input.tags.iter().enumerate() {
-                conn.execute(
-                    "INSERT INTO input_tags (run_pk, dataset_pk, idx, key, value) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![pk, dpk, idx as i64, tag.key, tag.value],
-                )
-                .map_err(db_err)?;
-            }
-        }
-    }
-    for model_id in model_ids {
-        conn.execute(
-            "INSERT OR IGNORE INTO run_model_inputs (run_pk, model_id) VALUES (?1, ?2)",
-            params![pk, model_id],
-        )
-        .map_err(db_err)?;
-    }
-    Ok(())
-}
-
-pub(crate) fn log_outputs(conn: &Connection, run_id: &str, models: &[ModelOutput]) -> Result<()> {
-    let pk = require_active(conn, run_id)?;
-    insert_outputs(conn, pk, models)
-}
-
-fn insert_outputs(conn: &Connection, pk: i64, models: &[ModelOutput]) -> Result<()> {
-    for m in models {
-        conn.execute(
-            "INSERT OR REPLACE INTO run_model_outputs (run_pk, model_id, step) VALUES (?1, ?2, ?3)",
-            params![pk, m.model_id, m.step],
-        )
-        .map_err(db_err)?;
-    }
-    Ok(())
-}
-
-pub(crate) fn search_datasets(
-    conn: &Connection,
-    experiment_ids: &[String],
-) -> Result<Vec<DatasetSummary>> {
-    let ids = crate::render::experiment_ids(experiment_ids);
-    let marks = vec!["?"; ids.len()].join(", ");
-    let sql = format!(
-        "SELECT DISTINCT d.experiment_id, d.name, d.digest, it.value
-         FROM datasets d
-         JOIN run_inputs ri ON ri.dataset_pk = d.dataset_pk
-         LEFT JOIN input_tags it ON it.run_pk = ri.run_pk AND it.dataset_pk = d.dataset_pk AND it.key = ?
-         WHERE d.experiment_id IN ({marks})
-         ORDER BY d.experiment_id, d.name, d.digest LIMIT 1000"
-    );
-    let mut binds: Vec<Sql> = vec![Sql::Text(DATASET_CONTEXT_TAG.to_string())];
-    binds.extend(ids.into_iter().map(Sql::Integer));
-    let mut stmt = conn.prepare(&sql).map_err(db_err)?;
-    let rows = stmt
-        .query_map(params_from_iter(binds), |r| {
-            Ok(DatasetSummary {
-                experiment_id: r.get::<_, i64>(0)?.to_string(),
-                name: r.get(1)?,
-                digest: r.get(2)?,
-                context: r.get(3)?,
-            })
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(db_err)?;
-    Ok(rows)
 }
 
 /// A page of search results: each run's row id and info (its data is [`load_runs`]' job), and

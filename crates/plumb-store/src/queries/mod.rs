@@ -7,3 +7,4 @@ pub mod experiments;
 pub mod gc;
 pub mod models;
 pub mod registry;
+pub mod runs;
