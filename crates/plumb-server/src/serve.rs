@@ -145,18 +145,24 @@ impl Watchdog {
         }
     }
 
-    /// Called when the peer kept us waiting: arms the timer at `last + idle`.
+    /// Called when the peer kept us waiting. The timer is re-armed only when it fires (at the
+    /// latest once per `idle`), not on every wait: bytes that moved meanwhile just push the
+    /// next check later, so a busy connection costs no timer-wheel work per read or write.
     fn waited<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
-        let deadline = self.last + self.idle;
-        if self.timer.deadline() != deadline {
-            self.timer.as_mut().reset(deadline);
-        }
-        match self.timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "connection idle for too long",
-            ))),
-            Poll::Pending => Poll::Pending,
+        loop {
+            match self.timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) => {
+                    let deadline = self.last + self.idle;
+                    if Instant::now() >= deadline {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "connection idle for too long",
+                        )));
+                    }
+                    self.timer.as_mut().reset(deadline);
+                }
+            }
         }
     }
 }
