@@ -253,11 +253,11 @@ impl ArtifactStore {
         Ok(total)
     }
 
-    /// A failed upload. On a local store a failure that is not the server's own (a full disk,
-    /// a permission) means the folder changed under the upload, e.g. a delete of it raced the
-    /// upload: the client's conflict (400), to be uploaded again.
+    /// A failed upload. On a local store, a folder that changed under the upload (a delete of
+    /// it raced the upload) is the client's conflict (400), to be uploaded again; the server's
+    /// own file-system failures stay 5xx.
     fn upload_err(&self, e: object_store::Error, path: &ArtifactPath) -> Error {
-        if self.local.is_none() || local::is_server_side(&e) {
+        if self.local.is_none() || !local::is_folder_race(&e) {
             return store_err(e, path);
         }
         tracing::debug!(%path, error = %e, "upload interrupted by a concurrent change");

@@ -39,24 +39,24 @@ pub(crate) fn io_err(e: &io::Error, path: &ArtifactPath) -> Error {
     }
 }
 
-/// True when `e` comes from a file-system condition of the server (full disk, quota,
-/// permissions, read-only), not from what a client did.
-pub(crate) fn is_server_side(e: &(dyn std::error::Error + 'static)) -> bool {
+/// True when `e` says the upload's folder changed under it (a delete raced it: a missing or
+/// replaced folder, or `object_store` finding its staged file gone), not a failure of the
+/// server's own file system (full disk, permissions, I/O errors), which stays a 5xx.
+pub(crate) fn is_folder_race(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if let Some(io) = c.downcast_ref::<io::Error>() {
             return matches!(
                 io.kind(),
-                ErrorKind::StorageFull
-                    | ErrorKind::QuotaExceeded
-                    | ErrorKind::PermissionDenied
-                    | ErrorKind::ReadOnlyFilesystem
-                    | ErrorKind::OutOfMemory
+                ErrorKind::NotFound
+                    | ErrorKind::NotADirectory
+                    | ErrorKind::IsADirectory
+                    | ErrorKind::DirectoryNotEmpty
             );
         }
         cause = c.source();
     }
-    false
+    true
 }
 
 /// ELOOP: a symlink loop (`ErrorKind::FilesystemLoop` is not stable).
