@@ -61,6 +61,8 @@ impl Default for PgOptions {
 pub struct PgStore {
     pool: PgPool,
     default_artifact_root: String,
+    /// Log-batch writes, grouped into shared transactions.
+    committer: std::sync::Arc<group::Committer>,
     /// Alive while any clone of the store is: the statistics task stops when it is gone.
     _alive: std::sync::Arc<()>,
 }
@@ -147,6 +149,8 @@ macro_rules! in_tx {
     }};
 }
 
+mod group;
+
 /// (schema version of the database at `url`, newest version this binary knows), read without
 /// creating or migrating anything.
 pub async fn schema_status(url: &str) -> Result<(i64, i64)> {
@@ -203,6 +207,7 @@ impl PgStore {
             })?;
         migrate::run(&pool).await.map_err(E::into_domain)?;
         let store = Self {
+            committer: std::sync::Arc::new(group::Committer::start(pool.clone())),
             pool,
             default_artifact_root: default_artifact_root.to_string(),
             _alive: std::sync::Arc::new(()),
@@ -396,7 +401,7 @@ impl TrackingStore for PgStore {
         search!(self, |c| runs::search(c, &q))
     }
     async fn log_batch(&self, run_id: &str, batch: Batch) -> Result<()> {
-        in_tx!(self, |c| runs::log_batch(c, run_id, &batch))
+        self.committer.log_batch(run_id, batch).await
     }
     async fn delete_tag(&self, run_id: &str, key: &str) -> Result<()> {
         in_tx!(self, |c| shared_runs::delete_tag(

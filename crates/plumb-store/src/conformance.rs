@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             long_batches_store_each_point_once, metric_history_pages,
             run_search_filters_and_order, run_search_pagination, bulk_interval_sampling,
             datasets_and_outputs, logged_models, concurrent_writers_lose_nothing,
+            concurrent_bad_requests_fail_alone,
             registry_lifecycle, registry_search, concurrent_version_creates_are_consecutive,
             garbage_collection, import_keeps_ids_and_history);
     };
@@ -1175,6 +1176,132 @@ pub async fn concurrent_writers_lose_nothing(store: Store) {
     assert_eq!(hist.items.len(), 32 * 25);
     let latest = store.get_run(&r).await.expect("get").data.metrics;
     assert_eq!(latest[0].step, 31 * 100 + 24);
+}
+
+/// Writes that arrive together (and may share a transaction) are answered one by one: a bad
+/// request fails alone, with its own error, and writes nothing; its neighbours are stored.
+/// Even rounds mix params and tags in; odd rounds log metrics only (a backend may have a
+/// metrics-only path).
+pub async fn concurrent_bad_requests_fail_alone(store: Store) {
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Kind {
+        ConflictingParam,
+        MissingRun,
+        DeletedRun,
+        Other,
+        Good,
+    }
+    let kind = |round: i64, w: i64| match w % 6 {
+        0 if round % 2 == 0 => Kind::ConflictingParam,
+        1 => Kind::MissingRun,
+        2 => Kind::DeletedRun,
+        3 => Kind::Other,
+        _ => Kind::Good,
+    };
+    let exp = experiment(&store, "neighbours").await;
+    let good = run(&store, &exp, "good").await;
+    let other = run(&store, &exp, "other").await;
+    let gone = run(&store, &exp, "gone").await;
+    store.delete_run(&gone).await.expect("delete");
+    log(
+        &store,
+        &good,
+        vec![],
+        vec![Param::new("fixed", "1")],
+        vec![],
+    )
+    .await;
+    for round in 0..6i64 {
+        let barrier = Arc::new(tokio::sync::Barrier::new(24));
+        let mut tasks = Vec::new();
+        for w in 0..24i64 {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            let (good, other, gone) = (good.clone(), other.clone(), gone.clone());
+            let k = kind(round, w);
+            tasks.push(tokio::spawn(async move {
+                let step = round * 100 + w;
+                let target = match k {
+                    Kind::MissingRun => "0123456789abcdef0123456789abcdef".to_string(),
+                    Kind::DeletedRun => gone,
+                    Kind::Other => other,
+                    Kind::ConflictingParam | Kind::Good => good,
+                };
+                let mut batch = Batch {
+                    metrics: vec![metric("x", step as f64, step, step)],
+                    ..Default::default()
+                };
+                if round % 2 == 0 {
+                    batch.params = vec![if k == Kind::ConflictingParam {
+                        Param::new("fixed", "2")
+                    } else {
+                        Param::new(format!("p{step}"), "v")
+                    }];
+                    batch.tags = vec![Tag::new("writer", format!("{step}"))];
+                }
+                barrier.wait().await;
+                (k, step, store.log_batch(&target, batch).await)
+            }));
+        }
+        for t in tasks {
+            let (k, step, got) = t.await.expect("task");
+            match k {
+                Kind::ConflictingParam => {
+                    let e = got.expect_err("conflicting param");
+                    assert_eq!(e.code, ErrorCode::InvalidParameterValue, "{}", e.message);
+                    assert!(e.message.contains("fixed"), "{}", e.message);
+                }
+                Kind::MissingRun => {
+                    let e = got.expect_err("missing run");
+                    assert_eq!(e.code, ErrorCode::ResourceDoesNotExist, "{}", e.message);
+                }
+                Kind::DeletedRun => {
+                    let e = got.expect_err("deleted run");
+                    assert_eq!(e.code, ErrorCode::InvalidParameterValue);
+                    assert!(e.message.contains("'active' state"), "{}", e.message);
+                }
+                Kind::Other | Kind::Good => {
+                    got.unwrap_or_else(|e| panic!("good write {step} failed: {}", e.message))
+                }
+            }
+        }
+    }
+    let steps = |run: &str| {
+        let (store, run) = (store.clone(), run.to_string());
+        async move {
+            let mut s: Vec<i64> = store
+                .metric_history(&run, "x", 0, None)
+                .await
+                .expect("history")
+                .items
+                .iter()
+                .map(|m| m.step)
+                .collect();
+            s.sort_unstable();
+            s
+        }
+    };
+    // The steps of the requests that pass `pick(kind, round)`.
+    let expect = |pick: &dyn Fn(Kind, i64) -> bool| {
+        let mut s: Vec<i64> = (0..6i64)
+            .flat_map(|round| (0..24i64).map(move |w| (round, w)))
+            .filter(|&(round, w)| pick(kind(round, w), round))
+            .map(|(round, w)| round * 100 + w)
+            .collect();
+        s.sort_unstable();
+        s
+    };
+    assert_eq!(steps(&good).await, expect(&|k, _| k == Kind::Good));
+    assert_eq!(steps(&other).await, expect(&|k, _| k == Kind::Other));
+    assert!(steps(&gone).await.is_empty());
+    let got = store.get_run(&good).await.expect("get");
+    let with_params = expect(&|k, round| k == Kind::Good && round % 2 == 0);
+    assert_eq!(got.data.params.len(), 1 + with_params.len());
+    assert!(got.data.params.contains(&Param::new("fixed", "1")));
+    let latest = got.data.metrics.iter().find(|m| m.key == "x").expect("x");
+    assert_eq!(latest.step, 5 * 100 + 23);
+    let writer = got.data.tags.iter().find(|t| t.key == "writer");
+    let writer = writer.expect("tag").value.parse::<i64>().expect("number");
+    assert!(with_params.contains(&writer), "{writer}");
 }
 
 fn version(name: &str, source: &str) -> NewModelVersion {

@@ -42,31 +42,54 @@ pub(crate) fn last_values(items: &[Tag]) -> (Vec<&str>, Vec<&str>) {
     (keys, values)
 }
 
-/// Upserts tags in one statement; keeps the run's name in step with `mlflow.runName`. (Two
-/// writers upserting the same keys of one run in opposite orders can deadlock; PostgreSQL
-/// detects it and the transaction is retried.)
+/// Upserts one run's tags in one statement (see [`upsert_tags_of`]).
 async fn upsert_tags(c: &mut PgConnection, pk: i64, tags: &[Tag]) -> R<()> {
-    if tags.is_empty() {
+    upsert_tags_of(c, &[(pk, tags)]).await
+}
+
+/// Upserts the tags of several runs in one statement, later values of a (run, key) winning;
+/// keeps each run's name in step with `mlflow.runName`. (Two writers upserting the same keys
+/// of one run in opposite orders can deadlock; PostgreSQL detects it and the transaction is
+/// retried.)
+async fn upsert_tags_of(c: &mut PgConnection, runs: &[(i64, &[Tag])]) -> R<()> {
+    let (mut pks, mut keys, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    let mut at: HashMap<(i64, &str), usize> = HashMap::new();
+    for (pk, tags) in runs {
+        for t in *tags {
+            match at.get(&(*pk, t.key.as_str())) {
+                Some(&i) => values[i] = t.value.as_str(),
+                None => {
+                    at.insert((*pk, t.key.as_str()), keys.len());
+                    pks.push(*pk);
+                    keys.push(t.key.as_str());
+                    values.push(t.value.as_str());
+                }
+            }
+        }
+    }
+    if keys.is_empty() {
         return Ok(());
     }
-    let (keys, values) = last_values(tags);
     sqlx::query(
         "INSERT INTO tags (run_pk, key, value)
-         SELECT $1, k, v FROM UNNEST($2::TEXT[], $3::TEXT[]) WITH ORDINALITY AS t(k, v, i)
+         SELECT p, k, v FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[])
+           WITH ORDINALITY AS t(p, k, v, i)
          ORDER BY i
          ON CONFLICT (run_pk, key) DO UPDATE SET value = EXCLUDED.value",
     )
-    .bind(pk)
+    .bind(&pks)
     .bind(&keys)
     .bind(&values)
     .execute(&mut *c)
     .await?;
-    if let Some(i) = keys.iter().position(|k| *k == RUN_NAME_TAG) {
-        sqlx::query("UPDATE runs SET name = $1 WHERE run_pk = $2")
-            .bind(values[i])
-            .bind(pk)
-            .execute(&mut *c)
-            .await?;
+    for (i, key) in keys.iter().enumerate() {
+        if *key == RUN_NAME_TAG {
+            sqlx::query("UPDATE runs SET name = $1 WHERE run_pk = $2")
+                .bind(values[i])
+                .bind(pks[i])
+                .execute(&mut *c)
+                .await?;
+        }
     }
     Ok(())
 }
@@ -298,96 +321,148 @@ pub(crate) async fn update(c: &mut PgConnection, run_id: &str, u: &RunUpdate) ->
     Ok(get_info(c, run_id).await?.1)
 }
 
-/// The hot write path: params (immutable), metrics (+ latest), tags, in the caller's
-/// transaction, each as one multi-row statement. Points and latest-metric rows are written in
-/// key order, so concurrent writers to one run lock them in the same order.
-pub(crate) async fn log_batch(c: &mut PgConnection, run_id: &str, batch: &Batch) -> R<()> {
-    let pk = shared_runs::require_active(&mut crate::conn::PgConn(&mut *c), run_id).await?;
-    if !batch.params.is_empty() {
-        log_params(c, pk, run_id, &batch.params).await?;
-    }
-    if !batch.metrics.is_empty() {
-        log_metrics(c, pk, run_id, &batch.metrics).await?;
-    }
-    upsert_tags(c, pk, &batch.tags).await
+/// One request's share of a log-batch group: the (active) run's row id and what it logs.
+pub(crate) struct RunBatch<'a> {
+    pub(crate) pk: i64,
+    pub(crate) run_id: &'a str,
+    pub(crate) batch: &'a Batch,
 }
 
-/// Params are immutable: logging the same value again is fine, a different one is refused. The
-/// insert goes first, so a concurrent writer's value is seen (after it committed) and compared.
-async fn log_params(c: &mut PgConnection, pk: i64, run_id: &str, params: &[Param]) -> R<()> {
-    let keys: Vec<&str> = params.iter().map(|p| p.key.as_str()).collect();
-    let values: Vec<&str> = params.iter().map(|p| p.value.as_str()).collect();
+/// The hot write path for one request, in the caller's transaction.
+pub(crate) async fn log_batch(c: &mut PgConnection, run_id: &str, batch: &Batch) -> R<()> {
+    let pk = shared_runs::require_active(&mut crate::conn::PgConn(&mut *c), run_id).await?;
+    log_batches(c, &[RunBatch { pk, run_id, batch }]).await
+}
+
+/// Several log-batch requests of active runs written together, as if one after the other:
+/// params (immutable), metrics (+ latest), tags, each kind as one multi-row statement for all
+/// requests. Points and latest-metric rows are written in (run, key) order, so concurrent
+/// writers lock them in the same order. Fails as a whole: the caller decides what then.
+pub(crate) async fn log_batches(c: &mut PgConnection, batches: &[RunBatch<'_>]) -> R<()> {
+    if batches.iter().any(|b| !b.batch.params.is_empty()) {
+        log_params(c, batches).await?;
+    }
+    let points: Vec<RunPoints<'_>> = batches
+        .iter()
+        .filter(|b| !b.batch.metrics.is_empty())
+        .map(|b| RunPoints {
+            pk: b.pk,
+            run_id: b.run_id,
+            metrics: &b.batch.metrics,
+        })
+        .collect();
+    if !points.is_empty() {
+        log_metrics(c, &points).await?;
+    }
+    let tags: Vec<(i64, &[Tag])> = batches
+        .iter()
+        .filter(|b| !b.batch.tags.is_empty())
+        .map(|b| (b.pk, b.batch.tags.as_slice()))
+        .collect();
+    upsert_tags_of(c, &tags).await
+}
+
+/// Params are immutable: logging the same value again is fine, a different one is refused (the
+/// first request of `batches` holding a conflict names it). The insert goes first, so a
+/// concurrent writer's value is seen (after it committed) and compared.
+async fn log_params(c: &mut PgConnection, batches: &[RunBatch<'_>]) -> R<()> {
+    let (mut pks, mut keys, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    for b in batches {
+        for p in &b.batch.params {
+            pks.push(b.pk);
+            keys.push(p.key.as_str());
+            values.push(p.value.as_str());
+        }
+    }
     sqlx::query(
         "INSERT INTO params (run_pk, key, value)
-         SELECT $1, k, v FROM UNNEST($2::TEXT[], $3::TEXT[]) WITH ORDINALITY AS t(k, v, i)
+         SELECT p, k, v FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[])
+           WITH ORDINALITY AS t(p, k, v, i)
          ORDER BY i
          ON CONFLICT (run_pk, key) DO NOTHING",
     )
-    .bind(pk)
+    .bind(&pks)
     .bind(&keys)
     .bind(&values)
     .execute(&mut *c)
     .await?;
-    let stored: HashMap<String, String> =
-        sqlx::query_as("SELECT key, value FROM params WHERE run_pk = $1 AND key = ANY($2)")
-            .bind(pk)
-            .bind(&keys)
-            .fetch_all(&mut *c)
-            .await?
-            .into_iter()
+    let stored: HashMap<(i64, String), String> = sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT run_pk, key, value FROM params
+         WHERE (run_pk, key) IN (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[]))",
+    )
+    .bind(&pks)
+    .bind(&keys)
+    .fetch_all(&mut *c)
+    .await?
+    .into_iter()
+    .map(|(pk, k, v)| ((pk, k), v))
+    .collect();
+    for b in batches {
+        let conflicts: Vec<(&Param, String)> = b
+            .batch
+            .params
+            .iter()
+            .filter_map(|p| {
+                stored
+                    .get(&(b.pk, p.key.clone()))
+                    .filter(|old| **old != p.value)
+                    .map(|old| (p, old.clone()))
+            })
             .collect();
-    let conflicts: Vec<(&Param, String)> = params
-        .iter()
-        .filter_map(|p| {
-            stored
-                .get(&p.key)
-                .filter(|old| **old != p.value)
-                .map(|old| (p, old.clone()))
-        })
-        .collect();
-    if conflicts.is_empty() {
-        Ok(())
-    } else {
-        Err(param_conflict_error(run_id, &conflicts, params.len()).into())
+        if !conflicts.is_empty() {
+            return Err(param_conflict_error(b.run_id, &conflicts, b.batch.params.len()).into());
+        }
     }
+    Ok(())
 }
 
-/// Inserts the points (identical ones are stored once) and updates each key's latest point and
-/// series shape (see the `latest_metrics` table) from what was actually inserted.
-async fn log_metrics(c: &mut PgConnection, pk: i64, run_id: &str, metrics: &[Metric]) -> R<()> {
+/// One run's points in a metrics write.
+struct RunPoints<'a> {
+    pk: i64,
+    run_id: &'a str,
+    metrics: &'a [Metric],
+}
+
+/// Inserts the points (identical ones are stored once) and updates each (run, key)'s latest
+/// point and series shape (see the `latest_metrics` table) from what was actually inserted.
+async fn log_metrics(c: &mut PgConnection, runs: &[RunPoints<'_>]) -> R<()> {
     struct Point<'a> {
+        pk: i64,
         key: &'a str,
         step: i64,
         timestamp: i64,
         value: f64,
         is_nan: i16,
     }
-    let mut points: Vec<Point<'_>> = metrics
+    let mut points: Vec<Point<'_>> = runs
         .iter()
-        .map(|m| {
-            let (value, is_nan) = stored_metric(m.value);
-            Point {
-                key: &m.key,
-                step: m.step,
-                timestamp: m.timestamp,
-                value,
-                is_nan: i16::from(is_nan),
-            }
+        .flat_map(|r| {
+            r.metrics.iter().map(|m| {
+                let (value, is_nan) = stored_metric(m.value);
+                Point {
+                    pk: r.pk,
+                    key: &m.key,
+                    step: m.step,
+                    timestamp: m.timestamp,
+                    value,
+                    is_nan: i16::from(is_nan),
+                }
+            })
         })
         .collect();
     points.sort_by(|a, b| {
-        (a.key, a.step, a.timestamp)
-            .cmp(&(b.key, b.step, b.timestamp))
+        (a.pk, a.key, a.step, a.timestamp)
+            .cmp(&(b.pk, b.key, b.step, b.timestamp))
             .then(a.value.total_cmp(&b.value))
             .then(a.is_nan.cmp(&b.is_nan))
     });
-    let inserted: Vec<(String, i64)> = sqlx::query_as(
+    let inserted: Vec<(i64, String, i64)> = sqlx::query_as(
         "INSERT INTO metrics (run_pk, key, step, timestamp, value, is_nan)
-         SELECT $1, k, s, t, v, n
-         FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::FLOAT8[], $6::INT2[]) AS p(k, s, t, v, n)
-         ON CONFLICT DO NOTHING RETURNING key, step",
+         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[],
+                              $5::FLOAT8[], $6::INT2[])
+         ON CONFLICT DO NOTHING RETURNING run_pk, key, step",
     )
-    .bind(pk)
+    .bind(points.iter().map(|p| p.pk).collect::<Vec<_>>())
     .bind(points.iter().map(|p| p.key).collect::<Vec<_>>())
     .bind(points.iter().map(|p| p.step).collect::<Vec<_>>())
     .bind(points.iter().map(|p| p.timestamp).collect::<Vec<_>>())
@@ -396,15 +471,16 @@ async fn log_metrics(c: &mut PgConnection, pk: i64, run_id: &str, metrics: &[Met
     .fetch_all(&mut *c)
     .await?;
 
-    // Per key: the greatest (step, timestamp, value) of the batch, and the shape of the points
-    // that were new: how many, the lowest step, and whether they are one per consecutive step.
+    // Per (run, key): the greatest (step, timestamp, value) of the batch, and the shape of the
+    // points that were new: how many, the lowest step, and whether they are one per
+    // consecutive step.
     struct Series {
         newest: (i64, i64, f64, i16),
         new_steps: Vec<i64>,
     }
-    let mut series: BTreeMap<&str, Series> = BTreeMap::new();
+    let mut series: BTreeMap<(i64, &str), Series> = BTreeMap::new();
     for p in &points {
-        let s = series.entry(p.key).or_insert(Series {
+        let s = series.entry((p.pk, p.key)).or_insert(Series {
             newest: (p.step, p.timestamp, p.value, p.is_nan),
             new_steps: Vec::new(),
         });
@@ -415,16 +491,18 @@ async fn log_metrics(c: &mut PgConnection, pk: i64, run_id: &str, metrics: &[Met
             s.newest = (p.step, p.timestamp, p.value, p.is_nan);
         }
     }
-    for (key, step) in &inserted {
-        if let Some(s) = series.get_mut(key.as_str()) {
+    for (pk, key, step) in &inserted {
+        if let Some(s) = series.get_mut(&(*pk, key.as_str())) {
             s.new_steps.push(*step);
         }
     }
+    let mut pks = Vec::with_capacity(series.len());
     let mut keys = Vec::with_capacity(series.len());
     let (mut steps, mut timestamps, mut values, mut nans) = (vec![], vec![], vec![], vec![]);
     let (mut counts, mut min_steps, mut dense) = (vec![], vec![], vec![]);
-    for (key, mut s) in series {
+    for ((pk, key), mut s) in series {
         s.new_steps.sort_unstable();
+        pks.push(pk);
         keys.push(key);
         steps.push(s.newest.0);
         timestamps.push(s.newest.1);
@@ -437,9 +515,8 @@ async fn log_metrics(c: &mut PgConnection, pk: i64, run_id: &str, metrics: &[Met
     sqlx::query(
         "INSERT INTO latest_metrics AS l
              (run_pk, key, step, timestamp, value, is_nan, points, min_step, dense)
-         SELECT $1, k, s, t, v, n, c, m, d
-         FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::FLOAT8[], $6::INT2[],
-                     $7::BIGINT[], $8::BIGINT[], $9::BOOL[]) AS x(k, s, t, v, n, c, m, d)
+         SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::FLOAT8[],
+                              $6::INT2[], $7::BIGINT[], $8::BIGINT[], $9::BOOL[])
          ON CONFLICT (run_pk, key) DO UPDATE SET
            dense = CASE WHEN EXCLUDED.points = 0 THEN l.dense
                         ELSE l.dense AND EXCLUDED.dense AND EXCLUDED.min_step = l.step + 1 END,
@@ -454,7 +531,7 @@ async fn log_metrics(c: &mut PgConnection, pk: i64, run_id: &str, metrics: &[Met
            value = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
                             > (l.step, l.timestamp, l.value) THEN EXCLUDED.value ELSE l.value END",
     )
-    .bind(pk)
+    .bind(&pks)
     .bind(&keys)
     .bind(&steps)
     .bind(&timestamps)
@@ -466,6 +543,140 @@ async fn log_metrics(c: &mut PgConnection, pk: i64, run_id: &str, metrics: &[Met
     .execute(&mut *c)
     .await?;
 
+    for r in runs {
+        log_model_metrics(c, r.run_id, r.metrics).await?;
+    }
+    Ok(())
+}
+
+/// What [`log_points_by_id`] wrote: the transaction's id and the runs it found active.
+pub(crate) struct PointsWritten {
+    pub(crate) txid: i64,
+    pub(crate) active: Vec<String>,
+}
+
+/// The metrics-only write of several requests as one statement, runs named by id: looks the
+/// runs up (only active ones take points), inserts the points, updates latest metrics, and
+/// returns the transaction's id. Same rules as [`log_metrics`], in one round trip instead of
+/// three; the caller answers the requests whose run is not in `active`.
+pub(crate) async fn log_points_by_id(
+    c: &mut PgConnection,
+    requests: &[(&str, &[Metric])],
+) -> R<PointsWritten> {
+    struct Point<'a> {
+        run: &'a str,
+        key: &'a str,
+        step: i64,
+        timestamp: i64,
+        value: f64,
+        is_nan: i16,
+    }
+    let mut points: Vec<Point<'_>> = requests
+        .iter()
+        .flat_map(|(run, metrics)| {
+            metrics.iter().map(move |m| {
+                let (value, is_nan) = stored_metric(m.value);
+                Point {
+                    run,
+                    key: &m.key,
+                    step: m.step,
+                    timestamp: m.timestamp,
+                    value,
+                    is_nan: i16::from(is_nan),
+                }
+            })
+        })
+        .collect();
+    points.sort_by(|a, b| {
+        (a.run, a.key, a.step, a.timestamp)
+            .cmp(&(b.run, b.key, b.step, b.timestamp))
+            .then(a.value.total_cmp(&b.value))
+            .then(a.is_nan.cmp(&b.is_nan))
+    });
+    // The greatest (step, timestamp, value) per (run, key); the points sort by it within one.
+    let mut newest: Vec<&Point<'_>> = Vec::new();
+    for p in &points {
+        match newest.last_mut() {
+            Some(n) if (n.run, n.key) == (p.run, p.key) => {
+                if (p.step, p.timestamp) > (n.step, n.timestamp)
+                    || ((p.step, p.timestamp) == (n.step, n.timestamp) && p.value > n.value)
+                {
+                    *n = p;
+                }
+            }
+            _ => newest.push(p),
+        }
+    }
+    let mut ids: Vec<&str> = requests.iter().map(|(run, _)| *run).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let (txid, active): (i64, Vec<String>) = sqlx::query_as(
+        "WITH r AS (
+           SELECT run_uuid, run_pk FROM runs
+           WHERE run_uuid = ANY($1::TEXT[]) AND lifecycle_stage = 'active'
+         ), ins AS (
+           INSERT INTO metrics (run_pk, key, step, timestamp, value, is_nan)
+           SELECT r.run_pk, p.k, p.s, p.t, p.v, p.n
+           FROM UNNEST($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::FLOAT8[],
+                       $7::INT2[]) WITH ORDINALITY AS p(id, k, s, t, v, n, i)
+           JOIN r ON r.run_uuid = p.id
+           ORDER BY p.i
+           ON CONFLICT DO NOTHING RETURNING run_pk, key, step
+         ), shape AS (
+           SELECT run_pk, key, COUNT(*) AS c, MIN(step) AS lo, MAX(step) AS hi,
+                  COUNT(DISTINCT step) AS d
+           FROM ins GROUP BY run_pk, key
+         ), up AS (
+           INSERT INTO latest_metrics AS l
+               (run_pk, key, step, timestamp, value, is_nan, points, min_step, dense)
+           SELECT r.run_pk, x.k, x.s, x.t, x.v, x.n, COALESCE(sh.c, 0), COALESCE(sh.lo, x.s),
+                  COALESCE(sh.c = sh.d AND sh.hi - sh.lo + 1 = sh.c, TRUE)
+           FROM UNNEST($8::TEXT[], $9::TEXT[], $10::BIGINT[], $11::BIGINT[], $12::FLOAT8[],
+                       $13::INT2[]) WITH ORDINALITY AS x(id, k, s, t, v, n, i)
+           JOIN r ON r.run_uuid = x.id
+           LEFT JOIN shape sh ON sh.run_pk = r.run_pk AND sh.key = x.k
+           ORDER BY x.i
+           ON CONFLICT (run_pk, key) DO UPDATE SET
+             dense = CASE WHEN EXCLUDED.points = 0 THEN l.dense
+                          ELSE l.dense AND EXCLUDED.dense AND EXCLUDED.min_step = l.step + 1 END,
+             points = l.points + EXCLUDED.points,
+             min_step = LEAST(l.min_step, EXCLUDED.min_step),
+             step = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
+                              > (l.step, l.timestamp, l.value) THEN EXCLUDED.step ELSE l.step END,
+             timestamp = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
+                              > (l.step, l.timestamp, l.value) THEN EXCLUDED.timestamp ELSE l.timestamp END,
+             is_nan = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
+                              > (l.step, l.timestamp, l.value) THEN EXCLUDED.is_nan ELSE l.is_nan END,
+             value = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
+                              > (l.step, l.timestamp, l.value) THEN EXCLUDED.value ELSE l.value END
+         )
+         SELECT txid_current(), ARRAY(SELECT run_uuid FROM r)",
+    )
+    .bind(&ids)
+    .bind(points.iter().map(|p| p.run).collect::<Vec<_>>())
+    .bind(points.iter().map(|p| p.key).collect::<Vec<_>>())
+    .bind(points.iter().map(|p| p.step).collect::<Vec<_>>())
+    .bind(points.iter().map(|p| p.timestamp).collect::<Vec<_>>())
+    .bind(points.iter().map(|p| p.value).collect::<Vec<_>>())
+    .bind(points.iter().map(|p| p.is_nan).collect::<Vec<_>>())
+    .bind(newest.iter().map(|p| p.run).collect::<Vec<_>>())
+    .bind(newest.iter().map(|p| p.key).collect::<Vec<_>>())
+    .bind(newest.iter().map(|p| p.step).collect::<Vec<_>>())
+    .bind(newest.iter().map(|p| p.timestamp).collect::<Vec<_>>())
+    .bind(newest.iter().map(|p| p.value).collect::<Vec<_>>())
+    .bind(newest.iter().map(|p| p.is_nan).collect::<Vec<_>>())
+    .fetch_one(&mut *c)
+    .await?;
+    for (run, metrics) in requests {
+        if active.iter().any(|a| a == run) {
+            log_model_metrics(c, run, metrics).await?;
+        }
+    }
+    Ok(PointsWritten { txid, active })
+}
+
+/// The points that name a logged model are also that model's metrics.
+async fn log_model_metrics(c: &mut PgConnection, run_id: &str, metrics: &[Metric]) -> R<()> {
     for m in metrics {
         let Some(model_id) = m.model_id.as_deref().filter(|s| !s.is_empty()) else {
             continue;
@@ -500,7 +711,15 @@ pub(crate) async fn import_points(c: &mut PgConnection, run_id: &str, points: &[
     if points.is_empty() {
         return Ok(());
     }
-    log_metrics(c, pk, run_id, points).await
+    log_metrics(
+        c,
+        &[RunPoints {
+            pk,
+            run_id,
+            metrics: points,
+        }],
+    )
+    .await
 }
 
 /// A run with its original id, info, params and tags; `false` when the id exists.
