@@ -97,4 +97,12 @@ impl Conn for PgConn<'_> {
             .map_err(err)?;
         Ok(done.rows_affected())
     }
+
+    async fn execute_script(&mut self, sql: &str) -> DbResult<()> {
+        sqlx::raw_sql(sql)
+            .execute(&mut *self.0)
+            .await
+            .map_err(err)?;
+        Ok(())
+    }
 }

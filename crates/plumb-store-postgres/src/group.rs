@@ -393,7 +393,10 @@ mod tests {
 
         // A connection killed inside its transaction: the server aborts it.
         let mut victim = pool.acquire().await.expect("acquire");
-        sqlx::query("BEGIN").execute(&mut *victim).await.expect("begin");
+        sqlx::query("BEGIN")
+            .execute(&mut *victim)
+            .await
+            .expect("begin");
         let lost = txid(&mut victim).await;
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(&mut *victim)
@@ -408,7 +411,10 @@ mod tests {
             .execute(&mut *victim)
             .await
             .expect_err("the connection is gone");
-        assert!(lost_connection(&err) || matches!(err, sqlx::Error::Database(_)), "{err}");
+        assert!(
+            lost_connection(&err) || matches!(err, sqlx::Error::Database(_)),
+            "{err}"
+        );
         victim.detach();
         assert_eq!(resolve(&pool, lost).await, Some(false));
         pool.close().await;

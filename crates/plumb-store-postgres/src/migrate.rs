@@ -1,5 +1,6 @@
-//! Embedded, numbered PostgreSQL migrations, applied under an advisory lock so replicas that
-//! start together migrate once; refuses a database newer than this binary.
+//! Embedded, numbered PostgreSQL migrations, then the feature areas' (`plumb_store::migrations`),
+//! applied under an advisory lock so replicas that start together migrate once; refuses a
+//! database newer than this binary.
 
 use plumb_core::Error;
 use sqlx::PgPool;
@@ -64,6 +65,27 @@ pub(crate) async fn run(pool: &PgPool) -> R<()> {
             .await?;
         tracing::info!(version, "applied postgresql migration");
     }
+    plumb_store::migrations::apply(
+        &mut crate::conn::PgConn(&mut tx),
+        plumb_store::migrations::FEATURES,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection;
+
+    #[tokio::test]
+    async fn feature_migrations_apply_on_postgres() {
+        let url = std::env::var("PLUMB_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut c = sqlx::PgConnection::connect(&url).await.expect("connect");
+        // Everything in a transaction that is rolled back: the shared database stays as it was.
+        let mut tx = c.begin().await.expect("begin");
+        plumb_store::migrations::check_apply(&mut crate::conn::PgConn(&mut tx)).await;
+        tx.rollback().await.expect("rollback");
+    }
 }

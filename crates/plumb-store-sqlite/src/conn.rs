@@ -97,6 +97,10 @@ impl Conn for SqliteConn<'_> {
             .map_err(err)?;
         Ok(n as u64)
     }
+
+    async fn execute_script(&mut self, sql: &str) -> DbResult<()> {
+        self.0.execute_batch(sql).map_err(err)
+    }
 }
 
 /// Runs neutral store logic on SQLite: its statements never suspend, so the future is polled

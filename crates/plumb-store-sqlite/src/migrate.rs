@@ -1,4 +1,5 @@
-//! Embedded, numbered SQLite migrations; refuses a database newer than this binary.
+//! Embedded, numbered SQLite migrations, then the feature areas' (`plumb_store::migrations`);
+//! refuses a database newer than this binary.
 
 use plumb_core::{Error, Result};
 use rusqlite::Connection;
@@ -62,5 +63,24 @@ pub(crate) fn run(conn: &mut Connection) -> Result<()> {
         tx.commit().map_err(db_err)?;
         tracing::info!(version, "applied sqlite migration");
     }
+    let tx = conn.transaction().map_err(db_err)?;
+    crate::conn::sync(plumb_store::migrations::apply(
+        &mut crate::conn::SqliteConn(&tx),
+        plumb_store::migrations::FEATURES,
+    ))?;
+    tx.commit().map_err(db_err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn feature_migrations_apply_on_sqlite() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("open");
+        super::run(&mut conn).expect("core migrations");
+        let tx = conn.transaction().expect("tx");
+        futures::executor::block_on(plumb_store::migrations::check_apply(
+            &mut crate::conn::SqliteConn(&tx),
+        ));
+    }
 }

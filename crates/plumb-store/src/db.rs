@@ -175,6 +175,9 @@ pub trait Conn {
     /// Runs a statement and returns how many rows it changed.
     async fn execute(&mut self, sql: &str, binds: Vec<Bind>) -> DbResult<u64>;
 
+    /// Runs statements separated by `;`, without binds (schema migrations).
+    async fn execute_script(&mut self, sql: &str) -> DbResult<()>;
+
     /// The first row, if any.
     async fn query_opt(&mut self, sql: &str, binds: Vec<Bind>) -> DbResult<Option<Row>> {
         Ok(self.query(sql, binds).await?.into_iter().next())

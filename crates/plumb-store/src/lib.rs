@@ -17,6 +17,7 @@ use plumb_core::Result;
 #[cfg(feature = "testing")]
 pub mod conformance;
 pub mod db;
+pub mod migrations;
 pub mod queries;
 pub mod shared;
 pub mod sql;
