@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use plumb_core::entities::{
-    Dataset, DatasetInput, Metric, ModelOutput, Param, Run, RunData, RunInfo, RunInputs, Tag,
+    Dataset, DatasetInput, LifecycleStage, Metric, ModelOutput, Param, Run, RunData, RunInfo,
+    RunInputs, RunStatus, Tag,
 };
 use plumb_core::validation::CLAMPED_INF;
 use plumb_core::Error;
@@ -205,6 +206,57 @@ pub fn log_model_history_tag(
         .map_err(|e| Error::invalid(format!("Malformed model_json: {e}")))?;
     list.push(model);
     serde_json::to_string(&list).map_err(|e| Error::internal(e.to_string()))
+}
+
+/// A new run's name: `run_name`, else the `mlflow.runName` tag, else a random one; both given
+/// must agree.
+pub fn new_run_name(new: &crate::NewRun) -> Result<String, Error> {
+    let tagged = new
+        .tags
+        .iter()
+        .find(|t| t.key == crate::RUN_NAME_TAG)
+        .map(|t| t.value.clone());
+    let given = new.run_name.clone().filter(|n| !n.is_empty());
+    if let (Some(given), Some(tagged)) = (&given, &tagged) {
+        if given != tagged {
+            return Err(Error::invalid(format!(
+                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with \
+                 different values (run_name='{given}', mlflow.runName='{tagged}')."
+            )));
+        }
+    }
+    Ok(given.or(tagged).unwrap_or_else(random_run_name))
+}
+
+/// Column access on a backend's native row, so the row mappers of the hot read paths (which
+/// skip the neutral [`Row`](crate::db::Row) for speed) are written once.
+pub trait Columns {
+    type Error;
+    fn int(&self, i: usize) -> Result<i64, Self::Error>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, Self::Error>;
+    fn text(&self, i: usize) -> Result<String, Self::Error>;
+}
+
+/// The columns [`run_info`] reads, in its order (`r`: the runs table).
+pub const RUN_INFO_COLUMNS: &str = "r.run_pk, r.run_uuid, r.experiment_id, r.name, r.user_id, \
+     r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
+
+/// A run's row id and info from a row selecting [`RUN_INFO_COLUMNS`].
+pub fn run_info<C: Columns>(r: &C) -> Result<(i64, RunInfo), C::Error> {
+    Ok((
+        r.int(0)?,
+        RunInfo {
+            run_id: r.text(1)?,
+            experiment_id: r.int(2)?.to_string(),
+            run_name: r.text(3)?,
+            user_id: r.text(4)?,
+            status: RunStatus::parse(&r.text(5)?).unwrap_or(RunStatus::Running),
+            start_time: r.opt_int(6)?,
+            end_time: r.opt_int(7)?,
+            artifact_uri: r.text(8)?,
+            lifecycle_stage: LifecycleStage::parse(&r.text(9)?).unwrap_or(LifecycleStage::Active),
+        },
+    ))
 }
 
 #[cfg(test)]

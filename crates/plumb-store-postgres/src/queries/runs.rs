@@ -3,11 +3,12 @@
 use std::collections::{BTreeMap, HashMap};
 
 use plumb_core::entities::{
-    Dataset, LifecycleStage, Metric, ModelOutput, Page, Param, Run, RunInfo, RunStatus, Tag,
+    Dataset, LifecycleStage, Metric, ModelOutput, Page, Param, Run, RunInfo, Tag,
 };
 use plumb_core::{now_millis, Error};
 use plumb_store::shared::{
-    assemble_runs, new_run_id, param_conflict_error, random_run_name, stored_metric, RunParts,
+    assemble_runs, new_run_id, new_run_name, param_conflict_error, run_info, stored_metric,
+    Columns, RunParts, RUN_INFO_COLUMNS,
 };
 use plumb_store::sql::searches;
 use plumb_store::{join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, RUN_NAME_TAG};
@@ -102,22 +103,7 @@ pub(crate) async fn create(c: &mut PgConnection, new: &NewRun) -> R<String> {
             .bind(exp_num)
             .fetch_one(&mut *c)
             .await?;
-    let tag_name = new
-        .tags
-        .iter()
-        .find(|t| t.key == RUN_NAME_TAG)
-        .map(|t| t.value.clone());
-    let given = new.run_name.clone().filter(|n| !n.is_empty());
-    if let (Some(given), Some(tagged)) = (&given, &tag_name) {
-        if given != tagged {
-            return Err(Error::invalid(format!(
-                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with \
-                 different values (run_name='{given}', mlflow.runName='{tagged}')."
-            ))
-            .into());
-        }
-    }
-    let name = given.or(tag_name).unwrap_or_else(random_run_name);
+    let name = new_run_name(new)?;
     let run_id = new_run_id();
     let artifact_uri = join_artifact_uri(&location, &format!("{run_id}/artifacts"));
     let pk: i64 = sqlx::query_scalar(
@@ -139,26 +125,26 @@ pub(crate) async fn create(c: &mut PgConnection, new: &NewRun) -> R<String> {
     Ok(run_id)
 }
 
-const INFO_COLUMNS: &str = "r.run_pk, r.run_uuid, r.experiment_id, r.name, r.user_id, r.status, \
-     r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
+const INFO_COLUMNS: &str = RUN_INFO_COLUMNS;
+
+/// Native columns for the shared row mappers.
+struct Native<'r>(&'r PgRow);
+
+impl Columns for Native<'_> {
+    type Error = sqlx::Error;
+    fn int(&self, i: usize) -> Result<i64, sqlx::Error> {
+        self.0.try_get(i)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, sqlx::Error> {
+        self.0.try_get(i)
+    }
+    fn text(&self, i: usize) -> Result<String, sqlx::Error> {
+        self.0.try_get(i)
+    }
+}
 
 fn row_to_info(r: &PgRow) -> Result<(i64, RunInfo), sqlx::Error> {
-    let status: String = r.try_get(5)?;
-    let stage: String = r.try_get(9)?;
-    Ok((
-        r.try_get(0)?,
-        RunInfo {
-            run_id: r.try_get(1)?,
-            experiment_id: r.try_get::<i64, _>(2)?.to_string(),
-            run_name: r.try_get(3)?,
-            user_id: r.try_get(4)?,
-            status: RunStatus::parse(&status).unwrap_or(RunStatus::Running),
-            start_time: r.try_get(6)?,
-            end_time: r.try_get(7)?,
-            artifact_uri: r.try_get(8)?,
-            lifecycle_stage: LifecycleStage::parse(&stage).unwrap_or(LifecycleStage::Active),
-        },
-    ))
+    run_info(&Native(r))
 }
 
 /// Runs `sql` (whose `$1` is the run row ids) and groups the mapped rows by the run row id in
@@ -319,6 +305,26 @@ pub(crate) async fn update(c: &mut PgConnection, run_id: &str, u: &RunUpdate) ->
         upsert_tags(c, pk, &[Tag::new(RUN_NAME_TAG, name.clone())]).await?;
     }
     Ok(get_info(c, run_id).await?.1)
+}
+
+/// How a (run, key)'s latest point and series shape absorb a write's (`l`: the stored row,
+/// `EXCLUDED`: the write's newest point and the shape of its new points).
+macro_rules! latest_on_conflict {
+    () => {
+        " ON CONFLICT (run_pk, key) DO UPDATE SET
+           dense = CASE WHEN EXCLUDED.points = 0 THEN l.dense
+                        ELSE l.dense AND EXCLUDED.dense AND EXCLUDED.min_step = l.step + 1 END,
+           points = l.points + EXCLUDED.points,
+           min_step = LEAST(l.min_step, EXCLUDED.min_step),
+           step = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
+                            > (l.step, l.timestamp, l.value) THEN EXCLUDED.step ELSE l.step END,
+           timestamp = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
+                            > (l.step, l.timestamp, l.value) THEN EXCLUDED.timestamp ELSE l.timestamp END,
+           is_nan = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
+                            > (l.step, l.timestamp, l.value) THEN EXCLUDED.is_nan ELSE l.is_nan END,
+           value = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
+                            > (l.step, l.timestamp, l.value) THEN EXCLUDED.value ELSE l.value END "
+    };
 }
 
 /// One request's share of a log-batch group: the (active) run's row id and what it logs.
@@ -512,25 +518,14 @@ async fn log_metrics(c: &mut PgConnection, runs: &[RunPoints<'_>]) -> R<()> {
         min_steps.push(s.new_steps.first().copied().unwrap_or(s.newest.0));
         dense.push(s.new_steps.windows(2).all(|w| w[1] == w[0] + 1));
     }
-    sqlx::query(
+    sqlx::query(concat!(
         "INSERT INTO latest_metrics AS l
              (run_pk, key, step, timestamp, value, is_nan, points, min_step, dense)
          SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::FLOAT8[],
                               $6::INT2[], $7::BIGINT[], $8::BIGINT[], $9::BOOL[])
-         ON CONFLICT (run_pk, key) DO UPDATE SET
-           dense = CASE WHEN EXCLUDED.points = 0 THEN l.dense
-                        ELSE l.dense AND EXCLUDED.dense AND EXCLUDED.min_step = l.step + 1 END,
-           points = l.points + EXCLUDED.points,
-           min_step = LEAST(l.min_step, EXCLUDED.min_step),
-           step = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
-                            > (l.step, l.timestamp, l.value) THEN EXCLUDED.step ELSE l.step END,
-           timestamp = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
-                            > (l.step, l.timestamp, l.value) THEN EXCLUDED.timestamp ELSE l.timestamp END,
-           is_nan = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
-                            > (l.step, l.timestamp, l.value) THEN EXCLUDED.is_nan ELSE l.is_nan END,
-           value = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
-                            > (l.step, l.timestamp, l.value) THEN EXCLUDED.value ELSE l.value END",
-    )
+         ",
+        latest_on_conflict!()
+    ))
     .bind(&pks)
     .bind(&keys)
     .bind(&steps)
@@ -610,7 +605,7 @@ pub(crate) async fn log_points_by_id(
     let mut ids: Vec<&str> = requests.iter().map(|(run, _)| *run).collect();
     ids.sort_unstable();
     ids.dedup();
-    let (txid, active): (i64, Vec<String>) = sqlx::query_as(
+    let (txid, active): (i64, Vec<String>) = sqlx::query_as(concat!(
         "WITH r AS (
            SELECT run_uuid, run_pk FROM runs
            WHERE run_uuid = ANY($1::TEXT[]) AND lifecycle_stage = 'active'
@@ -636,22 +631,12 @@ pub(crate) async fn log_points_by_id(
            JOIN r ON r.run_uuid = x.id
            LEFT JOIN shape sh ON sh.run_pk = r.run_pk AND sh.key = x.k
            ORDER BY x.i
-           ON CONFLICT (run_pk, key) DO UPDATE SET
-             dense = CASE WHEN EXCLUDED.points = 0 THEN l.dense
-                          ELSE l.dense AND EXCLUDED.dense AND EXCLUDED.min_step = l.step + 1 END,
-             points = l.points + EXCLUDED.points,
-             min_step = LEAST(l.min_step, EXCLUDED.min_step),
-             step = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
-                              > (l.step, l.timestamp, l.value) THEN EXCLUDED.step ELSE l.step END,
-             timestamp = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
-                              > (l.step, l.timestamp, l.value) THEN EXCLUDED.timestamp ELSE l.timestamp END,
-             is_nan = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
-                              > (l.step, l.timestamp, l.value) THEN EXCLUDED.is_nan ELSE l.is_nan END,
-             value = CASE WHEN (EXCLUDED.step, EXCLUDED.timestamp, EXCLUDED.value)
-                              > (l.step, l.timestamp, l.value) THEN EXCLUDED.value ELSE l.value END
+           ",
+        latest_on_conflict!(),
+        "
          )
-         SELECT txid_current(), ARRAY(SELECT run_uuid FROM r)",
-    )
+         SELECT txid_current(), ARRAY(SELECT run_uuid FROM r)"
+    ))
     .bind(&ids)
     .bind(points.iter().map(|p| p.run).collect::<Vec<_>>())
     .bind(points.iter().map(|p| p.key).collect::<Vec<_>>())

@@ -3,11 +3,12 @@
 use std::collections::HashMap;
 
 use plumb_core::entities::{
-    Dataset, LifecycleStage, Metric, ModelOutput, Param, Run, RunInfo, RunStatus, Tag,
+    Dataset, LifecycleStage, Metric, ModelOutput, Param, Run, RunInfo, Tag,
 };
 use plumb_core::{now_millis, Error, Result};
 use plumb_store::shared::{
-    assemble_runs, new_run_id, param_conflict_error, random_run_name, stored_metric, RunParts,
+    assemble_runs, new_run_id, new_run_name, param_conflict_error, run_info, stored_metric,
+    Columns, RunParts, RUN_INFO_COLUMNS,
 };
 use plumb_store::sql::searches::{self, RunSearch};
 use plumb_store::{join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, RUN_NAME_TAG};
@@ -52,21 +53,7 @@ pub(crate) fn create(conn: &Connection, new: NewRun) -> Result<String> {
             |r| r.get(0),
         )
         .map_err(db_err)?;
-    let tag_name = new
-        .tags
-        .iter()
-        .find(|t| t.key == RUN_NAME_TAG)
-        .map(|t| t.value.clone());
-    let given = new.run_name.clone().filter(|n| !n.is_empty());
-    if let (Some(given), Some(tagged)) = (&given, &tag_name) {
-        if given != tagged {
-            return Err(Error::invalid(format!(
-                "Both 'run_name' argument and 'mlflow.runName' tag are specified, but with \
-                 different values (run_name='{given}', mlflow.runName='{tagged}')."
-            )));
-        }
-    }
-    let name = given.or(tag_name).unwrap_or_else(random_run_name);
+    let name = new_run_name(&new)?;
     let run_id = new_run_id();
     let artifact_uri = join_artifact_uri(&location, &format!("{run_id}/artifacts"));
     conn.execute(
@@ -91,26 +78,26 @@ pub(crate) fn create(conn: &Connection, new: NewRun) -> Result<String> {
     Ok(run_id)
 }
 
-const INFO_COLUMNS: &str = "r.run_pk, r.run_uuid, r.experiment_id, r.name, r.user_id, r.status, \
-     r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
+const INFO_COLUMNS: &str = RUN_INFO_COLUMNS;
+
+/// Native columns for the shared row mappers.
+struct Native<'a, 'r>(&'a rusqlite::Row<'r>);
+
+impl Columns for Native<'_, '_> {
+    type Error = rusqlite::Error;
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.0.get(i)
+    }
+    fn opt_int(&self, i: usize) -> rusqlite::Result<Option<i64>> {
+        self.0.get(i)
+    }
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.0.get(i)
+    }
+}
 
 fn row_to_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, RunInfo)> {
-    let status: String = r.get(5)?;
-    let stage: String = r.get(9)?;
-    Ok((
-        r.get(0)?,
-        RunInfo {
-            run_id: r.get(1)?,
-            experiment_id: r.get::<_, i64>(2)?.to_string(),
-            run_name: r.get(3)?,
-            user_id: r.get(4)?,
-            status: RunStatus::parse(&status).unwrap_or(RunStatus::Running),
-            start_time: r.get(6)?,
-            end_time: r.get(7)?,
-            artifact_uri: r.get(8)?,
-            lifecycle_stage: LifecycleStage::parse(&stage).unwrap_or(LifecycleStage::Active),
-        },
-    ))
+    run_info(&Native(r))
 }
 
 fn stored_to_value(value: f64, is_nan: bool) -> f64 {
@@ -760,6 +747,7 @@ pub(crate) fn pks(conn: &Connection, run_ids: &[String]) -> Result<HashMap<i64, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plumb_core::entities::RunStatus;
 
     fn ranked(pk: i64, keys: Vec<Sql>) -> Ranked {
         let info = RunInfo {
