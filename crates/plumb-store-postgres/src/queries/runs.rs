@@ -588,6 +588,13 @@ pub(crate) async fn log_points_by_id(
             .then(a.value.total_cmp(&b.value))
             .then(a.is_nan.cmp(&b.is_nan))
     });
+    // Identical points are stored once; the statement inserts points above a series' latest
+    // step without a conflict check (none of them can be stored yet), so it gets none twice.
+    points.dedup_by(|a, b| {
+        (a.run, a.key, a.step, a.timestamp, a.is_nan)
+            == (b.run, b.key, b.step, b.timestamp, b.is_nan)
+            && a.value == b.value
+    });
     // The greatest (step, timestamp, value) per (run, key); the points sort by it within one.
     let mut newest: Vec<&Point<'_>> = Vec::new();
     for p in &points {
@@ -609,18 +616,30 @@ pub(crate) async fn log_points_by_id(
         "WITH r AS (
            SELECT run_uuid, run_pk FROM runs
            WHERE run_uuid = ANY($1::TEXT[]) AND lifecycle_stage = 'active'
-         ), ins AS (
-           INSERT INTO metrics (run_pk, key, step, timestamp, value, is_nan)
-           SELECT r.run_pk, p.k, p.s, p.t, p.v, p.n
+         ), tops AS (
+           SELECT r.run_pk, x.k, l.step AS top
+           FROM UNNEST($8::TEXT[], $9::TEXT[]) AS x(id, k)
+           JOIN r ON r.run_uuid = x.id
+           LEFT JOIN latest_metrics l ON l.run_pk = r.run_pk AND l.key = x.k
+         ), p AS (
+           SELECT t.run_pk, p.k, p.s, p.t, p.v, p.n, p.i, t.top
            FROM UNNEST($2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::FLOAT8[],
                        $7::INT2[]) WITH ORDINALITY AS p(id, k, s, t, v, n, i)
            JOIN r ON r.run_uuid = p.id
-           ORDER BY p.i
+           JOIN tops t ON t.run_pk = r.run_pk AND t.k = p.k
+         ), fresh AS (
+           INSERT INTO metrics (run_pk, key, step, timestamp, value, is_nan)
+           SELECT run_pk, k, s, t, v, n FROM p WHERE top IS NULL OR s > top ORDER BY i
+           RETURNING run_pk, key, step
+         ), old AS (
+           INSERT INTO metrics (run_pk, key, step, timestamp, value, is_nan)
+           SELECT run_pk, k, s, t, v, n FROM p WHERE s <= top ORDER BY i
            ON CONFLICT DO NOTHING RETURNING run_pk, key, step
          ), shape AS (
            SELECT run_pk, key, COUNT(*) AS c, MIN(step) AS lo, MAX(step) AS hi,
                   COUNT(DISTINCT step) AS d
-           FROM ins GROUP BY run_pk, key
+           FROM (SELECT * FROM fresh UNION ALL SELECT * FROM old) AS ins
+           GROUP BY run_pk, key
          ), up AS (
            INSERT INTO latest_metrics AS l
                (run_pk, key, step, timestamp, value, is_nan, points, min_step, dense)
