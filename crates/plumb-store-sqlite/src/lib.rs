@@ -9,11 +9,14 @@
 
 mod checkpoint;
 mod conn;
+mod error;
 mod migrate;
 mod queries;
 mod readers;
 mod render;
 mod writer;
+
+pub(crate) use error::db_err;
 
 use checkpoint::{Checkpointer, CHECKPOINT_AT};
 use conn::SqliteConn;
@@ -54,21 +57,8 @@ struct Inner {
     readers: Readers,
 }
 
-/// Maps a SQLite failure to an MLflow error; busy/locked become 503 (retried by clients).
-pub(crate) fn db_err(e: rusqlite::Error) -> Error {
-    if let rusqlite::Error::SqliteFailure(f, _) = &e {
-        if matches!(
-            f.code,
-            rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-        ) {
-            return Error::unavailable(format!("database busy: {e}"));
-        }
-    }
-    Error::internal(format!("database error: {e}"))
-}
-
-fn open_connection(path: &Path) -> Result<Connection> {
-    let conn = Connection::open(path).map_err(db_err)?;
+fn open_connection(path: &Path) -> error::Result<Connection> {
+    let conn = Connection::open(path)?;
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
@@ -76,10 +66,9 @@ fn open_connection(path: &Path) -> Result<Connection> {
          PRAGMA busy_timeout = 20000;
          PRAGMA case_sensitive_like = ON;
          PRAGMA cache_size = -4000;",
-    )
-    .map_err(db_err)?;
+    )?;
     // `rarray(?)`: a bound list of run row ids to join against (see `queries::per_run`).
-    rusqlite::vtab::array::load_module(&conn).map_err(db_err)?;
+    rusqlite::vtab::array::load_module(&conn)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -141,14 +130,15 @@ impl SqliteStore {
     }
 
     /// Runs `f` in the writer's current transaction; resolves once it is committed.
-    async fn write<T, F>(&self, f: F) -> Result<T>
+    async fn write<T, X, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        X: Into<Error>,
+        F: FnOnce(&Connection) -> std::result::Result<T, X> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T>>();
         let job: Job = Box::new(move |conn| {
-            let outcome = f(conn);
+            let outcome = f(conn).map_err(Into::into);
             let ok = outcome.is_ok();
             let finish: Finish = Box::new(move |committed: Result<()>| {
                 let _ = tx.send(committed.and(outcome));
@@ -174,13 +164,14 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a pooled read connection, off the async runtime.
-    async fn read<T, F>(&self, f: F) -> Result<T>
+    async fn read<T, X, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        X: Into<Error>,
+        F: FnOnce(&Connection) -> std::result::Result<T, X> + Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || inner.readers.with(f))
+        tokio::task::spawn_blocking(move || inner.readers.with(|c| f(c).map_err(Into::into)))
             .await
             .map_err(|e| Error::internal(format!("read task failed: {e}")))?
     }

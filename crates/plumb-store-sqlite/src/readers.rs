@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use plumb_core::Result;
 use rusqlite::Connection;
 
-use crate::{db_err, open_connection};
+use crate::open_connection;
 
 /// How many idle reader connections are kept.
 const MAX_IDLE_READERS: usize = 8;
@@ -18,10 +18,9 @@ const MAX_IDLE_READERS: usize = 8;
 /// experiment touches thousands of pages, and reading each through `pread` into the page cache
 /// was a third of its time. The mapping is the OS page cache itself (no copy per connection);
 /// pages still in the WAL are read as before.
-fn open_reader(path: &Path) -> Result<Connection> {
+fn open_reader(path: &Path) -> crate::error::Result<Connection> {
     let conn = open_connection(path)?;
-    conn.execute_batch("PRAGMA mmap_size = 1073741824;")
-        .map_err(db_err)?;
+    conn.execute_batch("PRAGMA mmap_size = 1073741824;")?;
     Ok(conn)
 }
 

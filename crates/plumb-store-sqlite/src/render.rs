@@ -1,6 +1,6 @@
 //! SQLite glue for the shared search renderer (`plumb_store::sql`): binds and paging.
 
-use plumb_core::Result;
+use crate::error::Result;
 use plumb_store::sql::Bind;
 
 use crate::conn::{param, Param};
@@ -20,11 +20,10 @@ pub(crate) fn fetch_page<T>(
     offset: i64,
     map: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<(Vec<T>, Option<String>)> {
-    let mut stmt = conn.prepare(sql).map_err(crate::db_err)?;
+    let mut stmt = conn.prepare(sql)?;
     let mut rows: Vec<T> = stmt
         .query_map(rusqlite::params_from_iter(binds), map)
-        .and_then(|rows| rows.collect())
-        .map_err(crate::db_err)?;
+        .and_then(|rows| rows.collect())?;
     let next = if rows.len() as i64 > max_results {
         rows.truncate(max_results as usize);
         Some(plumb_core::validation::encode_offset_token(

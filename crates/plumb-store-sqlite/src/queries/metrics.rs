@@ -1,13 +1,13 @@
 //! Metric history reads: paginated history, bulk history, and evenly sampled bulk intervals.
 
+use crate::error::Result;
 use plumb_core::entities::{Metric, Page, RunMetric};
 use plumb_core::validation::encode_offset_token;
-use plumb_core::Result;
 use plumb_store::shared::{bucket_starts, push_last_sample};
 use plumb_store::IntervalQuery;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::db_err;
+use crate::error::E;
 use crate::queries::runs::pks;
 
 fn row_to_metric(key: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Metric> {
@@ -25,7 +25,7 @@ fn row_to_metric(key: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Metric> {
 fn run_pk(conn: &Connection, run_id: &str) -> Result<Option<i64>> {
     conn.prepare_cached("SELECT run_pk FROM runs WHERE run_uuid = ?1")
         .and_then(|mut s| s.query_row([run_id], |r| r.get(0)).optional())
-        .map_err(db_err)
+        .map_err(E::from)
 }
 
 /// Where a series is: its run's key, how many points it holds and its step range.
@@ -59,7 +59,7 @@ pub(crate) fn series_shape(
         })
         .optional()
     })
-    .map_err(db_err)
+    .map_err(E::from)
 }
 
 /// The points of a series with `from <= step <= to`, in primary-key order (step, timestamp,
@@ -73,15 +73,13 @@ pub(crate) fn points_in_steps(
     capacity: usize,
 ) -> Result<Vec<Metric>> {
     let mut items: Vec<Metric> = Vec::with_capacity(capacity);
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT step, timestamp, value, is_nan FROM metrics
+    let mut stmt = conn.prepare_cached(
+        "SELECT step, timestamp, value, is_nan FROM metrics
              WHERE run_pk = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4",
-        )
-        .map_err(db_err)?;
-    let mut rows = stmt.query(params![pk, key, from, to]).map_err(db_err)?;
-    while let Some(r) = rows.next().map_err(db_err)? {
-        items.push(row_to_metric(key, r).map_err(db_err)?);
+    )?;
+    let mut rows = stmt.query(params![pk, key, from, to])?;
+    while let Some(r) = rows.next()? {
+        items.push(row_to_metric(key, r)?);
     }
     Ok(items)
 }
@@ -176,8 +174,7 @@ fn sample_run(
         .and_then(|mut s| {
             s.query_row(params![pk, key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()
-        })
-        .map_err(db_err)?;
+        })?;
     let Some((min_step, max_step, dense)) = shape else {
         return Ok(Vec::new());
     };
@@ -190,18 +187,15 @@ fn sample_run(
             return Ok(Vec::new());
         }
         let n = hi - lo + 1;
-        let mut at = conn
-            .prepare_cached(
-                "SELECT step, timestamp, value, is_nan FROM metrics
+        let mut at = conn.prepare_cached(
+            "SELECT step, timestamp, value, is_nan FROM metrics
                  WHERE run_pk = ?1 AND key = ?2 AND step = ?3 LIMIT 1",
-            )
-            .map_err(db_err)?;
+        )?;
         sampled = Vec::new();
         for start in bucket_starts(n, max as i64) {
             if let Some(m) = at
                 .query_row(params![pk, key, lo + start], |r| row_to_metric(key, r))
-                .optional()
-                .map_err(db_err)?
+                .optional()?
             {
                 sampled.push(m);
             }
@@ -214,27 +208,25 @@ fn sample_run(
                 "SELECT COUNT(*) FROM metrics WHERE run_pk = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4",
             )
             .and_then(|mut s| s.query_row(params![pk, key, lo, hi], |r| r.get(0)))
-            .map_err(db_err)?;
+            ?;
         if n == 0 {
             return Ok(Vec::new());
         }
         let starts = bucket_starts(n, max as i64);
         sampled = Vec::with_capacity(starts.len() + 1);
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT step, timestamp, value, is_nan FROM metrics
+        let mut stmt = conn.prepare_cached(
+            "SELECT step, timestamp, value, is_nan FROM metrics
                  WHERE run_pk = ?1 AND key = ?2 AND step BETWEEN ?3 AND ?4
                  ORDER BY step, timestamp, value, is_nan",
-            )
-            .map_err(db_err)?;
-        let mut rows = stmt.query(params![pk, key, lo, hi]).map_err(db_err)?;
+        )?;
+        let mut rows = stmt.query(params![pk, key, lo, hi])?;
         let (mut idx, mut next) = (0i64, starts.iter().peekable());
         while let Some(&&target) = next.peek() {
-            let Some(row) = rows.next().map_err(db_err)? else {
+            let Some(row) = rows.next()? else {
                 break;
             };
             if idx == target {
-                sampled.push(row_to_metric(key, row).map_err(db_err)?);
+                sampled.push(row_to_metric(key, row)?);
                 next.next();
             }
             idx += 1;
@@ -249,8 +241,7 @@ fn sample_run(
         .and_then(|mut s| {
             s.query_row(params![pk, key, lo, hi], |r| row_to_metric(key, r))
                 .optional()
-        })
-        .map_err(db_err)?;
+        })?;
     if let Some(last) = last {
         push_last_sample(&mut sampled, last, max);
     }

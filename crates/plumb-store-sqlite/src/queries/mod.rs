@@ -6,10 +6,8 @@ pub(crate) mod runs;
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use plumb_core::Result;
+use crate::error::Result;
 use rusqlite::{Connection, Row};
-
-use crate::db_err;
 
 /// Adds each row, mapped, to the list of its key.
 fn group_rows<K: Hash + Eq, T>(
@@ -18,9 +16,9 @@ fn group_rows<K: Hash + Eq, T>(
     key: impl Fn(&Row<'_>) -> rusqlite::Result<K>,
     map: impl Fn(&Row<'_>) -> rusqlite::Result<T>,
 ) -> Result<()> {
-    while let Some(row) = rows.next().map_err(db_err)? {
-        let k = key(row).map_err(db_err)?;
-        out.entry(k).or_default().push(map(row).map_err(db_err)?);
+    while let Some(row) = rows.next()? {
+        let k = key(row)?;
+        out.entry(k).or_default().push(map(row)?);
     }
     Ok(())
 }
@@ -45,7 +43,7 @@ pub(crate) fn per_id<K: Hash + Eq, T>(
             .collect::<Vec<_>>(),
     );
     let mut out: HashMap<K, Vec<T>> = HashMap::with_capacity(ids.len());
-    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
-    group_rows(stmt.query([list]).map_err(db_err)?, &mut out, key, map)?;
+    let mut stmt = conn.prepare_cached(sql)?;
+    group_rows(stmt.query([list])?, &mut out, key, map)?;
     Ok(out)
 }

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use plumb_core::entities::{
     Dataset, LifecycleStage, Metric, ModelOutput, Param, Run, RunInfo, Tag,
 };
-use plumb_core::{now_millis, Error, Result};
+use plumb_core::{now_millis, Error};
+
+use crate::error::Result;
 use plumb_store::shared::{
     assemble_runs, new_run_id, new_run_name, param_conflict_error, run_info, stored_metric,
     Columns, RunParts, RUN_INFO_COLUMNS,
@@ -15,7 +17,7 @@ use plumb_store::{join_artifact_uri, Batch, NewRun, RunQuery, RunUpdate, RUN_NAM
 use rusqlite::types::Value as Sql;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use crate::db_err;
+use crate::error::E;
 use crate::render::{fetch_page, to_sql};
 use plumb_store::queries::experiments;
 use plumb_store::queries::runs as shared_runs;
@@ -31,12 +33,10 @@ fn upsert_tag(conn: &Connection, pk: i64, tag: &Tag) -> Result<()> {
         "INSERT INTO tags (run_pk, key, value) VALUES (?1, ?2, ?3)
          ON CONFLICT (run_pk, key) DO UPDATE SET value = excluded.value",
     )
-    .and_then(|mut s| s.execute(params![pk, tag.key, tag.value]))
-    .map_err(db_err)?;
+    .and_then(|mut s| s.execute(params![pk, tag.key, tag.value]))?;
     if tag.key == RUN_NAME_TAG {
         conn.prepare_cached("UPDATE runs SET name = ?1 WHERE run_pk = ?2")
-            .and_then(|mut s| s.execute(params![tag.value, pk]))
-            .map_err(db_err)?;
+            .and_then(|mut s| s.execute(params![tag.value, pk]))?;
     }
     Ok(())
 }
@@ -46,13 +46,11 @@ pub(crate) fn create(conn: &Connection, new: NewRun) -> Result<String> {
         &mut crate::conn::SqliteConn(conn),
         &new.experiment_id,
     ))?;
-    let location: String = conn
-        .query_row(
-            "SELECT artifact_location FROM experiments WHERE experiment_id = ?1",
-            [exp_num],
-            |r| r.get(0),
-        )
-        .map_err(db_err)?;
+    let location: String = conn.query_row(
+        "SELECT artifact_location FROM experiments WHERE experiment_id = ?1",
+        [exp_num],
+        |r| r.get(0),
+    )?;
     let name = new_run_name(&new)?;
     let run_id = new_run_id();
     let artifact_uri = join_artifact_uri(&location, &format!("{run_id}/artifacts"));
@@ -68,8 +66,7 @@ pub(crate) fn create(conn: &Connection, new: NewRun) -> Result<String> {
             new.start_time.unwrap_or_else(now_millis),
             artifact_uri
         ],
-    )
-    .map_err(db_err)?;
+    )?;
     let pk = conn.last_insert_rowid();
     for tag in &new.tags {
         upsert_tag(conn, pk, tag)?;
@@ -263,16 +260,15 @@ fn get_info(conn: &Connection, run_id: &str) -> Result<(i64, RunInfo)> {
     conn.prepare_cached(&format!(
         "SELECT {INFO_COLUMNS} FROM runs r WHERE r.run_uuid = ?1"
     ))
-    .and_then(|mut s| s.query_row([run_id], row_to_info).optional())
-    .map_err(db_err)?
-    .ok_or_else(|| run_not_found(run_id))
+    .and_then(|mut s| s.query_row([run_id], row_to_info).optional())?
+    .ok_or_else(|| run_not_found(run_id).into())
 }
 
 pub(crate) fn get(conn: &Connection, run_id: &str) -> Result<Run> {
     let row = get_info(conn, run_id)?;
     load_runs(conn, vec![row])?
         .pop()
-        .ok_or_else(|| run_not_found(run_id))
+        .ok_or_else(|| run_not_found(run_id).into())
 }
 
 pub(crate) fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<RunInfo> {
@@ -281,15 +277,13 @@ pub(crate) fn update(conn: &Connection, run_id: &str, u: &RunUpdate) -> Result<R
         conn.execute(
             "UPDATE runs SET status = ?1 WHERE run_pk = ?2",
             params![status.as_str(), pk],
-        )
-        .map_err(db_err)?;
+        )?;
     }
     if let Some(end) = u.end_time {
         conn.execute(
             "UPDATE runs SET end_time = ?1 WHERE run_pk = ?2",
             params![end, pk],
-        )
-        .map_err(db_err)?;
+        )?;
     }
     if let Some(name) = u.run_name.as_ref().filter(|n| !n.is_empty()) {
         upsert_tag(conn, pk, &Tag::new(RUN_NAME_TAG, name.clone()))?;
@@ -342,13 +336,11 @@ pub(crate) fn log_batch(conn: &Connection, run_id: &str, batch: &Batch) -> Resul
     let pk = crate::conn::sync(shared_runs::require_active(&mut SqliteConn(conn), run_id))?;
     if !batch.params.is_empty() {
         check_params(conn, pk, run_id, &batch.params)?;
-        let mut insert = conn
-            .prepare_cached("INSERT OR IGNORE INTO params (run_pk, key, value) VALUES (?1, ?2, ?3)")
-            .map_err(db_err)?;
+        let mut insert = conn.prepare_cached(
+            "INSERT OR IGNORE INTO params (run_pk, key, value) VALUES (?1, ?2, ?3)",
+        )?;
         for p in &batch.params {
-            insert
-                .execute(params![pk, p.key, p.value])
-                .map_err(db_err)?;
+            insert.execute(params![pk, p.key, p.value])?;
         }
     }
     if !batch.metrics.is_empty() {
@@ -385,27 +377,23 @@ fn insert_points_sql(rows: usize) -> String {
 /// Inserts `points` (of the run `pk`) with one statement; false (and nothing inserted) when any
 /// of them was already stored or repeated, so the caller can tell which ones are new.
 fn insert_chunk(conn: &Connection, pk: i64, points: &[(&Metric, f64, bool)]) -> Result<bool> {
-    let mut stmt = conn
-        .prepare_cached(&insert_points_sql(points.len()))
-        .map_err(db_err)?;
+    let mut stmt = conn.prepare_cached(&insert_points_sql(points.len()))?;
     for (i, (m, value, is_nan)) in points.iter().enumerate() {
         let at = i * 6;
-        stmt.raw_bind_parameter(at + 1, pk).map_err(db_err)?;
-        stmt.raw_bind_parameter(at + 2, m.key.as_str())
-            .map_err(db_err)?;
-        stmt.raw_bind_parameter(at + 3, m.step).map_err(db_err)?;
-        stmt.raw_bind_parameter(at + 4, m.timestamp)
-            .map_err(db_err)?;
-        stmt.raw_bind_parameter(at + 5, *value).map_err(db_err)?;
-        stmt.raw_bind_parameter(at + 6, *is_nan).map_err(db_err)?;
+        stmt.raw_bind_parameter(at + 1, pk)?;
+        stmt.raw_bind_parameter(at + 2, m.key.as_str())?;
+        stmt.raw_bind_parameter(at + 3, m.step)?;
+        stmt.raw_bind_parameter(at + 4, m.timestamp)?;
+        stmt.raw_bind_parameter(at + 5, *value)?;
+        stmt.raw_bind_parameter(at + 6, *is_nan)?;
     }
     let run = |sql: &str| {
         conn.prepare_cached(sql)
             .and_then(|mut s| s.execute([]).map(|_| ()))
-            .map_err(db_err)
+            .map_err(E::from)
     };
     run("SAVEPOINT points")?;
-    let inserted = stmt.raw_execute().map_err(db_err)?;
+    let inserted = stmt.raw_execute()?;
     if inserted == points.len() {
         run("RELEASE points")?;
         return Ok(true);
@@ -417,12 +405,10 @@ fn insert_chunk(conn: &Connection, pk: i64, points: &[(&Metric, f64, bool)]) -> 
 
 /// Inserts each point; whether each was new (not stored before, not repeated earlier).
 fn insert_points(conn: &Connection, pk: i64, points: &[(&Metric, f64, bool)]) -> Result<Vec<bool>> {
-    let mut one = conn.prepare_cached(&insert_points_sql(1)).map_err(db_err)?;
+    let mut one = conn.prepare_cached(&insert_points_sql(1))?;
     let mut one_by_one = |points: &[(&Metric, f64, bool)], out: &mut Vec<bool>| -> Result<()> {
         for (m, value, is_nan) in points {
-            let n = one
-                .execute(params![pk, m.key, m.step, m.timestamp, value, is_nan])
-                .map_err(db_err)?;
+            let n = one.execute(params![pk, m.key, m.step, m.timestamp, value, is_nan])?;
             out.push(n == 1);
         }
         Ok(())
@@ -472,7 +458,7 @@ fn log_metrics(conn: &Connection, pk: i64, run_id: &str, metrics: &[Metric]) -> 
                                 > (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)
                            THEN excluded.value ELSE latest_metrics.value END",
         )
-        .map_err(db_err)?;
+        ?;
     let points: Vec<(&Metric, f64, bool)> = metrics
         .iter()
         .map(|m| {
@@ -511,23 +497,21 @@ fn log_metrics(conn: &Connection, pk: i64, run_id: &str, metrics: &[Metric]) -> 
                     m.dataset_digest
                 ])
             })
-            .map_err(db_err)?;
+            ?;
         }
     }
     for s in series {
-        latest
-            .execute(params![
-                pk,
-                s.key,
-                s.newest.0,
-                s.newest.1,
-                s.newest.2,
-                s.newest.3,
-                s.new_points,
-                s.min_new_step.unwrap_or(s.newest.0),
-                s.dense
-            ])
-            .map_err(db_err)?;
+        latest.execute(params![
+            pk,
+            s.key,
+            s.newest.0,
+            s.newest.1,
+            s.newest.2,
+            s.newest.3,
+            s.new_points,
+            s.min_new_step.unwrap_or(s.newest.0),
+            s.dense
+        ])?;
     }
     Ok(())
 }
@@ -564,15 +548,13 @@ pub(crate) fn import_run(conn: &Connection, run: &Run) -> Result<bool> {
             i.artifact_uri,
             (i.lifecycle_stage == LifecycleStage::Deleted).then(now_millis),
         ],
-    )
-    .map_err(db_err)?;
+    )?;
     let pk = conn.last_insert_rowid();
     for p in &run.data.params {
         conn.prepare_cached(
             "INSERT OR IGNORE INTO params (run_pk, key, value) VALUES (?1, ?2, ?3)",
         )
-        .and_then(|mut st| st.execute(params![pk, p.key, p.value]))
-        .map_err(db_err)?;
+        .and_then(|mut st| st.execute(params![pk, p.key, p.value]))?;
     }
     for tag in &run.data.tags {
         upsert_tag(conn, pk, tag)?;
@@ -593,15 +575,13 @@ pub(crate) fn import_run(conn: &Connection, run: &Run) -> Result<bool> {
 
 /// Params are immutable: logging the same value again is fine, a different one is refused.
 fn check_params(conn: &Connection, pk: i64, run_id: &str, params: &[Param]) -> Result<()> {
-    let mut existing = conn
-        .prepare_cached("SELECT value FROM params WHERE run_pk = ?1 AND key = ?2")
-        .map_err(db_err)?;
+    let mut existing =
+        conn.prepare_cached("SELECT value FROM params WHERE run_pk = ?1 AND key = ?2")?;
     let mut conflicts = Vec::new();
     for p in params {
         let old: Option<String> = existing
             .query_row(params![pk, p.key], |r| r.get(0))
-            .optional()
-            .map_err(db_err)?;
+            .optional()?;
         if let Some(old) = old.filter(|old| *old != p.value) {
             conflicts.push((p, old));
         }
@@ -609,7 +589,7 @@ fn check_params(conn: &Connection, pk: i64, run_id: &str, params: &[Param]) -> R
     if conflicts.is_empty() {
         Ok(())
     } else {
-        Err(param_conflict_error(run_id, &conflicts, params.len()))
+        Err(param_conflict_error(run_id, &conflicts, params.len()).into())
     }
 }
 
@@ -635,7 +615,7 @@ pub(crate) fn search(conn: &Connection, q: &RunQuery) -> Result<InfoPage> {
 pub(crate) fn max_pk(conn: &Connection) -> Result<i64> {
     conn.prepare_cached("SELECT COALESCE(MAX(run_pk), 0) FROM runs")
         .and_then(|mut s| s.query_row([], |r| r.get(0)))
-        .map_err(db_err)
+        .map_err(E::from)
 }
 
 /// A run of one range's answer with the values it is ordered by.
@@ -652,7 +632,7 @@ pub(crate) fn search_range(
     let info_count = INFO_COLUMNS.split(',').count();
     let keys = search.directions().len();
     let (sql, binds) = search.range(INFO_COLUMNS, from, to, limit)?;
-    let mut stmt = conn.prepare(&sql).map_err(db_err)?;
+    let mut stmt = conn.prepare(&sql)?;
     let rows = stmt
         .query_map(params_from_iter(to_sql(binds)), |r| {
             let info = row_to_info(r)?;
@@ -662,7 +642,7 @@ pub(crate) fn search_range(
             Ok((info, values))
         })
         .and_then(|rows| rows.collect())
-        .map_err(db_err);
+        .map_err(E::from);
     rows
 }
 
@@ -729,15 +709,9 @@ pub(crate) fn merge_ranges(
 /// Run ids to row ids, skipping unknown ones.
 pub(crate) fn pks(conn: &Connection, run_ids: &[String]) -> Result<HashMap<i64, String>> {
     let mut out = HashMap::new();
-    let mut stmt = conn
-        .prepare_cached("SELECT run_pk FROM runs WHERE run_uuid = ?1")
-        .map_err(db_err)?;
+    let mut stmt = conn.prepare_cached("SELECT run_pk FROM runs WHERE run_uuid = ?1")?;
     for id in run_ids {
-        if let Some(pk) = stmt
-            .query_row([id], |r| r.get::<_, i64>(0))
-            .optional()
-            .map_err(db_err)?
-        {
+        if let Some(pk) = stmt.query_row([id], |r| r.get::<_, i64>(0)).optional()? {
             out.insert(pk, id.clone());
         }
     }
