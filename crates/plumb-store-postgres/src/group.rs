@@ -7,8 +7,9 @@
 //! (a param conflict, a value PostgreSQL refuses), the group is rolled back and each request
 //! runs again alone, in its own transaction, answered exactly as without grouping. A lost
 //! connection during COMMIT leaves the outcome unknown: it is read back with `txid_status` on
-//! another connection, so no caller is told "failed" for a write that committed. Replicas stay
-//! stateless: each process groups only its own requests.
+//! another connection (a metrics-only group, which is idempotent, is simply written again), so
+//! no caller is told "failed" for a write that committed. Replicas stay stateless: each process
+//! groups only its own requests.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -33,6 +33,9 @@ pub enum Command {
     Db(DbCmd),
     /// Permanently remove deleted runs and experiments, with their artifacts.
     Gc(GcArgs),
+    /// A CI gate: compare a candidate's metrics with a baseline's (MLflow's MetricThreshold
+    /// rules); exit 0 when all pass, 1 when one fails, 2 when the check cannot be made.
+    Check(CheckArgs),
     /// Write everything a tracking server (plumb or MLflow) holds to a folder.
     Export {
         /// The folder to write (created if missing).
@@ -87,6 +90,26 @@ pub struct GcArgs {
     /// Run folders anywhere else are left in place (their rows are still removed).
     #[arg(long = "artifact-root")]
     pub artifact_roots: Vec<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// What is checked: `runs:/<run_id>`, `models:/<name>@<alias>` or `models:/<name>/<version>`
+    /// (the version's run).
+    #[arg(long)]
+    pub candidate: String,
+    /// What it is compared with, in the same forms (needed by `min_abs` and `min_rel`).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// Repeatable: `NAME:higher|lower[:threshold=X][:min_abs=X][:min_rel=X]`, e.g.
+    /// `accuracy:higher:min_abs=0.01` (the candidate must beat the baseline by 0.01) or
+    /// `latency_ms:lower:threshold=250`.
+    #[arg(long, required = true)]
+    pub metric: Vec<crate::check::MetricRule>,
+    #[arg(long, value_enum, default_value_t)]
+    pub output_format: Format,
 }
 
 /// Where a CLI verb acts: a tracking server over REST, or a backend store opened directly.

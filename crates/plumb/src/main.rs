@@ -1,5 +1,6 @@
 //! The `plumb` binary: parses the command line, sets up logging, and dispatches; nothing else.
 
+mod check;
 mod cli;
 mod client;
 mod commands;
@@ -48,6 +49,8 @@ fn main() -> ExitCode {
         cli::Command::Models(cmd) => runtime.block_on(commands::models(cmd)),
         cli::Command::Db(cmd) => runtime.block_on(commands::db(cmd)),
         cli::Command::Gc(args) => runtime.block_on(gc::run(args)),
+        // Its own exit codes: 1 is "a metric failed", 2 "could not check".
+        cli::Command::Check(args) => return runtime.block_on(check::run(args)),
         cli::Command::Export {
             dir,
             target,

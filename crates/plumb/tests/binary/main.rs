@@ -1,6 +1,7 @@
 //! The real `plumb` binary: readiness, graceful SIGTERM, no acknowledged write lost to kill -9,
 //! streamed artifacts; on PostgreSQL: replicas sharing one database, and database restarts.
 
+mod check;
 mod cli;
 mod hardening;
 mod pg;
