@@ -8,6 +8,7 @@ mod error;
 mod extract;
 mod security;
 mod serve;
+mod telemetry;
 mod wire;
 
 use std::sync::Arc;
@@ -250,8 +251,17 @@ fn mlflow_routes() -> Router<AppState> {
 pub fn router(state: AppState) -> Router {
     let mlflow = mlflow_routes();
     let server_info = get(api::misc::server_info);
+    let telemetry = Arc::new(telemetry::Telemetry::default());
+    let exposition = telemetry.clone();
     Router::new()
         .route("/health", get(api::misc::health))
+        .route(
+            "/metrics",
+            get(move || {
+                let t = exposition.clone();
+                async move { t.render() }
+            }),
+        )
         .route("/version", get(api::misc::version))
         .route("/get-artifact", get(api::artifacts::get_artifact))
         .route(
@@ -269,6 +279,10 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             security::guard,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            telemetry,
+            telemetry::record,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -5,4 +5,5 @@ mod errors;
 mod fuzz;
 mod hostile;
 mod support;
+mod telemetry;
 mod tracking;
