@@ -162,32 +162,27 @@ fn number(v: &Value) -> Option<f64> {
 }
 
 async fn resolve(client: &Client, uri: &str) -> anyhow::Result<Resolved> {
-    let subject: Subject = uri.parse()?;
-    let run_id = match &subject {
-        Subject::Run(id) => id.clone(),
-        Subject::Alias { name, alias } => {
-            let got = client
-                .call(
-                    Method::GET,
-                    "registered-models/alias",
-                    json!({"name": name, "alias": alias}),
-                )
-                .await
-                .with_context(|| format!("resolving {uri}"))?;
-            version_run(&got, uri)?
-        }
-        Subject::Version { name, version } => {
-            let got = client
-                .call(
-                    Method::GET,
-                    "model-versions/get",
-                    json!({"name": name, "version": version}),
-                )
-                .await
-                .with_context(|| format!("resolving {uri}"))?;
-            version_run(&got, uri)?
-        }
+    // A model version names its run; an alias is read at the time of the check.
+    let (path, params) = match uri.parse::<Subject>()? {
+        Subject::Run(id) => return read_run(client, uri, id).await,
+        Subject::Alias { name, alias } => (
+            "registered-models/alias",
+            json!({"name": name, "alias": alias}),
+        ),
+        Subject::Version { name, version } => (
+            "model-versions/get",
+            json!({"name": name, "version": version}),
+        ),
     };
+    let got = client
+        .call(Method::GET, path, params)
+        .await
+        .with_context(|| format!("resolving {uri}"))?;
+    read_run(client, uri, version_run(&got, uri)?).await
+}
+
+/// A run's latest metric values.
+async fn read_run(client: &Client, uri: &str, run_id: String) -> anyhow::Result<Resolved> {
     let run = client
         .call(Method::GET, "runs/get", json!({"run_id": run_id}))
         .await

@@ -422,31 +422,28 @@ async fn log_params(c: &mut PgConnection, batches: &[RunBatch<'_>]) -> R<()> {
     Ok(())
 }
 
-/// One run's points in a metrics write.
-struct RunPoints<'a> {
-    pk: i64,
-    run_id: &'a str,
-    metrics: &'a [Metric],
+/// A point as stored (NaN as 0 with `is_nan`), with the run it belongs to as `R` (a row id, or
+/// a run id when the statement looks the runs up itself).
+struct Point<'a, R> {
+    run: R,
+    key: &'a str,
+    step: i64,
+    timestamp: i64,
+    value: f64,
+    is_nan: i16,
 }
 
-/// Inserts the points (identical ones are stored once) and updates each (run, key)'s latest
-/// point and series shape (see the `latest_metrics` table) from what was actually inserted.
-async fn log_metrics(c: &mut PgConnection, runs: &[RunPoints<'_>]) -> R<()> {
-    struct Point<'a> {
-        pk: i64,
-        key: &'a str,
-        step: i64,
-        timestamp: i64,
-        value: f64,
-        is_nan: i16,
-    }
-    let mut points: Vec<Point<'_>> = runs
-        .iter()
-        .flat_map(|r| {
-            r.metrics.iter().map(|m| {
+/// The points of several runs' metrics, sorted by (run, key, step, timestamp, value): the order
+/// rows are inserted and locked in, and within one series the newest last.
+fn sorted_points<'a, R: Ord + Copy>(
+    runs: impl Iterator<Item = (R, &'a [Metric])>,
+) -> Vec<Point<'a, R>> {
+    let mut points: Vec<Point<'a, R>> = runs
+        .flat_map(|(run, metrics)| {
+            metrics.iter().map(move |m| {
                 let (value, is_nan) = stored_metric(m.value);
                 Point {
-                    pk: r.pk,
+                    run,
                     key: &m.key,
                     step: m.step,
                     timestamp: m.timestamp,
@@ -457,18 +454,32 @@ async fn log_metrics(c: &mut PgConnection, runs: &[RunPoints<'_>]) -> R<()> {
         })
         .collect();
     points.sort_by(|a, b| {
-        (a.pk, a.key, a.step, a.timestamp)
-            .cmp(&(b.pk, b.key, b.step, b.timestamp))
+        (a.run, a.key, a.step, a.timestamp)
+            .cmp(&(b.run, b.key, b.step, b.timestamp))
             .then(a.value.total_cmp(&b.value))
             .then(a.is_nan.cmp(&b.is_nan))
     });
+    points
+}
+
+/// One run's points in a metrics write.
+struct RunPoints<'a> {
+    pk: i64,
+    run_id: &'a str,
+    metrics: &'a [Metric],
+}
+
+/// Inserts the points (identical ones are stored once) and updates each (run, key)'s latest
+/// point and series shape (see the `latest_metrics` table) from what was actually inserted.
+async fn log_metrics(c: &mut PgConnection, runs: &[RunPoints<'_>]) -> R<()> {
+    let points = sorted_points(runs.iter().map(|r| (r.pk, r.metrics)));
     let inserted: Vec<(i64, String, i64)> = sqlx::query_as(
         "INSERT INTO metrics (run_pk, key, step, timestamp, value, is_nan)
          SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[],
                               $5::FLOAT8[], $6::INT2[])
          ON CONFLICT DO NOTHING RETURNING run_pk, key, step",
     )
-    .bind(points.iter().map(|p| p.pk).collect::<Vec<_>>())
+    .bind(points.iter().map(|p| p.run).collect::<Vec<_>>())
     .bind(points.iter().map(|p| p.key).collect::<Vec<_>>())
     .bind(points.iter().map(|p| p.step).collect::<Vec<_>>())
     .bind(points.iter().map(|p| p.timestamp).collect::<Vec<_>>())
@@ -486,7 +497,7 @@ async fn log_metrics(c: &mut PgConnection, runs: &[RunPoints<'_>]) -> R<()> {
     }
     let mut series: BTreeMap<(i64, &str), Series> = BTreeMap::new();
     for p in &points {
-        let s = series.entry((p.pk, p.key)).or_insert(Series {
+        let s = series.entry((p.run, p.key)).or_insert(Series {
             newest: (p.step, p.timestamp, p.value, p.is_nan),
             new_steps: Vec::new(),
         });
@@ -558,36 +569,7 @@ pub(crate) async fn log_points_by_id(
     c: &mut PgConnection,
     requests: &[(&str, &[Metric])],
 ) -> R<PointsWritten> {
-    struct Point<'a> {
-        run: &'a str,
-        key: &'a str,
-        step: i64,
-        timestamp: i64,
-        value: f64,
-        is_nan: i16,
-    }
-    let mut points: Vec<Point<'_>> = requests
-        .iter()
-        .flat_map(|(run, metrics)| {
-            metrics.iter().map(move |m| {
-                let (value, is_nan) = stored_metric(m.value);
-                Point {
-                    run,
-                    key: &m.key,
-                    step: m.step,
-                    timestamp: m.timestamp,
-                    value,
-                    is_nan: i16::from(is_nan),
-                }
-            })
-        })
-        .collect();
-    points.sort_by(|a, b| {
-        (a.run, a.key, a.step, a.timestamp)
-            .cmp(&(b.run, b.key, b.step, b.timestamp))
-            .then(a.value.total_cmp(&b.value))
-            .then(a.is_nan.cmp(&b.is_nan))
-    });
+    let mut points = sorted_points(requests.iter().map(|(run, metrics)| (*run, *metrics)));
     // Identical points are stored once; the statement inserts points above a series' latest
     // step without a conflict check (none of them can be stored yet), so it gets none twice.
     points.dedup_by(|a, b| {
@@ -596,7 +578,7 @@ pub(crate) async fn log_points_by_id(
             && a.value == b.value
     });
     // The greatest (step, timestamp, value) per (run, key); the points sort by it within one.
-    let mut newest: Vec<&Point<'_>> = Vec::new();
+    let mut newest: Vec<&Point<'_, &str>> = Vec::new();
     for p in &points {
         match newest.last_mut() {
             Some(n) if (n.run, n.key) == (p.run, p.key) => {
