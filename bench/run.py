@@ -350,7 +350,13 @@ def kept_section(start, stop):
 
 def write_markdown():
     """BENCHMARKS.md from the last full run on each backend (target/bench-results*.json)."""
-    with open(os.path.join(ROOT, "target", "bench-results.json")) as f:
+    sqlite_path = os.path.join(ROOT, "target", "bench-results.json")
+    if not os.path.exists(sqlite_path):
+        # A PostgreSQL run on a fresh checkout: its results are saved; the page needs both.
+        print("BENCHMARKS.md not rewritten: no SQLite results yet (run `bash bench/run.sh`; "
+              "it writes the page with these PostgreSQL results)", file=sys.stderr)
+        return
+    with open(sqlite_path) as f:
         sqlite_results = json.load(f)
     sqlite_table = table(sqlite_results)
     pg_path = os.path.join(ROOT, "target", "bench-results-postgres.json")
