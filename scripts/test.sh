@@ -34,7 +34,9 @@ cargo build --workspace --all-targets --locked
 # S3-protocol server (moto) for the artifact-store tests.
 make_venv() {
   local name=$1 req=$2 dir=$root/.venvs/$1
-  local stamp; stamp=$(sha256sum "$req" | cut -c1-16)
+  # The requirements' hash and the venv's own path: a venv's scripts name their interpreter by
+  # absolute path, so a moved checkout gets fresh venvs instead of broken `#!` lines.
+  local stamp; stamp="$(sha256sum "$req" | cut -c1-16) $dir"
   if [ ! -x "$dir/bin/python" ] || [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$stamp" ]; then
     step "creating venv $name"
     rm -rf "$dir"
