@@ -155,10 +155,14 @@ async fn write_group(pool: &PgPool, jobs: Vec<Job>) {
             Outcome::RolledBack { error, .. } => break error,
         }
     };
+    // A request's own mistake (a changed param) alone is its answer already. The database being
+    // away is everyone's answer: running the requests again would wait for it once per request.
+    // Anything else the database refused (a duplicate point inserted meanwhile by another
+    // writer, a value it cannot take) may be one request's, or an artefact of the group's
+    // fast path: each request runs again alone, on the general path.
+    let own_mistake = matches!(error, E::Domain(_)) && jobs.len() == 1;
     let error = error.into_domain();
-    if jobs.len() == 1 || error.code == ErrorCode::TemporarilyUnavailable {
-        // Alone already, or the database is away: running the requests again would only wait
-        // for it once more per request.
+    if own_mistake || error.code == ErrorCode::TemporarilyUnavailable {
         for job in jobs {
             let _ = job.reply.send(Err(error.clone()));
         }

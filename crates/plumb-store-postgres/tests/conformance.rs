@@ -122,3 +122,68 @@ async fn a_statement_past_the_timeout_is_cancelled_and_answered_400() {
         .is_ok());
     store.close().await;
 }
+
+/// Two replicas logging the same points at the same moment: the group commit's fast path inserts
+/// new points without a conflict check, so one of them meets the other's rows; it must rerun
+/// its requests on the checked path and answer success, and every point is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_racing_with_identical_points_both_succeed() {
+    use plumb_core::entities::Metric;
+    use plumb_store::{Batch, NewRun, TrackingStore};
+    let fixture = fresh().await;
+    let other = PgStore::connect(
+        &url_for(&fixture.db),
+        "mlflow-artifacts:/",
+        PgOptions::default(),
+    )
+    .await
+    .expect("second replica");
+    let first: Arc<dyn TrackingStore> = fixture.store.clone();
+    let second: Arc<dyn TrackingStore> = Arc::new(other);
+    let run = first
+        .create_run(NewRun {
+            experiment_id: "0".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("run")
+        .info
+        .run_id;
+    for round in 0..40i64 {
+        let points: Vec<Metric> = (0..50)
+            .map(|i| {
+                let step = round * 100 + i;
+                Metric::new("x", step as f64, step, step)
+            })
+            .collect();
+        let barrier = Arc::new(tokio::sync::Barrier::new(2));
+        let mut tasks = Vec::new();
+        for store in [first.clone(), second.clone()] {
+            let (run, points, barrier) = (run.clone(), points.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .log_batch(
+                        &run,
+                        Batch {
+                            metrics: points,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+            }));
+        }
+        for t in tasks {
+            t.await
+                .expect("task")
+                .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        }
+    }
+    let history = first
+        .metric_history(&run, "x", 0, None)
+        .await
+        .expect("history");
+    assert_eq!(history.items.len(), 40 * 50);
+    let latest = first.get_run(&run).await.expect("run").data.metrics;
+    assert_eq!(latest[0].step, 39 * 100 + 49);
+}
