@@ -392,17 +392,18 @@ async fn log_params(c: &mut PgConnection, batches: &[RunBatch<'_>]) -> R<()> {
     .bind(&values)
     .execute(&mut *c)
     .await?;
-    let stored: HashMap<(i64, String), String> = sqlx::query_as::<_, (i64, String, String)>(
+    let mut stored: HashMap<i64, HashMap<String, String>> = HashMap::new();
+    let rows = sqlx::query_as::<_, (i64, String, String)>(
         "SELECT run_pk, key, value FROM params
          WHERE (run_pk, key) IN (SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[]))",
     )
     .bind(&pks)
     .bind(&keys)
     .fetch_all(&mut *c)
-    .await?
-    .into_iter()
-    .map(|(pk, k, v)| ((pk, k), v))
-    .collect();
+    .await?;
+    for (pk, key, value) in rows {
+        stored.entry(pk).or_default().insert(key, value);
+    }
     for b in batches {
         let conflicts: Vec<(&Param, String)> = b
             .batch
@@ -410,7 +411,8 @@ async fn log_params(c: &mut PgConnection, batches: &[RunBatch<'_>]) -> R<()> {
             .iter()
             .filter_map(|p| {
                 stored
-                    .get(&(b.pk, p.key.clone()))
+                    .get(&b.pk)
+                    .and_then(|run| run.get(&p.key))
                     .filter(|old| **old != p.value)
                     .map(|old| (p, old.clone()))
             })
@@ -420,6 +422,20 @@ async fn log_params(c: &mut PgConnection, batches: &[RunBatch<'_>]) -> R<()> {
         }
     }
     Ok(())
+}
+
+/// Binds points as six arrays (run, key, step, timestamp, value, is_nan), the columns of an
+/// `UNNEST` of points.
+macro_rules! bind_points {
+    ($query:expr, $points:expr) => {
+        $query
+            .bind($points.iter().map(|p| p.run).collect::<Vec<_>>())
+            .bind($points.iter().map(|p| p.key).collect::<Vec<_>>())
+            .bind($points.iter().map(|p| p.step).collect::<Vec<_>>())
+            .bind($points.iter().map(|p| p.timestamp).collect::<Vec<_>>())
+            .bind($points.iter().map(|p| p.value).collect::<Vec<_>>())
+            .bind($points.iter().map(|p| p.is_nan).collect::<Vec<_>>())
+    };
 }
 
 /// A point as stored (NaN as 0 with `is_nan`), with the run it belongs to as `R` (a row id, or
@@ -473,18 +489,15 @@ struct RunPoints<'a> {
 /// point and series shape (see the `latest_metrics` table) from what was actually inserted.
 async fn log_metrics(c: &mut PgConnection, runs: &[RunPoints<'_>]) -> R<()> {
     let points = sorted_points(runs.iter().map(|r| (r.pk, r.metrics)));
-    let inserted: Vec<(i64, String, i64)> = sqlx::query_as(
-        "INSERT INTO metrics (run_pk, key, step, timestamp, value, is_nan)
+    let inserted: Vec<(i64, String, i64)> = bind_points!(
+        sqlx::query_as(
+            "INSERT INTO metrics (run_pk, key, step, timestamp, value, is_nan)
          SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::BIGINT[], $4::BIGINT[],
                               $5::FLOAT8[], $6::INT2[])
          ON CONFLICT DO NOTHING RETURNING run_pk, key, step",
+        ),
+        points
     )
-    .bind(points.iter().map(|p| p.run).collect::<Vec<_>>())
-    .bind(points.iter().map(|p| p.key).collect::<Vec<_>>())
-    .bind(points.iter().map(|p| p.step).collect::<Vec<_>>())
-    .bind(points.iter().map(|p| p.timestamp).collect::<Vec<_>>())
-    .bind(points.iter().map(|p| p.value).collect::<Vec<_>>())
-    .bind(points.iter().map(|p| p.is_nan).collect::<Vec<_>>())
     .fetch_all(&mut *c)
     .await?;
 
@@ -594,7 +607,7 @@ pub(crate) async fn log_points_by_id(
     let mut ids: Vec<&str> = requests.iter().map(|(run, _)| *run).collect();
     ids.sort_unstable();
     ids.dedup();
-    let (txid, active): (i64, Vec<String>) = sqlx::query_as(concat!(
+    let query = sqlx::query_as(concat!(
         "WITH r AS (
            SELECT run_uuid, run_pk FROM runs
            WHERE run_uuid = ANY($1::TEXT[]) AND lifecycle_stage = 'active'
@@ -638,21 +651,10 @@ pub(crate) async fn log_points_by_id(
          )
          SELECT txid_current(), ARRAY(SELECT run_uuid FROM r)"
     ))
-    .bind(&ids)
-    .bind(points.iter().map(|p| p.run).collect::<Vec<_>>())
-    .bind(points.iter().map(|p| p.key).collect::<Vec<_>>())
-    .bind(points.iter().map(|p| p.step).collect::<Vec<_>>())
-    .bind(points.iter().map(|p| p.timestamp).collect::<Vec<_>>())
-    .bind(points.iter().map(|p| p.value).collect::<Vec<_>>())
-    .bind(points.iter().map(|p| p.is_nan).collect::<Vec<_>>())
-    .bind(newest.iter().map(|p| p.run).collect::<Vec<_>>())
-    .bind(newest.iter().map(|p| p.key).collect::<Vec<_>>())
-    .bind(newest.iter().map(|p| p.step).collect::<Vec<_>>())
-    .bind(newest.iter().map(|p| p.timestamp).collect::<Vec<_>>())
-    .bind(newest.iter().map(|p| p.value).collect::<Vec<_>>())
-    .bind(newest.iter().map(|p| p.is_nan).collect::<Vec<_>>())
-    .fetch_one(&mut *c)
-    .await?;
+    .bind(&ids);
+    let (txid, active): (i64, Vec<String>) = bind_points!(bind_points!(query, points), newest)
+        .fetch_one(&mut *c)
+        .await?;
     for (run, metrics) in requests {
         if active.iter().any(|a| a == run) {
             log_model_metrics(c, run, metrics).await?;
