@@ -22,6 +22,7 @@ pub(crate) fn args(binds: Vec<Bind>) -> Result<PgArguments, sqlx::Error> {
             Bind::Text(t) => a.add(t),
             Bind::NullInt => a.add(None::<i64>),
             Bind::NullText => a.add(None::<String>),
+            Bind::NullReal => a.add(None::<f64>),
             Bind::IntList(l) => a.add(l),
             Bind::TextList(l) => a.add(l),
         }

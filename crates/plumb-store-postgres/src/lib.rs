@@ -65,6 +65,8 @@ pub struct PgStore {
     committer: std::sync::Arc<group::Committer>,
     /// Alive while any clone of the store is: the statistics task stops when it is gone.
     _alive: std::sync::Arc<()>,
+    /// The connection holding the monitoring leader's advisory lock, once taken.
+    leader: std::sync::Arc<tokio::sync::Mutex<Option<PgConnection>>>,
 }
 
 /// The first and the longest pause between two refreshes of the planner's statistics.
@@ -211,6 +213,7 @@ impl PgStore {
             pool,
             default_artifact_root: default_artifact_root.to_string(),
             _alive: std::sync::Arc::new(()),
+            leader: std::sync::Arc::default(),
         };
         let root = store.default_artifact_root.clone();
         in_tx!(store, |c| experiments::ensure_default(
@@ -318,6 +321,8 @@ macro_rules! search {
         outcome.map_err($crate::E::into_domain)
     }};
 }
+
+mod monitoring;
 
 use conn::PgConn;
 use plumb_store::queries::runs as shared_runs;

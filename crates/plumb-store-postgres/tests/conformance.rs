@@ -187,3 +187,31 @@ async fn replicas_racing_with_identical_points_both_succeed() {
     let latest = first.get_run(&run).await.expect("run").data.metrics;
     assert_eq!(latest[0].step, 39 * 100 + 49);
 }
+
+/// One replica at a time leads the monitoring work (a session advisory lock); when the leader's
+/// process goes (its connection closes), another takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_leads_monitoring_until_it_goes() {
+    use plumb_store::monitoring::MonitorStore;
+    let fixture = fresh().await;
+    let url = url_for(&fixture.db);
+    let a = PgStore::connect(&url, "mlflow-artifacts:/", PgOptions::default())
+        .await
+        .expect("replica a");
+    let b = PgStore::connect(&url, "mlflow-artifacts:/", PgOptions::default())
+        .await
+        .expect("replica b");
+    assert!(a.lead().await.expect("a"), "the first to ask leads");
+    assert!(a.lead().await.expect("a again"), "and keeps leading");
+    assert!(!b.lead().await.expect("b"), "the other does not");
+    drop(a);
+    let mut led = false;
+    for _ in 0..50 {
+        if b.lead().await.expect("b") {
+            led = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(led, "b takes over once a's connection is gone");
+}

@@ -34,7 +34,7 @@ pub(crate) fn param(b: Bind) -> Param {
         Bind::Int(i) => Param::Scalar(Value::Integer(i)),
         Bind::Real(r) => Param::Scalar(Value::Real(r)),
         Bind::Text(t) => Param::Scalar(Value::Text(t)),
-        Bind::NullInt | Bind::NullText => Param::Scalar(Value::Null),
+        Bind::NullInt | Bind::NullText | Bind::NullReal => Param::Scalar(Value::Null),
         Bind::IntList(l) => Param::List(Rc::new(l.into_iter().map(Value::Integer).collect())),
         Bind::TextList(l) => Param::List(Rc::new(l.into_iter().map(Value::Text).collect())),
     }

@@ -11,6 +11,7 @@ mod checkpoint;
 mod conn;
 mod error;
 mod migrate;
+mod monitoring;
 mod queries;
 mod readers;
 mod render;

@@ -17,6 +17,9 @@ use crate::{
     NewModelVersion, NewRun, RegistryQuery, RunQuery, RunUpdate,
 };
 
+mod monitoring;
+pub use monitoring::*;
+
 pub type Store = Arc<dyn crate::Store>;
 
 /// What a backend's test factory hands out: a fresh, empty store, and whatever must live as long
@@ -44,7 +47,10 @@ macro_rules! conformance_tests {
             datasets_and_outputs, logged_models, concurrent_writers_lose_nothing,
             concurrent_bad_requests_fail_alone,
             registry_lifecycle, registry_search, concurrent_version_creates_are_consecutive,
-            garbage_collection, import_keeps_ids_and_history);
+            garbage_collection, import_keeps_ids_and_history,
+            monitors_are_stored_and_replaced, events_fold_with_labels_and_generations,
+            concurrent_event_writers_lose_nothing, alert_states_and_history,
+            run_points_in_a_window);
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(

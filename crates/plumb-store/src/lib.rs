@@ -18,6 +18,7 @@ use plumb_core::Result;
 pub mod conformance;
 pub mod db;
 pub mod migrations;
+pub mod monitoring;
 pub mod queries;
 pub mod shared;
 pub mod sql;
@@ -333,9 +334,10 @@ pub trait RegistryStore: Send + Sync + 'static {
     async fn import_model_version(&self, version: ModelVersion) -> Result<bool>;
 }
 
-/// Both halves of storage; every backend implements both (one database).
-pub trait Store: TrackingStore + RegistryStore {}
-impl<T: TrackingStore + RegistryStore> Store for T {}
+/// All of storage: tracking, the registry and monitoring; every backend implements them all
+/// (one database).
+pub trait Store: TrackingStore + RegistryStore + monitoring::MonitorStore {}
+impl<T: TrackingStore + RegistryStore + monitoring::MonitorStore> Store for T {}
 
 /// Every experiment, in any lifecycle stage, read page by page (for checks over all
 /// experiments' artifact locations: creating one, `plumb gc`).

@@ -17,6 +17,8 @@ pub enum Bind {
     NullInt,
     /// SQL NULL in a text column.
     NullText,
+    /// SQL NULL in a floating-point column.
+    NullReal,
     /// A list for [`crate::db::Dialect::in_list`].
     IntList(Vec<i64>),
     /// A list for [`crate::db::Dialect::in_list`].
@@ -50,6 +52,18 @@ impl From<&String> for Bind {
 impl From<Option<i64>> for Bind {
     fn from(v: Option<i64>) -> Self {
         v.map_or(Self::NullInt, Self::Int)
+    }
+}
+
+impl From<f64> for Bind {
+    fn from(v: f64) -> Self {
+        Self::Real(v)
+    }
+}
+
+impl From<Option<f64>> for Bind {
+    fn from(v: Option<f64>) -> Self {
+        v.map_or(Self::NullReal, Self::Real)
     }
 }
 

@@ -13,6 +13,8 @@ use axum::http::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use plumb_monitor::threshold::Gate;
+
 use crate::cli::{CheckArgs, Format};
 use crate::client::Client;
 use crate::output;
@@ -227,64 +229,13 @@ pub struct Verdict {
 /// MLflow's `MetricThreshold` rules for one metric (`baseline`: `None` when the baseline lacks
 /// the metric or no baseline was given).
 pub fn judge(rule: &MetricRule, candidate: Option<f64>, baseline: Option<f64>) -> Verdict {
-    let mut failures = Vec::new();
-    let better_or_equal = |a: f64, b: f64| {
-        if rule.greater_is_better {
-            a >= b
-        } else {
-            a <= b
-        }
-    };
-    let toward_better = |a: f64, by: f64| {
-        if rule.greater_is_better {
-            a + by
-        } else {
-            a - by
-        }
-    };
-    match candidate {
-        None => failures.push("missing from the candidate".to_string()),
-        Some(c) => {
-            if let Some(t) = rule.threshold {
-                if !better_or_equal(c, t) {
-                    failures.push(format!("threshold {t} not met"));
-                }
-            }
-            let compares = rule.min_absolute_change.is_some() || rule.min_relative_change.is_some();
-            match baseline {
-                None if compares => failures.push("missing from the baseline".to_string()),
-                None => {}
-                Some(b) => {
-                    if let Some(m) = rule.min_absolute_change {
-                        if !better_or_equal(c, toward_better(b, m)) {
-                            failures.push(format!("not better than the baseline by {m}"));
-                        }
-                    }
-                    if let Some(m) = rule.min_relative_change {
-                        // A zero baseline has no relative change: the candidate must simply be
-                        // better (MLflow's fallback).
-                        let failed = if b == 0.0 {
-                            !better_or_equal(c, toward_better(b, 1e-10))
-                        } else {
-                            let change = if rule.greater_is_better {
-                                (c - b) / b
-                            } else {
-                                (b - c) / b
-                            };
-                            change.is_nan() || change < m
-                        };
-                        if failed {
-                            failures
-                                .push(format!("not better than the baseline by {}%", m * 100.0));
-                        }
-                    }
-                }
-            }
-            if c.is_nan() {
-                failures.push("the candidate's value is NaN".to_string());
-            }
-        }
+    let failures = Gate {
+        greater_is_better: rule.greater_is_better,
+        threshold: rule.threshold,
+        min_absolute_change: rule.min_absolute_change,
+        min_relative_change: rule.min_relative_change,
     }
+    .failures(candidate, baseline);
     let absolute_change = candidate.zip(baseline).map(|(c, b)| c - b);
     let relative_change = candidate
         .zip(baseline)

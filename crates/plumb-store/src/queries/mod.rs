@@ -6,5 +6,6 @@
 pub mod experiments;
 pub mod gc;
 pub mod models;
+pub mod monitoring;
 pub mod registry;
 pub mod runs;

@@ -1,0 +1,392 @@
+//! The background work and the window queries, over any [`Store`]: folding closed buckets into
+//! rollups, computing a rule's windowed value (rollups plus the events not folded yet, or the
+//! metric points of matching runs), resolving baselines (re-read each time, so a moved alias
+//! is followed), and evaluating every rule. One process at a time does the background work
+//! ([`MonitorStore::lead`]); everything it knows is in the database.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use plumb_core::entities::{LifecycleStage, Metric, ViewType};
+use plumb_core::search::{parse_filter, Domain};
+use plumb_core::{Error, Result};
+use plumb_store::monitoring::{bucket_of, MonitorRecord, BUCKET_MS};
+use plumb_store::{RunQuery, Store};
+
+use crate::metric::{aggregate, Origin};
+use crate::rollup::Rollup;
+use crate::rules::{observe, step};
+use crate::spec::{Baseline, Compiled, MonitorSpec, Rule, Task};
+
+/// Events read per page while folding or reading an unfolded bucket.
+const PAGE: i64 = 20_000;
+/// Runs a runs-sourced monitor reads at most.
+const MAX_RUNS: usize = 10_000;
+
+/// How the background work runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Between two evaluations (`--monitor-interval`).
+    pub interval: Duration,
+    /// How long raw events are kept (`--monitor-retention`); rollups are kept for good.
+    pub retention: Duration,
+}
+
+/// A stored monitor with its spec read.
+pub struct Loaded {
+    pub record: MonitorRecord,
+    pub spec: MonitorSpec,
+    pub rules: Vec<Compiled>,
+}
+
+impl Loaded {
+    pub fn new(record: MonitorRecord) -> Result<Self> {
+        let json: serde_json::Value = serde_json::from_str(&record.spec)
+            .map_err(|e| Error::internal(format!("monitor '{}': stored spec: {e}", record.name)))?;
+        let spec = MonitorSpec::from_json(json)
+            .map_err(|e| Error::internal(format!("monitor '{}': stored spec: {e}", record.name)))?;
+        let rules = spec.compile().map_err(Error::internal)?;
+        Ok(Self {
+            record,
+            spec,
+            rules,
+        })
+    }
+}
+
+async fn fold_events(
+    store: &dyn Store,
+    monitor_id: i64,
+    task: Task,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<Rollup> {
+    let mut r = Rollup::default();
+    let mut after = None;
+    loop {
+        let page = store
+            .events_page(monitor_id, start_ms, end_ms, after.take(), PAGE)
+            .await?;
+        for e in &page {
+            r.add(e, task);
+        }
+        match page.last() {
+            Some(last) if page.len() as i64 == PAGE => {
+                after = Some((last.ts_ms, last.request_id.clone()))
+            }
+            _ => return Ok(r),
+        }
+    }
+}
+
+/// Folds closed buckets whose rollup is missing or stale; returns how many were folded.
+pub async fn fold(store: &dyn Store, now_ms: i64) -> Result<usize> {
+    let mut specs: HashMap<i64, Task> = HashMap::new();
+    for m in store.list_monitors().await? {
+        if let Ok(l) = Loaded::new(m) {
+            specs.insert(l.record.monitor_id, l.spec.task);
+        }
+    }
+    let mut folded = 0;
+    // A bounded amount per call, so evaluation is not starved by a backlog.
+    for _ in 0..10 {
+        let todo = store.buckets_to_fold(now_ms, 100).await?;
+        if todo.is_empty() {
+            break;
+        }
+        for b in &todo {
+            let Some(task) = specs.get(&b.monitor_id) else {
+                continue;
+            };
+            let r = fold_events(
+                store,
+                b.monitor_id,
+                *task,
+                b.bucket_ms,
+                b.bucket_ms + BUCKET_MS,
+            )
+            .await?;
+            let json =
+                serde_json::to_string(&r).map_err(|e| Error::internal(format!("rollup: {e}")))?;
+            store
+                .put_rollup(b.monitor_id, b.bucket_ms, b.gen, &json)
+                .await?;
+            folded += 1;
+        }
+        if todo.len() < 100 {
+            break;
+        }
+    }
+    Ok(folded)
+}
+
+/// The rollup of each bucket overlapping `[start_ms, end_ms)` (a bucket's events before
+/// `end_ms` only, when it is not folded).
+pub async fn bucket_rollups(
+    store: &dyn Store,
+    monitor_id: i64,
+    task: Task,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<BTreeMap<i64, Rollup>> {
+    let mut out = BTreeMap::new();
+    for b in store
+        .buckets(monitor_id, bucket_of(start_ms), end_ms)
+        .await?
+    {
+        let stored = b
+            .rollup
+            .as_deref()
+            .filter(|_| b.current())
+            .and_then(|json| serde_json::from_str::<Rollup>(json).ok());
+        let r = match stored {
+            Some(r) => r,
+            None => {
+                let to = (b.bucket_ms + BUCKET_MS).min(end_ms);
+                fold_events(store, monitor_id, task, b.bucket_ms, to).await?
+            }
+        };
+        out.insert(b.bucket_ms, r);
+    }
+    Ok(out)
+}
+
+/// Merges the rollups of the buckets in `[start_ms, end_ms)` (start rounded down to its
+/// minute: windows count whole minutes).
+pub fn merged(rollups: &BTreeMap<i64, Rollup>, start_ms: i64, end_ms: i64) -> Rollup {
+    let mut r = Rollup::default();
+    for (_, b) in rollups.range(bucket_of(start_ms)..end_ms) {
+        r.merge(b);
+    }
+    r
+}
+
+/// Ids of the active runs a runs-sourced monitor watches.
+pub async fn matching_runs(store: &dyn Store, spec: &MonitorSpec) -> Result<Vec<String>> {
+    let Some(filter) = &spec.source.runs else {
+        return Ok(Vec::new());
+    };
+    let mut experiment_ids = Vec::new();
+    if spec.source.experiments.is_empty() {
+        for e in plumb_store::all_experiments(store).await? {
+            if e.lifecycle_stage == LifecycleStage::Active {
+                experiment_ids.push(e.experiment_id);
+            }
+        }
+    } else {
+        for e in &spec.source.experiments {
+            match store.get_experiment_by_name(e).await {
+                Ok(x) => experiment_ids.push(x.experiment_id),
+                Err(_) if e.chars().all(|c| c.is_ascii_digit()) => experiment_ids.push(e.clone()),
+                Err(err) => return Err(err),
+            }
+        }
+    }
+    let clauses = parse_filter(Domain::Runs, filter)?;
+    let mut ids = Vec::new();
+    for chunk in experiment_ids.chunks(100) {
+        let mut offset = 0;
+        loop {
+            let page = store
+                .search_runs(RunQuery {
+                    experiment_ids: chunk.to_vec(),
+                    filter: clauses.clone(),
+                    order_by: Vec::new(),
+                    view_type: ViewType::ActiveOnly,
+                    max_results: 1000,
+                    offset,
+                })
+                .await?;
+            let n = page.items.len();
+            ids.extend(page.items.into_iter().map(|r| r.info.run_id));
+            if page.next_page_token.is_none() || n == 0 || ids.len() >= MAX_RUNS {
+                break;
+            }
+            offset += n as i64;
+        }
+    }
+    ids.truncate(MAX_RUNS);
+    Ok(ids)
+}
+
+/// A rule's value over `[start_ms, end_ms)` and the samples behind it.
+pub async fn window_value(
+    store: &dyn Store,
+    m: &Loaded,
+    rule: &Compiled,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<(Option<f64>, u64)> {
+    match rule.origin {
+        Origin::Events => {
+            let rollups =
+                bucket_rollups(store, m.record.monitor_id, m.spec.task, start_ms, end_ms).await?;
+            Ok(merged(&rollups, start_ms, end_ms)
+                .value(&rule.metric, m.spec.positive_class.as_deref()))
+        }
+        Origin::Runs => {
+            let runs = matching_runs(store, &m.spec).await?;
+            if runs.is_empty() {
+                return Ok((None, 0));
+            }
+            let points = store
+                .run_points(runs, &rule.metric.name, bucket_of(start_ms), end_ms)
+                .await?;
+            let values: Vec<f64> = points.iter().map(|p| p.1).collect();
+            Ok((aggregate(&values, rule.metric.agg), values.len() as u64))
+        }
+    }
+}
+
+fn latest(metrics: impl IntoIterator<Item = Metric>, key: &str) -> Option<f64> {
+    metrics
+        .into_iter()
+        .filter(|m| m.key == key)
+        .max_by(|a, b| (a.step, a.timestamp).cmp(&(b.step, b.timestamp)))
+        .map(|m| m.value)
+}
+
+/// The metrics of what a `runs:/` or `models:/` URI names: the run, or the run (else the
+/// logged model) behind the version. Aliases are resolved now.
+pub async fn metrics_of(store: &dyn Store, uri: &str) -> Result<Vec<Metric>> {
+    let version = if let Some(rest) = uri.strip_prefix("runs:/") {
+        let id = rest.split('/').next().unwrap_or_default();
+        return Ok(store.get_run(id).await?.data.metrics);
+    } else if let Some(rest) = uri.strip_prefix("models:/") {
+        match rest.split_once('@') {
+            Some((name, alias)) => store.get_version_by_alias(name, alias).await?,
+            None => {
+                let (name, v) = rest
+                    .rsplit_once('/')
+                    .ok_or_else(|| Error::invalid(format!("'{uri}' names no version")))?;
+                let v = v
+                    .parse()
+                    .map_err(|_| Error::invalid(format!("'{uri}' names no version")))?;
+                store.get_model_version(name, v).await?
+            }
+        }
+    } else {
+        return Err(Error::invalid(format!(
+            "'{uri}' is not a runs:/ or models:/ URI"
+        )));
+    };
+    if !version.run_id.is_empty() {
+        return Ok(store.get_run(&version.run_id).await?.data.metrics);
+    }
+    match version.model_id.as_deref() {
+        Some(id) => Ok(store
+            .get_logged_model(id, false)
+            .await?
+            .metrics
+            .into_iter()
+            .map(|m| m.metric)
+            .collect()),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The baseline value a rule compares with (`Ok(None)`: the baseline lacks the metric).
+pub async fn baseline_value(
+    store: &dyn Store,
+    m: &Loaded,
+    rule: &Rule,
+    compiled: &Compiled,
+) -> Result<Option<f64>> {
+    let key = rule
+        .baseline_metric
+        .clone()
+        .unwrap_or_else(|| compiled.metric.name.clone());
+    match m.spec.baseline() {
+        None => Ok(None),
+        Some(Baseline::Uri(uri)) => Ok(latest(metrics_of(store, &uri).await?, &key)),
+        Some(Baseline::Values(v)) => Ok(v.get(&key).or_else(|| v.get(&rule.metric)).copied()),
+        Some(Baseline::Window { start_ms, end_ms }) => {
+            Ok(window_value(store, m, compiled, start_ms, end_ms).await?.0)
+        }
+        Some(Baseline::First(d)) => {
+            let start = m.record.created_ms;
+            let end = start.saturating_add(d.as_millis() as i64);
+            Ok(window_value(store, m, compiled, start, end).await?.0)
+        }
+    }
+}
+
+/// Evaluates every rule of every monitor at `now_ms` and stores the alert states (and their
+/// changes). A rule whose numbers cannot be read gets no verdict and says why.
+pub async fn evaluate(store: &dyn Store, now_ms: i64) -> Result<usize> {
+    let states: HashMap<(String, String), _> = store
+        .alert_states(None)
+        .await?
+        .into_iter()
+        .map(|s| ((s.monitor.clone(), s.rule.clone()), s))
+        .collect();
+    let mut changes = 0;
+    for record in store.list_monitors().await? {
+        let name = record.name.clone();
+        let m = match Loaded::new(record) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(monitor = %name, error = %e.message, "monitor skipped");
+                continue;
+            }
+        };
+        for (rule, compiled) in m.spec.rules.iter().zip(&m.rules) {
+            let window = compiled.window.as_millis() as i64;
+            let start = now_ms - window;
+            let read = async {
+                let (value, samples) = window_value(store, &m, compiled, start, now_ms + 1).await?;
+                let baseline = baseline_value(store, &m, rule, compiled).await?;
+                Ok::<_, Error>((value, samples, baseline))
+            };
+            let obs = match read.await {
+                Ok((value, samples, baseline)) => observe(rule, compiled, value, samples, baseline),
+                Err(e) if e.code.http_status() < 500 => crate::rules::Observation {
+                    value: None,
+                    baseline: None,
+                    samples: 0,
+                    breached: false,
+                    message: format!("cannot evaluate: {}", e.message),
+                },
+                Err(e) => return Err(e),
+            };
+            let prev = states.get(&(name.clone(), rule.name.clone()));
+            let (state, change) = step(&name, rule, compiled, prev, &obs, now_ms);
+            changes += usize::from(change.is_some());
+            store.put_alert_state(state, change).await?;
+        }
+    }
+    Ok(changes)
+}
+
+/// One round of background work, when this process leads: fold, evaluate, and now and then
+/// drop raw events past retention. Returns whether it led.
+pub async fn tick(store: &dyn Store, now_ms: i64, settings: Settings, prune: bool) -> Result<bool> {
+    if !store.lead().await? {
+        return Ok(false);
+    }
+    fold(store, now_ms).await?;
+    evaluate(store, now_ms).await?;
+    if prune {
+        let before = now_ms - settings.retention.as_millis() as i64;
+        store.prune_events(before).await?;
+    }
+    Ok(true)
+}
+
+/// Runs [`tick`] every `settings.interval` until the task is dropped or aborted.
+pub fn spawn(store: Arc<dyn Store>, settings: Settings) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(settings.interval);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut round: u64 = 0;
+        loop {
+            timer.tick().await;
+            let prune = round % 60 == 0;
+            round += 1;
+            if let Err(e) = tick(store.as_ref(), plumb_core::now_millis(), settings, prune).await {
+                tracing::warn!(error = %e.message, "monitoring round failed; retrying next round");
+            }
+        }
+    })
+}
