@@ -14,7 +14,7 @@ use plumb_core::{Error, Result};
 use plumb_store::monitoring::{bucket_of, MonitorRecord, BUCKET_MS};
 use plumb_store::{RunQuery, Store};
 
-use crate::metric::{aggregate, Origin};
+use crate::metric::{aggregate, MetricRef, Origin};
 use crate::rollup::Rollup;
 use crate::rules::{observe, step};
 use crate::spec::{Baseline, Compiled, MonitorSpec, Rule, Task};
@@ -210,33 +210,87 @@ pub async fn matching_runs(store: &dyn Store, spec: &MonitorSpec) -> Result<Vec<
     Ok(ids)
 }
 
-/// A rule's value over `[start_ms, end_ms)` and the samples behind it.
-pub async fn window_value(
+/// One point of a windowed series: the value of the window ending at `timestamp_ms`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Point {
+    pub timestamp_ms: i64,
+    pub value: Option<f64>,
+    pub samples: u64,
+}
+
+/// A metric's value over the windows `(t - window, t]` for `t` in `ends`, reading the data
+/// once: rollups (or events) of the buckets, or the points of matching runs.
+pub async fn series(
     store: &dyn Store,
     m: &Loaded,
-    rule: &Compiled,
-    start_ms: i64,
-    end_ms: i64,
-) -> Result<(Option<f64>, u64)> {
-    match rule.origin {
+    metric: &MetricRef,
+    origin: Origin,
+    window_ms: i64,
+    ends: &[i64],
+) -> Result<Vec<Point>> {
+    let (Some(first), Some(last)) = (ends.first(), ends.last()) else {
+        return Ok(Vec::new());
+    };
+    let (start, end) = (first - window_ms, last + 1);
+    let positive = m.spec.positive_class.as_deref();
+    match origin {
         Origin::Events => {
             let rollups =
-                bucket_rollups(store, m.record.monitor_id, m.spec.task, start_ms, end_ms).await?;
-            Ok(merged(&rollups, start_ms, end_ms)
-                .value(&rule.metric, m.spec.positive_class.as_deref()))
+                bucket_rollups(store, m.record.monitor_id, m.spec.task, start, end).await?;
+            Ok(ends
+                .iter()
+                .map(|t| {
+                    let (value, samples) =
+                        merged(&rollups, t - window_ms, t + 1).value(metric, positive);
+                    Point {
+                        timestamp_ms: *t,
+                        value,
+                        samples,
+                    }
+                })
+                .collect())
         }
         Origin::Runs => {
             let runs = matching_runs(store, &m.spec).await?;
-            if runs.is_empty() {
-                return Ok((None, 0));
-            }
-            let points = store
-                .run_points(runs, &rule.metric.name, bucket_of(start_ms), end_ms)
-                .await?;
-            let values: Vec<f64> = points.iter().map(|p| p.1).collect();
-            Ok((aggregate(&values, rule.metric.agg), values.len() as u64))
+            let points = if runs.is_empty() {
+                Vec::new()
+            } else {
+                store
+                    .run_points(runs, &metric.name, bucket_of(start), end)
+                    .await?
+            };
+            Ok(ends
+                .iter()
+                .map(|t| {
+                    let from = bucket_of(t - window_ms);
+                    let values: Vec<f64> = points
+                        .iter()
+                        .filter(|p| p.0 >= from && p.0 <= *t)
+                        .map(|p| p.1)
+                        .collect();
+                    Point {
+                        timestamp_ms: *t,
+                        value: aggregate(&values, metric.agg),
+                        samples: values.len() as u64,
+                    }
+                })
+                .collect())
         }
     }
+}
+
+/// A metric's value over `[start_ms, end_ms)` and the samples behind it.
+pub async fn window_value(
+    store: &dyn Store,
+    m: &Loaded,
+    metric: &MetricRef,
+    origin: Origin,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<(Option<f64>, u64)> {
+    let window = end_ms - 1 - start_ms;
+    let p = series(store, m, metric, origin, window, &[end_ms - 1]).await?;
+    Ok(p.first().map_or((None, 0), |p| (p.value, p.samples)))
 }
 
 fn latest(metrics: impl IntoIterator<Item = Metric>, key: &str) -> Option<f64> {
@@ -286,8 +340,35 @@ pub async fn metrics_of(store: &dyn Store, uri: &str) -> Result<Vec<Metric>> {
     }
 }
 
-/// The baseline value a rule compares with (`Ok(None)`: the baseline lacks the metric).
+/// The baseline value of a metric (`Ok(None)`: the baseline lacks it). `key` names it in a
+/// run's metrics or the `values` map (`full` is tried first there: `latency_ms:p95`).
 pub async fn baseline_value(
+    store: &dyn Store,
+    m: &Loaded,
+    key: &str,
+    full: &str,
+    metric: &MetricRef,
+    origin: Origin,
+) -> Result<Option<f64>> {
+    match m.spec.baseline() {
+        None => Ok(None),
+        Some(Baseline::Uri(uri)) => Ok(latest(metrics_of(store, &uri).await?, key)),
+        Some(Baseline::Values(v)) => Ok(v.get(full).or_else(|| v.get(key)).copied()),
+        Some(Baseline::Window { start_ms, end_ms }) => {
+            Ok(window_value(store, m, metric, origin, start_ms, end_ms)
+                .await?
+                .0)
+        }
+        Some(Baseline::First(d)) => {
+            let start = m.record.created_ms;
+            let end = start.saturating_add(d.as_millis() as i64);
+            Ok(window_value(store, m, metric, origin, start, end).await?.0)
+        }
+    }
+}
+
+/// A rule's baseline value.
+pub async fn rule_baseline(
     store: &dyn Store,
     m: &Loaded,
     rule: &Rule,
@@ -297,19 +378,8 @@ pub async fn baseline_value(
         .baseline_metric
         .clone()
         .unwrap_or_else(|| compiled.metric.name.clone());
-    match m.spec.baseline() {
-        None => Ok(None),
-        Some(Baseline::Uri(uri)) => Ok(latest(metrics_of(store, &uri).await?, &key)),
-        Some(Baseline::Values(v)) => Ok(v.get(&key).or_else(|| v.get(&rule.metric)).copied()),
-        Some(Baseline::Window { start_ms, end_ms }) => {
-            Ok(window_value(store, m, compiled, start_ms, end_ms).await?.0)
-        }
-        Some(Baseline::First(d)) => {
-            let start = m.record.created_ms;
-            let end = start.saturating_add(d.as_millis() as i64);
-            Ok(window_value(store, m, compiled, start, end).await?.0)
-        }
-    }
+    let full = rule.baseline_metric.as_deref().unwrap_or(&rule.metric);
+    baseline_value(store, m, &key, full, &compiled.metric, compiled.origin).await
 }
 
 /// Evaluates every rule of every monitor at `now_ms` and stores the alert states (and their
@@ -333,10 +403,18 @@ pub async fn evaluate(store: &dyn Store, now_ms: i64) -> Result<usize> {
         };
         for (rule, compiled) in m.spec.rules.iter().zip(&m.rules) {
             let window = compiled.window.as_millis() as i64;
-            let start = now_ms - window;
             let read = async {
-                let (value, samples) = window_value(store, &m, compiled, start, now_ms + 1).await?;
-                let baseline = baseline_value(store, &m, rule, compiled).await?;
+                let point = series(
+                    store,
+                    &m,
+                    &compiled.metric,
+                    compiled.origin,
+                    window,
+                    &[now_ms],
+                )
+                .await?;
+                let (value, samples) = point.first().map_or((None, 0), |p| (p.value, p.samples));
+                let baseline = rule_baseline(store, &m, rule, compiled).await?;
                 Ok::<_, Error>((value, samples, baseline))
             };
             let obs = match read.await {

@@ -78,6 +78,21 @@ fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     }
 }
 
+/// A JSON request body as bytes, read with the same rules and size limit as MLflow's requests
+/// (plumb's own routes decode it into their typed structs).
+pub struct Body(pub bytes::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, Self::Rejection> {
+        match read(req).await? {
+            Raw::Body(bytes, _) => Ok(Body(bytes)),
+            Raw::Query(_) => Ok(Body(bytes::Bytes::new())),
+        }
+    }
+}
+
 /// A request as read off the wire: a GET's query string, or a body (and the query string).
 enum Raw {
     Query(String),

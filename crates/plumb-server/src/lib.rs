@@ -13,13 +13,13 @@ mod wire;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use plumb_artifacts::ArtifactStore;
-use plumb_store::{RegistryStore, TrackingStore};
+use plumb_store::{RegistryStore, Store, TrackingStore};
 
 pub use error::ApiError;
 pub use security::{default_allowed_hosts, Security};
@@ -38,6 +38,8 @@ pub struct ServerConfig {
     pub protected_roots: Vec<std::path::PathBuf>,
     pub security: Security,
     pub limits: Limits,
+    /// Monitoring's evaluation interval and raw-event retention.
+    pub monitoring: plumb_monitor::engine::Settings,
 }
 
 impl Default for ServerConfig {
@@ -48,6 +50,10 @@ impl Default for ServerConfig {
             protected_roots: Vec::new(),
             security: Security::default(),
             limits: Limits::default(),
+            monitoring: plumb_monitor::engine::Settings {
+                interval: std::time::Duration::from_secs(15),
+                retention: std::time::Duration::from_secs(7 * 86_400),
+            },
         }
     }
 }
@@ -57,6 +63,8 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub store: Arc<dyn TrackingStore>,
     pub registry: Arc<dyn RegistryStore>,
+    /// All of the store at once (monitoring reads runs, the registry and its own tables).
+    pub all: Arc<dyn Store>,
     /// Where `mlflow-artifacts:/` bytes live (`--artifacts-destination`).
     pub artifacts: ArtifactStore,
     pub config: Arc<ServerConfig>,
@@ -246,6 +254,25 @@ fn mlflow_routes() -> Router<AppState> {
         )
 }
 
+/// plumb's own routes, relative to `/api/2.0/plumb` (and `/ajax-api/2.0/plumb` for the UI).
+fn plumb_routes() -> Router<AppState> {
+    use api::monitoring as m;
+    Router::new()
+        .route("/monitors", post(m::create).get(m::list))
+        .route(
+            "/monitors/{name}",
+            get(m::get)
+                .put(m::replace)
+                .patch(m::update)
+                .delete(m::delete),
+        )
+        .route("/monitors/{name}/events", post(m::events))
+        .route("/monitors/{name}/labels", post(m::labels))
+        .route("/monitors/{name}/metrics", get(m::series))
+        .route("/alerts", get(m::alerts))
+        .route("/alerts/history", get(m::history))
+}
+
 /// The whole application: MLflow routes under `/api` and `/ajax-api` (2.0 and 3.0), plus
 /// `/health`, `/version`, `/get-artifact` and the 3.x `server-info` probe.
 pub fn router(state: AppState) -> Router {
@@ -257,9 +284,9 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(api::misc::health))
         .route(
             "/metrics",
-            get(move || {
+            get(move |State(st): State<AppState>| {
                 let t = exposition.clone();
-                async move { t.render() }
+                async move { t.render(st.all.as_ref()).await }
             }),
         )
         .route("/version", get(api::misc::version))
@@ -274,6 +301,8 @@ pub fn router(state: AppState) -> Router {
         .nest("/ajax-api/2.0", mlflow.clone())
         .nest("/api/3.0", mlflow.clone())
         .nest("/ajax-api/3.0", mlflow)
+        .nest("/api/2.0/plumb", plumb_routes())
+        .nest("/ajax-api/2.0/plumb", plumb_routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -10,6 +10,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use plumb_store::Store;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -82,14 +83,16 @@ impl Default for Telemetry {
 }
 
 impl Telemetry {
-    /// The text exposition of every metric.
-    pub fn render(&self) -> Response {
+    /// The text exposition of every metric: this process's own, then the monitors' values
+    /// and alerts as the database holds them (the same on every replica).
+    pub async fn render(&self, store: &dyn Store) -> Response {
         let mut body = String::new();
         if let Err(e) =
             prometheus_client::encoding::prometheus_text::encode(&mut body, &self.registry)
         {
             tracing::error!(error = %e, "encoding /metrics failed");
         }
+        monitoring(store, &mut body).await;
         (
             [(
                 header::CONTENT_TYPE,
@@ -98,6 +101,107 @@ impl Telemetry {
             body,
         )
             .into_response()
+    }
+}
+
+/// A label value in the text format: backslash, double quote and newline escaped.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".to_string()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// Each rule's latest windowed value, baseline and samples, and `ALERTS` for pending and
+/// firing alerts with Prometheus' own labels (`alertname`, `alertstate`) plus `monitor` and
+/// `severity`. `plumb_monitoring_up` says whether the database could be read.
+async fn monitoring(store: &dyn Store, out: &mut String) {
+    use std::fmt::Write;
+    let read = async {
+        let monitors = store.list_monitors().await?;
+        let states = store.alert_states(None).await?;
+        Ok::<_, plumb_core::Error>((monitors, states))
+    };
+    let (monitors, states) = match read.await {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::warn!(error = %e.message, "/metrics: monitoring state unreadable");
+            out.push_str("# HELP plumb_monitoring_up Whether monitoring state could be read.\n");
+            out.push_str("# TYPE plumb_monitoring_up gauge\nplumb_monitoring_up 0\n");
+            return;
+        }
+    };
+    let mut rules = std::collections::HashMap::new();
+    for m in monitors {
+        if let Ok(l) = plumb_monitor::engine::Loaded::new(m) {
+            for r in l.spec.rules {
+                rules.insert(
+                    (l.record.name.clone(), r.name.clone()),
+                    (r.metric, r.window),
+                );
+            }
+        }
+    }
+    out.push_str("# HELP plumb_monitoring_up Whether monitoring state could be read.\n");
+    out.push_str("# TYPE plumb_monitoring_up gauge\nplumb_monitoring_up 1\n");
+    let series = [
+        ("plumb_monitor_value", "A rule's latest windowed value."),
+        (
+            "plumb_monitor_baseline",
+            "The baseline a rule compares with.",
+        ),
+        (
+            "plumb_monitor_samples",
+            "Samples in a rule's latest window.",
+        ),
+    ];
+    for (i, (name, help)) in series.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for s in &states {
+            let Some((metric, window)) = rules.get(&(s.monitor.clone(), s.rule.clone())) else {
+                continue;
+            };
+            let v = match i {
+                0 => s.value,
+                1 => s.baseline,
+                _ => Some(s.samples as f64),
+            };
+            if let Some(v) = v {
+                let _ = writeln!(
+                    out,
+                    "{name}{{monitor=\"{}\",rule=\"{}\",metric=\"{}\",window=\"{}\"}} {}",
+                    label(&s.monitor),
+                    label(&s.rule),
+                    label(metric),
+                    label(window),
+                    number(v)
+                );
+            }
+        }
+    }
+    out.push_str("# HELP ALERTS Alerts pending or firing, as Prometheus exposes its own.\n");
+    out.push_str("# TYPE ALERTS gauge\n");
+    for s in states
+        .iter()
+        .filter(|s| s.state == "pending" || s.state == "firing")
+    {
+        let _ = writeln!(
+            out,
+            "ALERTS{{alertname=\"{}\",alertstate=\"{}\",monitor=\"{}\",severity=\"{}\"}} 1",
+            label(&s.rule),
+            s.state,
+            label(&s.monitor),
+            label(&s.severity)
+        );
     }
 }
 

@@ -31,6 +31,12 @@ pub enum Command {
     /// The database schema: status and upgrade.
     #[command(subcommand)]
     Db(DbCmd),
+    /// Production monitors: apply a YAML file of them, list, show, delete.
+    #[command(subcommand)]
+    Monitor(MonitorCmd),
+    /// Alerts of the monitors' rules: current states, or the history of changes.
+    #[command(subcommand)]
+    Alerts(AlertsCmd),
     /// Permanently remove deleted runs and experiments, with their artifacts.
     Gc(GcArgs),
     /// A CI gate: compare a candidate's metrics with a baseline's (MLflow's MetricThreshold
@@ -141,6 +147,68 @@ impl ViewArg {
             Self::All => "ALL",
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MonitorCmd {
+    /// Create or update the monitors a YAML file declares (`monitors:` list); unchanged ones
+    /// are left alone, so applying the same file again changes nothing.
+    Apply {
+        #[command(flatten)]
+        target: Target,
+        /// The monitors file (format in README).
+        #[arg(long, short = 'f')]
+        file: std::path::PathBuf,
+        /// Also delete monitors the file does not declare.
+        #[arg(long)]
+        prune: bool,
+        /// Say what would change, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List monitors with their firing and pending alerts.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, value_enum, default_value_t)]
+        output_format: Format,
+    },
+    /// Show a monitor's spec and its rules' states.
+    Show {
+        #[command(flatten)]
+        target: Target,
+        name: String,
+        #[arg(long, value_enum, default_value_t)]
+        output_format: Format,
+    },
+    /// Delete a monitor with its events and alert states (the alert history stays).
+    Delete {
+        #[command(flatten)]
+        target: Target,
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCmd {
+    /// Alerts as they are now (every rule's state), or with `--history` their changes.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long)]
+        monitor: Option<String>,
+        /// inactive, pending, firing or resolved (with --history: the state changed to).
+        #[arg(long)]
+        state: Option<String>,
+        /// List state changes, newest first, instead of current states.
+        #[arg(long)]
+        history: bool,
+        /// With --history: changes listed at most.
+        #[arg(long, default_value_t = 100)]
+        max_results: i64,
+        #[arg(long, value_enum, default_value_t)]
+        output_format: Format,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
@@ -406,4 +474,19 @@ pub struct ServerArgs {
     /// (`0` for no limit).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub db_statement_timeout: std::time::Duration,
+    /// How often monitors' rules are evaluated (and closed minutes folded into rollups). One
+    /// replica at a time does it.
+    #[arg(long, default_value = "15s", value_parser = positive_duration)]
+    pub monitor_interval: std::time::Duration,
+    /// How long raw inference events are kept; their per-minute rollups are kept for good.
+    #[arg(long, default_value = "7d", value_parser = positive_duration)]
+    pub monitor_retention: std::time::Duration,
+}
+
+fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d.is_zero() {
+        return Err("must be longer than zero".to_string());
+    }
+    Ok(d)
 }

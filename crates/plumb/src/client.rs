@@ -74,6 +74,7 @@ impl Client {
         let state = AppState {
             store: backend.tracking(),
             registry: backend.registry(),
+            all: backend.all(),
             artifacts: match artifacts {
                 Some(dest) => ArtifactStore::from_uri(dest)
                     .map_err(|e| anyhow!("{}", e.message))
@@ -96,7 +97,18 @@ impl Client {
     /// Calls `/api/2.0/mlflow/<path>`: GET with `params` as the query string, POST with them as
     /// the JSON body. Answers the JSON body, or the MLflow error.
     pub async fn call(&self, method: Method, path: &str, params: Value) -> anyhow::Result<Value> {
-        let path = format!("/api/2.0/mlflow/{path}");
+        self.send(method, format!("/api/2.0/mlflow/{path}"), params)
+            .await
+    }
+
+    /// Calls plumb's own `/api/2.0/plumb/<path>` the same way (the path's segments already
+    /// percent-encoded).
+    pub async fn plumb(&self, method: Method, path: &str, params: Value) -> anyhow::Result<Value> {
+        self.send(method, format!("/api/2.0/plumb/{path}"), params)
+            .await
+    }
+
+    async fn send(&self, method: Method, path: String, params: Value) -> anyhow::Result<Value> {
         let query = if method == Method::GET {
             let pairs: Vec<(String, String)> = params
                 .as_object()

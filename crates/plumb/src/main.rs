@@ -7,6 +7,7 @@ mod commands;
 mod gc;
 mod mlflow_db;
 mod mlruns;
+mod monitor_cmd;
 mod output;
 mod transfer;
 mod wiring;
@@ -49,6 +50,8 @@ fn main() -> ExitCode {
         cli::Command::Models(cmd) => runtime.block_on(commands::models(cmd)),
         cli::Command::Db(cmd) => runtime.block_on(commands::db(cmd)),
         cli::Command::Gc(args) => runtime.block_on(gc::run(args)),
+        cli::Command::Monitor(cmd) => runtime.block_on(monitor_cmd::monitor(cmd)),
+        cli::Command::Alerts(cmd) => runtime.block_on(monitor_cmd::alerts(cmd)),
         // Its own exit codes: 1 is "a metric failed", 2 "could not check".
         cli::Command::Check(args) => return runtime.block_on(check::run(args)),
         cli::Command::Export {

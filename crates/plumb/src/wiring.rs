@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use plumb_artifacts::ArtifactStore;
 use plumb_server::{AppState, Limits, Security, ServerConfig};
-use plumb_store::{RegistryStore, TrackingStore};
+use plumb_store::{RegistryStore, Store, TrackingStore};
 use plumb_store_postgres::{PgOptions, PgStore};
 use plumb_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -126,6 +126,13 @@ impl Backend {
         }
     }
 
+    pub fn all(&self) -> Arc<dyn Store> {
+        match self {
+            Self::Sqlite(s) => Arc::new(s.clone()),
+            Self::Postgres(s) => Arc::new(s.clone()),
+        }
+    }
+
     pub fn registry(&self) -> Arc<dyn RegistryStore> {
         match self {
             Self::Sqlite(s) => Arc::new(s.clone()),
@@ -215,9 +222,14 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         .collect();
     protected_roots.extend(local_folder(&args.artifacts_destination));
     protected_roots.extend(local_folder(&root));
+    let monitoring = plumb_monitor::engine::Settings {
+        interval: args.monitor_interval,
+        retention: args.monitor_retention,
+    };
     let state = AppState {
         store: backend.tracking(),
         registry: backend.registry(),
+        all: backend.all(),
         artifacts,
         config: Arc::new(ServerConfig {
             serve_artifacts,
@@ -233,6 +245,7 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
                 idle_timeout: args.idle_timeout,
                 max_connections,
             },
+            monitoring,
         }),
     };
     let listener = TcpListener::bind((args.host.as_str(), args.port))
@@ -252,7 +265,9 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
              hosts clients use with --allowed-hosts (or '*')"
         );
     }
+    let evaluator = plumb_monitor::engine::spawn(backend.all(), monitoring);
     plumb_server::serve(listener, state, shutdown_signal()).await?;
+    evaluator.abort();
     backend.close().await;
     tracing::info!("stopped cleanly");
     Ok(())

@@ -5,6 +5,7 @@ pub mod experiments;
 pub mod metrics;
 pub mod misc;
 pub mod models;
+pub mod monitoring;
 pub mod registry;
 pub mod runs;
 

@@ -28,7 +28,8 @@ impl TestServer {
         let artifacts = ArtifactStore::local(dir.path().join("artifacts")).expect("artifacts");
         let state = AppState {
             store: Arc::new(store.clone()),
-            registry: Arc::new(store),
+            registry: Arc::new(store.clone()),
+            all: Arc::new(store),
             artifacts,
             config: Arc::new({
                 let mut config = ServerConfig::default();
