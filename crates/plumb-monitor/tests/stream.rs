@@ -9,8 +9,8 @@ use std::sync::Arc;
 use plumb_core::entities::{Metric, Tag};
 use plumb_monitor::engine::{self, Loaded};
 use plumb_monitor::spec::MonitorSpec;
-use plumb_store::monitoring::{AlertQuery, Event, Label, MonitorStore, PutMode, BUCKET_MS};
-use plumb_store::{Batch, NewModelVersion, NewRun, RegistryStore, Store, TrackingStore};
+use plumb_store::monitoring::{AlertQuery, Event, Label, PutMode, BUCKET_MS};
+use plumb_store::{Batch, NewModelVersion, NewRun, Store};
 use plumb_store_sqlite::SqliteStore;
 use serde_json::json;
 

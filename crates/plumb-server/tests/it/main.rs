@@ -4,6 +4,7 @@ mod artifacts;
 mod errors;
 mod fuzz;
 mod hostile;
+mod monitoring;
 mod support;
 mod telemetry;
 mod tracking;

@@ -12,6 +12,8 @@ pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// The server's store, for tests that run background work (monitor evaluation) by hand.
+    pub store: Arc<dyn plumb_store::Store>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -26,10 +28,11 @@ impl TestServer {
         let store =
             SqliteStore::open(dir.path().join("plumb.db"), "mlflow-artifacts:/").expect("store");
         let artifacts = ArtifactStore::local(dir.path().join("artifacts")).expect("artifacts");
+        let all: Arc<dyn plumb_store::Store> = Arc::new(store.clone());
         let state = AppState {
             store: Arc::new(store.clone()),
-            registry: Arc::new(store.clone()),
-            all: Arc::new(store),
+            registry: Arc::new(store),
+            all: all.clone(),
             artifacts,
             config: Arc::new({
                 let mut config = ServerConfig::default();
@@ -49,6 +52,7 @@ impl TestServer {
             base,
             client: reqwest::Client::new(),
             dir,
+            store: all,
             _stop: stop,
         }
     }

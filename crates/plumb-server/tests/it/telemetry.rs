@@ -61,3 +61,52 @@ async fn metrics_count_requests_by_route_pattern() {
     // Nothing of the raw request reaches a label.
     assert!(!body.contains("nope") && !body.contains("BREW"), "{body}");
 }
+
+/// Each rule's value and `ALERTS` as Prometheus exposes its own, label values escaped.
+#[tokio::test]
+async fn metrics_expose_monitor_values_and_alerts() {
+    let s = TestServer::spawn().await;
+    let severity = "page \"oncall\" \\ now";
+    s.ok(
+        "/api/2.0/plumb/monitors",
+        json!({"name": "iris-prod", "rules": [
+            {"name": "errors", "metric": "error_rate", "window": "5m", "above": 0.1,
+             "min_samples": 5, "severity": severity},
+            {"name": "quiet", "metric": "count", "window": "5m", "below": 1, "min_samples": 1000}
+        ]}),
+    )
+    .await;
+    let now = plumb_core::now_millis();
+    let events: Vec<_> = (0..10)
+        .map(|i| json!({"timestamp_ms": now - 1000, "error": i % 2 == 0}))
+        .collect();
+    s.ok(
+        "/api/2.0/plumb/monitors/iris-prod/events",
+        json!({ "events": events }),
+    )
+    .await;
+    plumb_monitor::engine::evaluate(s.store.as_ref(), now)
+        .await
+        .expect("evaluate");
+    let text = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    for line in [
+        "plumb_monitoring_up 1",
+        "plumb_monitor_value{monitor=\"iris-prod\",rule=\"errors\",metric=\"error_rate\",window=\"5m\"} 0.5",
+        "plumb_monitor_samples{monitor=\"iris-prod\",rule=\"quiet\",metric=\"count\",window=\"5m\"} 10",
+        "ALERTS{alertname=\"errors\",alertstate=\"firing\",monitor=\"iris-prod\",severity=\"page \\\"oncall\\\" \\\\ now\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line} in:\n{text}");
+    }
+    assert!(
+        !text.contains("alertname=\"quiet\""),
+        "too few samples: no verdict, no alert"
+    );
+}
