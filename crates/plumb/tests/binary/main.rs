@@ -4,6 +4,7 @@
 mod check;
 mod cli;
 mod hardening;
+mod monitoring;
 mod pg;
 mod pg_schema;
 mod replicas;
