@@ -13,6 +13,8 @@ use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
+mod monitoring;
+
 #[derive(Parser)]
 #[command(
     name = "plumb-bench",
@@ -69,6 +71,32 @@ enum Workload {
         #[arg(long, default_value_t = 8)]
         load_connections: usize,
     },
+    /// POST inference events (10 numeric features each) to a monitor, `batch` per request.
+    MonitorIngest {
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+    },
+    /// A 1-hour window query over a monitor holding `events` events, once folded.
+    MonitorWindow {
+        #[arg(long, default_value_t = 10_000_000)]
+        events: usize,
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
+        #[arg(long, default_value_t = 4)]
+        load_connections: usize,
+    },
+    /// From an acknowledged batch of failing requests to its alert firing (`for: 0`); the
+    /// server runs with `--monitor-interval` = `interval_ms`.
+    MonitorLag {
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        #[arg(long, default_value_t = 1000)]
+        interval_ms: u64,
+    },
     /// Serves on the --url's address, until killed, a server that reads and parses each request
     /// and stores nothing (the ceiling of the write workloads on this machine).
     Floor,
@@ -80,6 +108,13 @@ struct Api {
 }
 
 impl Api {
+    /// The same client for plumb's own API (`/api/2.0/plumb`).
+    fn plumb(url: &str) -> anyhow::Result<Self> {
+        let mut api = Self::new(url)?;
+        api.base = format!("{}/api/2.0/plumb", url.trim_end_matches('/'));
+        Ok(api)
+    }
+
     fn new(url: &str) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .http1_only()
@@ -307,6 +342,20 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
     let api = Arc::new(Api::new(&cli.url)?);
     match cli.workload {
         Workload::Floor => floor(&cli.url).await,
+        Workload::MonitorIngest {
+            connections,
+            seconds,
+            batch,
+        } => monitoring::ingest(&cli.url, connections, seconds, batch).await,
+        Workload::MonitorWindow {
+            events,
+            requests,
+            load_connections,
+        } => monitoring::window(&cli.url, events, requests, load_connections).await,
+        Workload::MonitorLag {
+            rounds,
+            interval_ms,
+        } => monitoring::lag(&cli.url, rounds, interval_ms).await,
         Workload::LogMetric {
             connections,
             seconds,

@@ -218,8 +218,10 @@ pub struct Point {
     pub samples: u64,
 }
 
-/// A metric's value over the windows `(t - window, t]` for `t` in `ends`, reading the data
-/// once: rollups (or events) of the buckets, or the points of matching runs.
+/// A metric's value over the windows ending at each `t` in `ends`, reading the data once:
+/// rollups (or events) of the buckets, or the points of matching runs. A window counts the
+/// whole minutes it touches (a minute's rollup is not split), up to the last event of the
+/// range; for the evaluator's window, which ends now, that is every event up to now.
 pub async fn series(
     store: &dyn Store,
     m: &Loaded,

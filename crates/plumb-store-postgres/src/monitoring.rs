@@ -64,6 +64,13 @@ impl MonitorStore for PgStore {
             limit
         ))
     }
+    async fn stale_buckets(&self, monitor_id: i64, closed_before_ms: i64) -> Result<i64> {
+        read!(self, |c| q::stale_buckets(
+            &mut PgConn(c),
+            monitor_id,
+            closed_before_ms
+        ))
+    }
     async fn buckets(&self, monitor_id: i64, start_ms: i64, end_ms: i64) -> Result<Vec<Bucket>> {
         read!(self, |c| q::buckets(
             &mut PgConn(c),

@@ -74,6 +74,16 @@ impl MonitorStore for SqliteStore {
         })
         .await
     }
+    async fn stale_buckets(&self, monitor_id: i64, closed_before_ms: i64) -> Result<i64> {
+        self.read(move |c| {
+            conn::sync(q::stale_buckets(
+                &mut SqliteConn(c),
+                monitor_id,
+                closed_before_ms,
+            ))
+        })
+        .await
+    }
     async fn buckets(&self, monitor_id: i64, start_ms: i64, end_ms: i64) -> Result<Vec<Bucket>> {
         self.read(move |c| conn::sync(q::buckets(&mut SqliteConn(c), monitor_id, start_ms, end_ms)))
             .await

@@ -161,6 +161,9 @@ pub trait MonitorStore: Send + Sync + 'static {
     /// Buckets that ended at or before `closed_before_ms` whose rollup is missing or stale,
     /// oldest first.
     async fn buckets_to_fold(&self, closed_before_ms: i64, limit: i64) -> Result<Vec<Bucket>>;
+    /// How many of a monitor's buckets ended at or before `closed_before_ms` and are not
+    /// folded (or were touched since).
+    async fn stale_buckets(&self, monitor_id: i64, closed_before_ms: i64) -> Result<i64>;
     /// The buckets of a monitor in `[start_ms, end_ms)`, by start.
     async fn buckets(&self, monitor_id: i64, start_ms: i64, end_ms: i64) -> Result<Vec<Bucket>>;
     /// Events of a monitor in `[start_ms, end_ms)` ordered by (timestamp, request id), after

@@ -47,6 +47,8 @@ pub struct MonitorAnswer {
 pub struct MonitorWithAlerts {
     pub monitor: MonitorOut,
     pub alerts: Vec<AlertOut>,
+    /// Closed minutes whose rollup is missing or stale (the evaluator folds them).
+    pub stale_buckets: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -188,7 +190,12 @@ pub async fn get(
 ) -> ApiResult<Json<MonitorWithAlerts>> {
     let record = st.all.get_monitor(&name).await?;
     let alerts = st.all.alert_states(Some(&name)).await?;
+    let stale_buckets = st
+        .all
+        .stale_buckets(record.monitor_id, now_millis())
+        .await?;
     Ok(Json(MonitorWithAlerts {
+        stale_buckets,
         monitor: MonitorOut::of(record)?,
         alerts: alerts.into_iter().map(AlertOut::from).collect(),
     }))

@@ -39,10 +39,12 @@ async fn monitor_lifecycle_and_wire_shapes() {
         (400, Some("RESOURCE_ALREADY_EXISTS"))
     );
 
+    // Events in one minute, two minutes ago: the windows below either hold that minute or not.
     let now = plumb_core::now_millis();
+    let m0 = now - now.rem_euclid(60_000) - 120_000;
     let events: Vec<Value> = (0..40)
         .map(|i| {
-            json!({"timestamp_ms": now - 30_000 + i, "request_id": format!("r{i}"),
+            json!({"timestamp_ms": m0 + 10_000 + i, "request_id": format!("r{i}"),
                    "latency_ms": 100 + i, "prediction": 1, "label": if i < 30 { 1 } else { 0 },
                    "features": {"petal_length": 1.5}, "segment": {"region": "eu"}})
         })
@@ -67,10 +69,12 @@ async fn monitor_lifecycle_and_wire_shapes() {
         .await;
     assert_eq!(labels, json!({"received": 2, "stored": 2, "matched": 1}));
 
+    // Points at m0 - 90 s, m0 - 30 s (windows ending before the events' minute) and m0 + 30 s.
+    let end = m0 + 30_000;
     let (status, series) = s
         .get(&format!(
-            "{M}/iris-prod/metrics?metric=accuracy&window=5m&start_ms={}&end_ms={now}&step_ms=60000",
-            now - 120_000
+            "{M}/iris-prod/metrics?metric=accuracy&window=5m&start_ms={}&end_ms={end}&step_ms=60000",
+            end - 120_000
         ))
         .await;
     assert_eq!(status, 200, "{series}");
@@ -107,6 +111,10 @@ async fn monitor_lifecycle_and_wire_shapes() {
         "defaults are filled in"
     );
     assert_eq!(got["alerts"], json!([]));
+    assert_eq!(
+        got["stale_buckets"], 1,
+        "the events' minute is closed, not folded (no evaluator)"
+    );
     let (_, list) = s.get(M).await;
     assert_eq!(list["monitors"].as_array().map(Vec::len), Some(1));
 

@@ -142,6 +142,20 @@ pub async fn events_fold_with_labels_and_generations(store: Store) {
         .await
         .expect("todo");
     assert_eq!(todo.iter().map(|b| b.bucket_ms).collect::<Vec<_>>(), [T0]);
+    assert_eq!(
+        store
+            .stale_buckets(id, T0 + BUCKET_MS + 10)
+            .await
+            .expect("stale"),
+        1
+    );
+    assert_eq!(
+        store
+            .stale_buckets(id, T0 + 9 * BUCKET_MS)
+            .await
+            .expect("stale"),
+        2
+    );
     // Pages in (timestamp, request id) order, whatever the page size.
     let mut seen = Vec::new();
     let mut after = None;
@@ -172,6 +186,13 @@ pub async fn events_fold_with_labels_and_generations(store: Store) {
         .expect("rollup");
     let b0 = &store.buckets(id, T0, T0 + 1).await.expect("buckets")[0];
     assert!(b0.current());
+    assert_eq!(
+        store
+            .stale_buckets(id, T0 + 9 * BUCKET_MS)
+            .await
+            .expect("stale"),
+        1
+    );
     assert_eq!(b0.rollup.as_deref(), Some("{\"n\": 3}"));
     assert!(store
         .buckets_to_fold(T0 + 2 * BUCKET_MS, 10)

@@ -455,6 +455,20 @@ pub async fn buckets_to_fold<C: Conn>(
     .collect()
 }
 
+pub async fn stale_buckets<C: Conn>(
+    c: &mut C,
+    monitor_id: i64,
+    closed_before_ms: i64,
+) -> DbResult<i64> {
+    c.query_opt(
+        "SELECT COUNT(*) FROM plumb_monitor_buckets
+         WHERE monitor_id = ? AND gen <> folded_gen AND bucket_ms <= ?",
+        vec![monitor_id.into(), (closed_before_ms - BUCKET_MS).into()],
+    )
+    .await?
+    .map_or(Ok(0), |r| r.int(0))
+}
+
 pub async fn buckets<C: Conn>(
     c: &mut C,
     monitor_id: i64,
