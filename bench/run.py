@@ -7,6 +7,8 @@ BENCHMARKS.md with the peers side by side (one table per backend).
     bash bench/run.sh                      # the full run on SQLite (by hand; tens of minutes)
     bash bench/run.sh --backend postgres   # the same on PostgreSQL
     bash bench/run.sh --smoke              # seconds, plumb only (CI runs this so the harness never rots)
+    bash bench/run.sh --monitoring         # monitoring: event ingest, 1-hour window, alert lag,
+                                           # beside MLflow logging the same events as log-batch
 """
 import argparse
 import datetime
@@ -193,8 +195,126 @@ def plan(smoke, name):
     ]
 
 
+# Values an event carries when logged to MLflow as metrics instead: latency, prediction, label
+# and its ten features, one metric point each.
+VALUES_PER_EVENT = 13
+
+
+def monitoring(smoke, backend):
+    """plumb's monitoring workloads, and MLflow's log-batch carrying the same events as metrics."""
+    pg = backend == "postgres"
+    interval_ms = 1000
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-monitoring-") as workdir:
+        uri = fresh_database("plumb_bench_monitoring") if pg else "sqlite:///plumb.db"
+        srv = Server("plumb", lambda port: [PLUMB, "server", "--port", str(port), "--backend-store-uri", uri,
+                                            "--monitor-interval", f"{interval_ms}ms"], workdir)
+        secs = "0.5" if smoke else "10"
+        events = "20000" if smoke else "10000000"
+        try:
+            r = {}
+            for label, args in [
+                ("ingest c8", ["monitor-ingest", "--connections", "8", "--seconds", secs]),
+                ("ingest c2", ["monitor-ingest", "--connections", "2", "--seconds", secs]),
+                ("window 1h", ["monitor-window", "--events", events, "--requests", "3" if smoke else "20"]),
+                ("lag", ["monitor-lag", "--rounds", "2" if smoke else "10", "--interval-ms", str(interval_ms)]),
+            ]:
+                r[label] = with_peak_rss(srv, lambda: loadgen(srv.url, *args)) if label.startswith("ingest") \
+                    else loadgen(srv.url, *args)
+                print(f"   plumb {label}: {json.dumps(r[label])}", flush=True)
+            results["plumb"] = r
+        finally:
+            srv.stop()
+            if pg:
+                psql('DROP DATABASE IF EXISTS "plumb_bench_monitoring" WITH (FORCE)')
+        if not smoke:
+            muri = (fresh_database("mlflow_bench_monitoring").replace("postgres://", "postgresql+psycopg2://")
+                    if pg else "sqlite:///mlflow.db")
+            mlflow = Server("mlflow", lambda port: [os.path.join(VENV, "bin", "mlflow"), "server", "--host", "127.0.0.1",
+                                                    "--port", str(port), "--backend-store-uri", muri], workdir)
+            try:
+                res = loadgen(mlflow.url, "log-batch", "--connections", "8", "--seconds", secs)
+                if "points_per_s" in res:
+                    res["events_per_s"] = res["points_per_s"] / VALUES_PER_EVENT
+                print(f"   mlflow log-batch as events: {json.dumps(res)}", flush=True)
+                results["mlflow"] = {"log-batch c8": res}
+            finally:
+                mlflow.stop()
+                if pg:
+                    psql('DROP DATABASE IF EXISTS "mlflow_bench_monitoring" WITH (FORCE)')
+    suffix = "" if backend == "sqlite" else f"-{backend}"
+    out = os.path.join(ROOT, "target", f"bench-monitoring{'-smoke' if smoke else ''}{suffix}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2)
+    p = results["plumb"]
+    errors = [k for k, v in p.items() if "error" in v or v.get("errors")]
+    if errors:
+        print(f"monitoring workloads failed: {errors}", file=sys.stderr)
+        sys.exit(1)
+    if smoke:
+        assert p["ingest c8"]["events_per_s"] > 0 and p["window 1h"]["counted"] == 20000, p
+        print("bench smoke: monitoring workloads ran")
+    elif backend == "sqlite":
+        update_monitoring_section()
+
+
+def update_monitoring_section():
+    """Puts this run's Monitoring section into BENCHMARKS.md in place (the other tables are the
+    last full runs' and stay as they are)."""
+    path = os.path.join(ROOT, "BENCHMARKS.md")
+    with open(path) as f:
+        doc = f.read()
+    section = monitoring_section()
+    start = doc.find("\n## Monitoring\n")
+    anchor = doc.find("Raw numbers (all percentiles")
+    if start >= 0 and anchor > start:
+        doc = doc[:start] + section + "\n" + doc[anchor:]
+    elif anchor >= 0:
+        doc = doc[:anchor] + section.lstrip("\n") + "\n" + doc[anchor:]
+    else:
+        doc += section
+    with open(path, "w") as f:
+        f.write(doc)
+
+
+def monitoring_section():
+    """The Monitoring section of BENCHMARKS.md from the last full monitoring run, or ''."""
+    path = os.path.join(ROOT, "target", "bench-monitoring.json")
+    if not os.path.exists(path):
+        return kept_section("## Monitoring", "Raw numbers")
+    with open(path) as f:
+        r = json.load(f)
+    p, m = r["plumb"], r.get("mlflow", {}).get("log-batch c8", {})
+    when = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
+    ingest = p["ingest c8"]["events_per_s"]
+    mlflow_events = m.get("events_per_s")
+    ratio = f"{ingest / mlflow_events:,.0f}x" if mlflow_events else "n/a"
+    w, lag = p["window 1h"], p["lag"]
+    return f"""
+## Monitoring
+
+`bash bench/run.sh --monitoring` (run of {when}, SQLite, same machine): inference events with
+ten numeric features, a latency, a prediction and a label each, posted in batches of 1000 and
+answered after COMMIT; MLflow 3.17.2 logging the same events as `log-batch` metrics
+({VALUES_PER_EVENT} points per event, batches of 1000 points) in the same run.
+
+| workload | plumb | MLflow (same events as metrics) | plumb vs MLflow |
+|---|---|---|---|
+| event ingest c8: events/s | {fmt(ingest)} | {fmt(mlflow_events)} | {ratio} |
+| event ingest c2: events/s | {fmt(p["ingest c2"]["events_per_s"])} | | |
+| ingest c8: p50 / p99 ms per batch | {fmt(p["ingest c8"]["p50_ms"])} / {fmt(p["ingest c8"]["p99_ms"])} | | |
+| RSS under ingest: MiB | {fmt(p["ingest c8"].get("peak_rss_mib"))} | | |
+| 1-hour window over {w["events"]:,} events: p50 / p99 ms | {fmt(w["p50_ms"])} / {fmt(w["p99_ms"])} | | |
+| loading those events: events/s (rollups folded meanwhile) | {fmt(w["events_per_s_loading"])} | | |
+| folding left after loading: s | {fmt(w["fold_seconds"])} | | |
+| batch acknowledged -> alert firing (`for: 0`), interval {lag["interval_ms"]} ms: p50 / max ms | {fmt(lag["p50_ms"])} / {fmt(lag["max_ms"])} | | |
+"""
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--monitoring", action="store_true", help="the monitoring workloads (see above)")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--out", default=None)
@@ -204,6 +324,9 @@ def main():
     args = ap.parse_args()
     if args.markdown_only:
         write_markdown()
+        return
+    if args.monitoring:
+        monitoring(args.smoke, args.backend)
         return
     results = {}
     for name, argv_for in servers(args.smoke, args.backend).items():
@@ -402,7 +525,7 @@ temporary folder with its default settings.
   "points in the metric" and "runs in the experiment".
 
 {sqlite_table}
-{ceiling(sqlite_results)}
+{ceiling(sqlite_results)}{monitoring_section()}
 Raw numbers (all percentiles, errors, bytes): `target/bench-results.json` of the run
 (`target/bench-results-postgres.json` for PostgreSQL).
 {pg_section}"""

@@ -60,6 +60,7 @@ fi
 step "benchmark harness smoke run (plumb and the do-nothing floor, seconds; the full run is by hand)"
 bash bench/run.sh --smoke
 bash bench/run.sh --smoke --backend postgres
+bash bench/run.sh --smoke --monitoring
 
 
 export PLUMB_BIN=$root/target/debug/plumb

@@ -6,7 +6,8 @@ Nothing here blocks or raises into the request path: when the queue is full (the
 for long), events are dropped and counted in ``Monitor.dropped``; failed sends are retried with a
 growing pause. ``flush()`` waits for what is queued; the queue is flushed at interpreter exit.
 
-Standard library only. Ground truth that arrives later goes through ``Monitor.label``.
+Standard library only. Ground truth that arrives later goes through ``Monitor.label``. Request
+ids you pass yourself are cheapest for the server when they sort by time (UUIDv7, ULID).
 """
 import atexit
 import json
@@ -24,6 +25,12 @@ __all__ = ["Monitor"]
 __version__ = "0.1.0"
 
 _log = logging.getLogger("plumb_monitor")
+
+
+def _time_ordered_id():
+    """A UUIDv7-like id (48-bit millisecond time, then random bits): ids that sort by time are
+    the cheapest for the server to index."""
+    return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:20]}"
 
 
 class Monitor:
@@ -56,7 +63,7 @@ class Monitor:
             features=None, segment=None, request_id=None, timestamp_ms=None):
         """Queues one event; returns its request id (for a later ``label``). Never raises."""
         try:
-            rid = request_id or uuid.uuid4().hex
+            rid = request_id or _time_ordered_id()
             event = {"request_id": str(rid),
                      "timestamp_ms": int(timestamp_ms if timestamp_ms is not None
                                          else time.time() * 1000)}

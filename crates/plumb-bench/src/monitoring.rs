@@ -30,7 +30,9 @@ fn event(out: &mut String, ts: i64, id: &str, n: u64) {
     out.push_str("}}");
 }
 
-fn batch_body(batch: usize, first_ts: i64, spread_ms: i64, tag: &str, i: u64) -> String {
+/// A batch of events as a service sends them: timestamps from `first_ts` on, `step_ms` apart,
+/// and time-ordered request ids (as `plumb_monitor.Monitor` makes them, UUIDv7-like).
+fn batch_body(batch: usize, first_ts: i64, step_ms: f64, source: usize, i: u64) -> String {
     let mut s = String::with_capacity(batch * 260);
     s.push_str(r#"{"events":["#);
     for j in 0..batch {
@@ -38,8 +40,8 @@ fn batch_body(batch: usize, first_ts: i64, spread_ms: i64, tag: &str, i: u64) ->
             s.push(',');
         }
         let n = i * batch as u64 + j as u64;
-        let ts = first_ts + (n as i64 * 7919).rem_euclid(spread_ms.max(1));
-        event(&mut s, ts, &format!("{tag}-{n}"), n);
+        let ts = first_ts + (j as f64 * step_ms) as i64;
+        event(&mut s, ts, &format!("{ts:012x}{source:04x}{n:016x}"), n);
     }
     s.push_str("]}");
     s
@@ -74,9 +76,8 @@ pub async fn ingest(
     .await?;
     let path: &'static str = Box::leak(format!("monitors/{name}/events").into_boxed_str());
     let base = stamp();
-    let body = Arc::new(move |task: usize, i: u64| {
-        batch_body(batch, base, 60_000, &format!("t{task}"), i)
-    });
+    let _ = base;
+    let body = Arc::new(move |task: usize, i: u64| batch_body(batch, stamp(), 0.0, task, i));
     let (hist, secs, errors) = closed_loop(api, path, connections, seconds, body).await?;
     let events = hist.len() as f64 * batch as f64 / secs;
     Ok(report(
@@ -114,7 +115,10 @@ pub async fn window(
                 if i >= batches {
                     return anyhow::Ok(());
                 }
-                let body = batch_body(batch, start, 3_600_000, &format!("w{task}"), i);
+                // Batch i covers its slice of the hour, in order.
+                let step = 3_600_000.0 / (batches as f64 * batch as f64);
+                let first = start + (i as f64 * batch as f64 * step) as i64;
+                let body = batch_body(batch, first, step, task, i);
                 api.post_raw(&format!("monitors/{name}/events"), &body)
                     .await?;
             }

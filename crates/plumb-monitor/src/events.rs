@@ -132,7 +132,8 @@ pub fn parse_events(body: &[u8], now_ms: i64, oldest_ms: i64) -> Result<Vec<Even
                 request_id(&at("request_id"), &id)?;
                 id
             }
-            None => uuid::Uuid::new_v4().simple().to_string(),
+            // Time-ordered (UUIDv7): new ids land at the end of the request-id index.
+            None => uuid::Uuid::now_v7().simple().to_string(),
         };
         if let Some(l) = e.latency_ms {
             if !l.is_finite() || l < 0.0 {
