@@ -156,6 +156,9 @@ pub async fn bucket_rollups(
 /// minute: windows count whole minutes).
 pub fn merged(rollups: &BTreeMap<i64, Rollup>, start_ms: i64, end_ms: i64) -> Rollup {
     let mut r = Rollup::default();
+    if bucket_of(start_ms) >= end_ms {
+        return r;
+    }
     for (_, b) in rollups.range(bucket_of(start_ms)..end_ms) {
         r.merge(b);
     }
@@ -303,8 +306,9 @@ fn latest(metrics: impl IntoIterator<Item = Metric>, key: &str) -> Option<f64> {
         .map(|m| m.value)
 }
 
-/// The metrics of what a `runs:/` or `models:/` URI names: the run, or the run (else the
-/// logged model) behind the version. Aliases are resolved now.
+/// The metrics of what a `runs:/` or `models:/` URI names: the run, a logged model
+/// (`models:/m-<id>`), or the run (else the logged model) behind a version. Aliases are
+/// resolved now.
 pub async fn metrics_of(store: &dyn Store, uri: &str) -> Result<Vec<Metric>> {
     let version = if let Some(rest) = uri.strip_prefix("runs:/") {
         let id = rest.split('/').next().unwrap_or_default();
@@ -312,6 +316,16 @@ pub async fn metrics_of(store: &dyn Store, uri: &str) -> Result<Vec<Metric>> {
     } else if let Some(rest) = uri.strip_prefix("models:/") {
         match rest.split_once('@') {
             Some((name, alias)) => store.get_version_by_alias(name, alias).await?,
+            None if !rest.contains('/') => {
+                // A logged model: its own metrics.
+                return Ok(store
+                    .get_logged_model(rest, false)
+                    .await?
+                    .metrics
+                    .into_iter()
+                    .map(|m| m.metric)
+                    .collect());
+            }
             None => {
                 let (name, v) = rest
                     .rsplit_once('/')

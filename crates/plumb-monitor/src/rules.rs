@@ -267,6 +267,13 @@ mod tests {
         let e =
             bad(serde_json::json!({"name": "a", "metric": "accuracy", "above": 1, "colour": 1}));
         assert!(e.starts_with("rules[0]") && e.contains("colour"), "{e}");
+        let e =
+            bad(serde_json::json!({"name": "a", "metric": "accuracy", "above": 1, "for": "400d"}));
+        assert!(e.starts_with("rules[0].for:"), "{e}");
+        let e = MonitorSpec::from_json(serde_json::json!({
+            "name": "m", "baseline": {"first": "100000000y"}}))
+        .expect_err("first");
+        assert!(e.starts_with("baseline.first"), "{e}");
         let e = MonitorSpec::from_json(serde_json::json!({"name": "../x"})).expect_err("name");
         assert!(e.starts_with("name:"), "{e}");
         let e = MonitorSpec::from_json(serde_json::json!({"name": "x", "model": "file:///etc"}))

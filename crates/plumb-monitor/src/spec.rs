@@ -19,7 +19,7 @@ pub struct MonitorSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// What is watched: `models:/<name>@<alias>` (followed when the alias moves),
-    /// `models:/<name>/<version>` or `runs:/<run_id>`.
+    /// `models:/<name>/<version>`, a logged model `models:/m-<id>` or `runs:/<run_id>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
     #[serde(default)]
@@ -211,7 +211,12 @@ pub fn check_uri(field: &str, uri: &str) -> Result<(), String> {
             Some((name, alias)) => !name.is_empty() && !alias.is_empty() && !alias.contains('/'),
             None => match rest.rsplit_once('/') {
                 Some((name, v)) => !name.is_empty() && v.parse::<u64>().is_ok(),
-                None => false,
+                // An MLflow 3 logged model: `models:/m-<id>`.
+                None => {
+                    rest.len() > 2
+                        && rest.starts_with("m-")
+                        && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                }
             },
         }
     } else {
@@ -221,8 +226,8 @@ pub fn check_uri(field: &str, uri: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "{field}: '{uri}' is not runs:/<run_id>, models:/<name>/<version> or \
-             models:/<name>@<alias>"
+            "{field}: '{uri}' is not runs:/<run_id>, models:/<name>/<version>, \
+             models:/<name>@<alias> or models:/<logged model id>"
         ))
     }
 }
@@ -307,6 +312,14 @@ impl MonitorSpec {
             }
             let for_ = duration(&at("for"), &r.for_)?;
             let keep_firing_for = duration(&at("keep_firing_for"), &r.keep_firing_for)?;
+            for (field, d, text) in [
+                ("for", for_, &r.for_),
+                ("keep_firing_for", keep_firing_for, &r.keep_firing_for),
+            ] {
+                if d > Duration::from_secs(30 * 86_400) {
+                    return Err(format!("{}: '{text}' is longer than 30d", at(field)));
+                }
+            }
             if r.severity.is_empty()
                 || r.severity.len() > 64
                 || r.severity.chars().any(char::is_control)
@@ -353,6 +366,23 @@ impl MonitorSpec {
         }
         if self.rules.len() > MAX_RULES {
             return Err(format!("rules: at most {MAX_RULES} rules"));
+        }
+        if self.description.as_ref().is_some_and(|d| d.len() > 5000) {
+            return Err("description: at most 5000 bytes".to_string());
+        }
+        if self.source.experiments.len() > 100 {
+            return Err("source.experiments: at most 100".to_string());
+        }
+        if self.notify.len() > 20 {
+            return Err("notify: at most 20 targets".to_string());
+        }
+        if self.labels.len() > 50
+            || self
+                .labels
+                .iter()
+                .any(|(k, v)| k.is_empty() || k.len() > 250 || v.len() > 250)
+        {
+            return Err("labels: at most 50, keys 1-250 and values up to 250 bytes".to_string());
         }
         if let Some(b) = &self.baseline {
             self.baseline_of(b)?;
@@ -420,8 +450,8 @@ impl MonitorSpec {
                     }
                     ("first", Value::String(d)) => {
                         let d = duration("baseline.first", d)?;
-                        if d < Duration::from_secs(60) {
-                            return Err("baseline.first: at least 1m".to_string());
+                        if d < Duration::from_secs(60) || d > Duration::from_secs(366 * 86_400) {
+                            return Err("baseline.first: between 1m and 366d".to_string());
                         }
                         Ok(Baseline::First(d))
                     }

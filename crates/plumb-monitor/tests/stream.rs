@@ -10,7 +10,7 @@ use plumb_core::entities::{Metric, Tag};
 use plumb_monitor::engine::{self, Loaded};
 use plumb_monitor::spec::MonitorSpec;
 use plumb_store::monitoring::{AlertQuery, Event, Label, PutMode, BUCKET_MS};
-use plumb_store::{Batch, NewModelVersion, NewRun, Store};
+use plumb_store::{Batch, NewLoggedModel, NewModelVersion, NewRun, Store};
 use plumb_store_sqlite::SqliteStore;
 use serde_json::json;
 
@@ -312,4 +312,67 @@ async fn a_baseline_behind_an_alias_follows_the_alias() {
         ("firing", Some(0.99)),
         "{s:?}"
     );
+
+    // An MLflow 3 logged model as the baseline: its own metrics.
+    let run = store
+        .create_run(NewRun {
+            experiment_id: "0".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("run")
+        .info
+        .run_id;
+    let model = store
+        .create_logged_model(NewLoggedModel {
+            experiment_id: "0".into(),
+            source_run_id: Some(run.clone()),
+            ..Default::default()
+        })
+        .await
+        .expect("logged model")
+        .model_id;
+    store
+        .log_batch(
+            &run,
+            Batch {
+                metrics: vec![Metric {
+                    key: "accuracy".into(),
+                    value: 0.91,
+                    timestamp: 2,
+                    step: 0,
+                    model_id: Some(model.clone()),
+                    dataset_name: None,
+                    dataset_digest: None,
+                }],
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("model metric");
+    let loaded = Loaded::new(
+        store
+            .put_monitor(
+                "by-model",
+                &json!({"name": "by-model", "baseline": format!("models:/{model}")}).to_string(),
+                vec![],
+                PutMode::Create,
+                now,
+            )
+            .await
+            .expect("monitor"),
+    )
+    .expect("loaded");
+    let metric = plumb_monitor::metric::MetricRef::parse("accuracy").expect("metric");
+    let b = engine::baseline_value(
+        store.as_ref(),
+        &loaded,
+        "accuracy",
+        "accuracy",
+        &metric,
+        plumb_monitor::metric::Origin::Events,
+    )
+    .await
+    .expect("baseline");
+    assert_eq!(b, Some(0.91));
 }

@@ -310,6 +310,9 @@ pub struct SeriesOut {
     pub points: Vec<Point>,
 }
 
+/// The latest time a series may end at (the year 2100).
+const LATEST_MS: i64 = 4_102_444_800_000;
+
 /// Points a series request may return.
 pub const MAX_POINTS: i64 = 1000;
 
@@ -357,11 +360,11 @@ pub async fn series(
         ));
     }
     let end = q.end_ms.unwrap_or_else(now_millis);
-    let start = q.start_ms.unwrap_or(end - 3_600_000);
-    if start < 0 || end < start {
-        return Err(ApiError::invalid(
-            "start_ms, end_ms: need 0 <= start_ms <= end_ms",
-        ));
+    let start = q.start_ms.unwrap_or(end.saturating_sub(3_600_000));
+    if start < 0 || end < start || end > LATEST_MS {
+        return Err(ApiError::invalid(format!(
+            "start_ms, end_ms: need 0 <= start_ms <= end_ms <= {LATEST_MS}"
+        )));
     }
     let span = end - start;
     let step = q

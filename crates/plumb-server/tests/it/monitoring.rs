@@ -330,6 +330,9 @@ async fn hostile_input_gets_4xx_naming_the_field_and_loses_nothing() {
         ("metric=accuracy&start_ms=10&end_ms=5", "start_ms"),
         ("metric=accuracy&colour=red", "colour"),
         ("metric=accuracy&start_ms=abc", "start_ms"),
+        ("metric=accuracy&end_ms=9223372036854775807", "end_ms"),
+        ("metric=accuracy&start_ms=-5&end_ms=0", "start_ms"),
+        ("metric=accuracy&end_ms=99999999999999999999", "end_ms"),
         ("window=5m", "metric"),
     ] {
         let (st, b) = s.get(&series(q)).await;
