@@ -398,6 +398,23 @@ pub async fn rule_baseline(
     baseline_value(store, m, &key, full, &compiled.metric, compiled.origin).await
 }
 
+/// What a monitor's `model:` names now, for alert messages: `iris v3 (models:/iris@champion)`
+/// follows the alias as it moves.
+async fn watched_model(store: &dyn Store, uri: &str) -> String {
+    let resolved = if let Some(rest) = uri.strip_prefix("models:/") {
+        match rest.split_once('@') {
+            Some((name, alias)) => store
+                .get_version_by_alias(name, alias)
+                .await
+                .map(|v| format!("{name} v{} ({uri})", v.version)),
+            None => Ok(uri.to_string()),
+        }
+    } else {
+        Ok(uri.to_string())
+    };
+    resolved.unwrap_or_else(|e| format!("{uri} (unresolved: {})", e.message))
+}
+
 /// Evaluates every rule of every monitor at `now_ms` and stores the alert states (and their
 /// changes). A rule whose numbers cannot be read gets no verdict and says why.
 pub async fn evaluate(store: &dyn Store, now_ms: i64) -> Result<usize> {
@@ -417,6 +434,10 @@ pub async fn evaluate(store: &dyn Store, now_ms: i64) -> Result<usize> {
                 continue;
             }
         };
+        let watched = match m.spec.model.as_deref() {
+            Some(uri) => Some(watched_model(store, uri).await),
+            None => None,
+        };
         for (rule, compiled) in m.spec.rules.iter().zip(&m.rules) {
             let window = compiled.window.as_millis() as i64;
             let read = async {
@@ -433,7 +454,7 @@ pub async fn evaluate(store: &dyn Store, now_ms: i64) -> Result<usize> {
                 let baseline = rule_baseline(store, &m, rule, compiled).await?;
                 Ok::<_, Error>((value, samples, baseline))
             };
-            let obs = match read.await {
+            let mut obs = match read.await {
                 Ok((value, samples, baseline)) => observe(rule, compiled, value, samples, baseline),
                 Err(e) if e.code.http_status() < 500 => crate::rules::Observation {
                     value: None,
@@ -444,6 +465,9 @@ pub async fn evaluate(store: &dyn Store, now_ms: i64) -> Result<usize> {
                 },
                 Err(e) => return Err(e),
             };
+            if let Some(w) = &watched {
+                obs.message = format!("{w}: {}", obs.message);
+            }
             let prev = states.get(&(name.clone(), rule.name.clone()));
             let (state, change) = step(&name, rule, compiled, prev, &obs, now_ms);
             changes += usize::from(change.is_some());

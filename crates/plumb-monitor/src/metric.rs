@@ -11,7 +11,10 @@ pub enum Origin {
     Runs,
 }
 
-/// Metrics computed from inference events.
+/// `predicted:<class>`: the share of a class among the predictions (classification).
+pub const PREDICTED: &str = "predicted:";
+
+/// Metrics computed from inference events (and `predicted:<class>`).
 pub const EVENT_METRICS: &[&str] = &[
     "count",
     "errors",
@@ -75,6 +78,16 @@ impl MetricRef {
         if s.is_empty() || s.len() > 250 || s.chars().any(char::is_control) {
             return Err(format!("'{s}' is not a metric name"));
         }
+        if let Some(class) = s.strip_prefix(PREDICTED) {
+            // `predicted:<class>`: the share of predictions of that class (no aggregation).
+            if class.is_empty() {
+                return Err(format!("'{s}' names no class"));
+            }
+            return Ok(Self {
+                name: s.to_string(),
+                agg: None,
+            });
+        }
         if let Some((name, agg)) = s.rsplit_once(':') {
             if let Some(a) = Agg::parse(agg) {
                 if name.is_empty() {
@@ -92,9 +105,15 @@ impl MetricRef {
         })
     }
 
+    /// The class of a `predicted:<class>` metric.
+    pub fn predicted_class(&self) -> Option<&str> {
+        self.name.strip_prefix(PREDICTED)
+    }
+
     pub fn is_event_metric(&self) -> bool {
-        EVENT_METRICS.contains(&self.name.as_str())
-            && (self.agg.is_none() || matches!(self.name.as_str(), "latency_ms" | "prediction"))
+        self.predicted_class().is_some()
+            || EVENT_METRICS.contains(&self.name.as_str())
+                && (self.agg.is_none() || matches!(self.name.as_str(), "latency_ms" | "prediction"))
     }
 }
 
@@ -140,6 +159,10 @@ mod tests {
         assert!(!MetricRef::parse("accuracy:p95")
             .expect("parses")
             .is_event_metric());
+        let m = MetricRef::parse("predicted:max").expect("parses");
+        assert_eq!((m.predicted_class(), m.agg), (Some("max"), None));
+        assert!(m.is_event_metric());
+        assert!(MetricRef::parse("predicted:").is_err());
         assert!(MetricRef::parse(":max").is_err());
         assert!(MetricRef::parse(" ").is_err());
         assert!(MetricRef::parse("a\u{0}").is_err());

@@ -208,6 +208,11 @@ impl Rollup {
     /// A metric's value and the number of samples behind it (`None`: no value).
     pub fn value(&self, m: &MetricRef, positive: Option<&str>) -> (Option<f64>, u64) {
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        if let Some(class) = m.predicted_class() {
+            let total: u64 = self.predicted.values().sum();
+            let of_class = self.predicted.get(class).copied().unwrap_or(0);
+            return (ratio(of_class, total), total);
+        }
         match m.name.as_str() {
             "count" => (Some(self.count as f64), self.count),
             "errors" => (Some(self.errors as f64), self.count),
@@ -318,6 +323,9 @@ mod tests {
             );
         }
         assert_eq!(whole.value(&m("count"), None), (Some(1000.0), 1000));
+        assert_eq!(whole.value(&m("predicted:1"), None), (Some(0.25), 1000));
+        assert_eq!(merged.value(&m("predicted:1"), None), (Some(0.25), 1000));
+        assert_eq!(whole.value(&m("predicted:7"), None), (Some(0.0), 1000));
         assert_eq!(whole.value(&m("error_rate"), None).0, Some(0.1));
         let p95 = whole.value(&m("latency_ms:p95"), None).0.expect("p95");
         assert!((p95 - 950.0).abs() / 950.0 < 0.02, "{p95}");

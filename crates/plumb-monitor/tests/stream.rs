@@ -312,6 +312,12 @@ async fn a_baseline_behind_an_alias_follows_the_alias() {
         ("firing", Some(0.99)),
         "{s:?}"
     );
+    assert!(
+        s.message
+            .starts_with(&format!("iris v{} (models:/iris@champion): ", versions[1])),
+        "the message names the version the alias points at now: {}",
+        s.message
+    );
 
     // An MLflow 3 logged model as the baseline: its own metrics.
     let run = store
