@@ -118,7 +118,8 @@ pub struct CheckArgs {
     pub output_format: Format,
 }
 
-/// Where a CLI verb acts: a tracking server over REST, or a backend store opened directly.
+// Where a CLI verb acts: a tracking server over REST, or a backend store opened directly (a
+// plain comment: a doc comment here would become the help text of verbs that flatten it).
 #[derive(Debug, Clone, Args)]
 pub struct Target {
     /// `http(s)://host:port` of plumb or any MLflow-compatible server, or a backend store URI
@@ -262,6 +263,7 @@ pub enum ExperimentsCmd {
         #[arg(long, value_enum, default_value_t)]
         output_format: Format,
     },
+    /// Give an experiment a new name.
     Rename {
         #[command(flatten)]
         target: Target,
@@ -277,6 +279,7 @@ pub enum ExperimentsCmd {
         #[arg(long, short = 'x')]
         experiment_id: String,
     },
+    /// Restore a deleted experiment (with the runs deleted with it).
     Restore {
         #[command(flatten)]
         target: Target,
@@ -339,12 +342,14 @@ pub enum RunsCmd {
         #[arg(long, value_enum, default_value_t)]
         output_format: Format,
     },
+    /// Mark a run deleted (it can be restored until `plumb gc` removes it).
     Delete {
         #[command(flatten)]
         target: Target,
         #[arg(long)]
         run_id: String,
     },
+    /// Restore a deleted run.
     Restore {
         #[command(flatten)]
         target: Target,
@@ -489,4 +494,30 @@ fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
         return Err("must be longer than zero".to_string());
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    /// Every verb says what it does, and no two verbs of a group say the same (a shared text
+    /// is a doc comment leaking from a flattened struct).
+    #[test]
+    fn every_verb_has_its_own_description() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            let mut seen = std::collections::BTreeMap::new();
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                let about = sub
+                    .get_about()
+                    .map(|a| a.to_string())
+                    .unwrap_or_else(|| panic!("`{name}` has no description"));
+                if let Some(other) = seen.insert(about.clone(), name.clone()) {
+                    panic!("`{name}` and `{other}` share the description '{about}'");
+                }
+                walk(sub, &name);
+            }
+        }
+        walk(&super::Cli::command(), "plumb");
+    }
 }

@@ -16,6 +16,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Colour in the logs only on a terminal, and never with `NO_COLOR` set to anything
+/// (no-color.org): a log file or a pipe gets plain text.
+fn colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // Logs go to stderr (stdout is the CLI verbs' output); verbs only say what went wrong.
@@ -29,6 +35,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_target(false)
+        .with_ansi(colour(std::io::IsTerminal::is_terminal(&std::io::stderr())))
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -646,3 +646,37 @@ async fn export_import_round_trip_is_lossless() {
         );
     }
 }
+
+/// Server logs written to a pipe (or a file) are plain text: colour only on a terminal.
+#[test]
+fn server_logs_to_a_pipe_carry_no_colour() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plumb"))
+        .args(["server", "--port", "0"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = String::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("the server logs that it listens before its output ends")
+            .expect("read");
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("listening") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("INFO"), "{seen}");
+    assert!(
+        !seen.contains('\u{1b}'),
+        "ANSI codes in a piped log: {seen:?}"
+    );
+}
