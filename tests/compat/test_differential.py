@@ -254,3 +254,21 @@ def test_same_answers_as_mlflow(reference, fresh_plumb):
         if want != got:
             mismatches.append(f"{method} {path} {body or params}\n  mlflow: {want}\n  plumb:  {got}")
     assert not mismatches, "\n".join(mismatches)
+
+
+def test_artifact_downloads_carry_mlflows_type_and_disposition(reference, fresh_plumb):
+    """The proxy's downloads: the same Content-Type (MLflow's text list: MLmodel, mlproject,
+    json, ...) and Content-Disposition (bare token names, quoted others) as MLflow's server."""
+    names = ["MLmodel", "mlproject", "MLproject", "conda.yaml", "metrics.json", "model.pkl",
+             "plot.png", "my file.txt", "notes.TXT"]
+    seen = {}
+    for base in (reference, fresh_plumb):
+        for name in names:
+            url = f"{base}/api/2.0/mlflow-artifacts/artifacts/diffhdr/{name}"
+            assert requests.put(url, data=b"x: 1\n", timeout=60).status_code == 200
+            r = requests.get(url, timeout=60)
+            assert r.status_code == 200, (base, name, r.text)
+            mime = r.headers["Content-Type"].split(";")[0].strip()
+            seen.setdefault(name, []).append((mime, r.headers.get("Content-Disposition")))
+    for name, (mlflow, plumb) in seen.items():
+        assert plumb == mlflow, f"{name}: MLflow {mlflow}, plumb {plumb}"

@@ -185,17 +185,51 @@ pub async fn list_proxy(State(st): State<AppState>, p: Params) -> ApiResult<Json
     Ok(files_response(None, files))
 }
 
+/// The type MLflow gives a downloaded artifact: text for its list of text extensions (matched
+/// as MLflow matches them, case and all, a name without extension standing for its own
+/// extension, hence `MLmodel` and `mlproject`), else by extension. HTML is sent as text, never
+/// as a page (artifacts are untrusted; MLflow would say `text/html`).
 fn content_type(name: &str) -> &'static str {
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
-        "txt" | "log" | "yaml" | "yml" | "md" | "py" | "csv" | "tsv" | "cfg" | "ini" | "toml" => {
-            "text/plain"
-        }
+    const TEXT: [&str; 25] = [
+        "txt",
+        "log",
+        "err",
+        "cfg",
+        "conf",
+        "cnf",
+        "cf",
+        "ini",
+        "properties",
+        "prop",
+        "hocon",
+        "toml",
+        "yaml",
+        "yml",
+        "xml",
+        "json",
+        "js",
+        "py",
+        "py3",
+        "csv",
+        "tsv",
+        "md",
+        "rst",
+        "MLmodel",
+        "mlproject",
+    ];
+    let ext = match name.rsplit_once('.') {
+        Some((stem, e)) if !stem.is_empty() => e,
+        _ => name.trim_start_matches('.'),
+    };
+    if TEXT.contains(&ext) {
+        return "text/plain";
+    }
+    // Then by extension in any case, as Python's `mimetypes` (which MLflow asks next) does.
+    match ext.to_ascii_lowercase().as_str() {
+        "txt" => "text/plain",
         "json" => "application/json",
-        "html" | "htm" => "text/plain", // never rendered as a page: artifacts are untrusted
+        "csv" => "text/csv",
+        "html" | "htm" => "text/plain",
         "png" => "image/png",
         "jpg" | "jpeg" => "image/jpeg",
         "gif" => "image/gif",
@@ -205,9 +239,37 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
+/// `Content-Disposition` as MLflow's server (werkzeug) writes it: the name bare when it is
+/// only token characters, else quoted (an ASCII stand-in) with the UTF-8 name in `filename*`.
+fn disposition(name: &str) -> String {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !name.is_empty() && name.bytes().all(token) {
+        return format!("attachment; filename={name}");
+    }
+    let stand_in: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut v = format!("attachment; filename=\"{stand_in}\"");
+    if !name.is_ascii() {
+        v.push_str("; filename*=UTF-8''");
+        v.push_str(
+            &percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        );
+    }
+    v
+}
+
 async fn stream_file(store: &ArtifactStore, path: &ArtifactPath) -> ApiResult<Response> {
     let download = store.get(path).await?;
-    let name = path.file_name().replace(['"', '\r', '\n'], "_");
+    let name = path.file_name();
     let mut resp = Body::from_stream(download.stream).into_response();
     let headers = resp.headers_mut();
     headers.insert(
@@ -215,7 +277,7 @@ async fn stream_file(store: &ArtifactStore, path: &ArtifactPath) -> ApiResult<Re
         HeaderValue::from_static(content_type(&name)),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(download.size));
-    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+    if let Ok(v) = HeaderValue::from_str(&disposition(&name)) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)
@@ -304,4 +366,40 @@ pub async fn get_artifact(State(st): State<AppState>, p: Params) -> ApiResult<Re
         &p.req_str("path")?,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{content_type, disposition};
+
+    #[test]
+    fn types_and_dispositions_follow_mlflow() {
+        for (name, ty) in [
+            ("MLmodel", "text/plain"),
+            ("mlproject", "text/plain"),
+            ("MLproject", "application/octet-stream"),
+            ("mlmodel", "application/octet-stream"),
+            ("conda.yaml", "text/plain"),
+            ("metrics.json", "text/plain"),
+            ("notes.TXT", "text/plain"),
+            ("DATA.JSON", "application/json"),
+            ("page.html", "text/plain"),
+            ("plot.PNG", "image/png"),
+            ("model.pkl", "application/octet-stream"),
+            (".hidden", "application/octet-stream"),
+        ] {
+            assert_eq!(content_type(name), ty, "{name}");
+        }
+        assert_eq!(disposition("MLmodel"), "attachment; filename=MLmodel");
+        assert_eq!(disposition("data.bin"), "attachment; filename=data.bin");
+        assert_eq!(
+            disposition("my file.txt"),
+            "attachment; filename=\"my file.txt\""
+        );
+        assert_eq!(disposition("a\"b"), "attachment; filename=\"a_b\"");
+        assert_eq!(
+            disposition("résumé.txt"),
+            "attachment; filename=\"r_sum_.txt\"; filename*=UTF-8''r%C3%A9sum%C3%A9%2Etxt"
+        );
+    }
 }

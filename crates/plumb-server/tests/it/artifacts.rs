@@ -39,7 +39,7 @@ async fn upload_download_list_delete_round_trip() {
     assert_eq!(got.status().as_u16(), 200);
     assert_eq!(
         got.headers()["content-disposition"],
-        "attachment; filename=\"data.bin\""
+        "attachment; filename=data.bin"
     );
     assert_eq!(got.bytes().await.expect("bytes").as_ref(), big.as_slice());
 
