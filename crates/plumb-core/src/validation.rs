@@ -135,6 +135,11 @@ pub fn validate_metric(metric: &Metric, idx: Option<usize>) -> Result<()> {
             field("timestamp")
         )));
     }
+    if metric.dataset_name.is_some() != metric.dataset_digest.is_some() {
+        return Err(Error::invalid(
+            "Both dataset_name and dataset_digest must be provided if one is provided",
+        ));
+    }
     Ok(())
 }
 

@@ -1034,6 +1034,8 @@ pub async fn logged_models(store: Store) {
         .ends_with(&format!("models/{}/artifacts", m.model_id)));
     let mut linked = metric("acc", 0.9, 5, 0);
     linked.model_id = Some(m.model_id.clone());
+    linked.dataset_name = Some("eval".into());
+    linked.dataset_digest = Some("d1".into());
     log(&store, &r, vec![linked.clone()], vec![], vec![]).await;
     log(&store, &r, vec![linked], vec![], vec![]).await;
     let ready = store
@@ -1078,6 +1080,7 @@ pub async fn logged_models(store: Store) {
         order_by: vec![],
         max_results: 100,
         offset: 0,
+        datasets: vec![],
     };
     let found = store
         .search_logged_models(search("name = 'model'"))
@@ -1124,6 +1127,29 @@ pub async fn logged_models(store: Store) {
             .collect::<Vec<_>>(),
         ["model"]
     );
+    // `datasets`: models with a metric logged for one of them (the digest when given).
+    for (datasets, expected) in [
+        (vec![("eval", None)], vec![]),
+        (vec![("eval", Some("d1"))], vec!["model"]),
+        (vec![("eval", Some("other"))], vec![]),
+        (vec![("train", None), ("eval", Some("d1"))], vec!["model"]),
+        (vec![("train", None)], vec![]),
+    ] {
+        let mut q = search("");
+        q.datasets = datasets
+            .iter()
+            .map(|(n, d)| (n.to_string(), d.map(str::to_string)))
+            .collect();
+        let names: Vec<String> = store
+            .search_logged_models(q)
+            .await
+            .expect("by dataset")
+            .items
+            .into_iter()
+            .map(|m| m.name)
+            .collect();
+        assert_eq!(names, expected, "{datasets:?}");
+    }
     let by_tag = store
         .search_logged_models(search("tags.mlflow.user = 'me'"))
         .await

@@ -107,6 +107,9 @@ pub struct LoggedModelQuery {
     pub order_by: Vec<OrderKey>,
     pub max_results: i64,
     pub offset: i64,
+    /// `datasets`: only models with a metric logged for one of these (name and digest; no
+    /// digest matches metrics logged without one, as MLflow compares).
+    pub datasets: Vec<(String, Option<String>)>,
 }
 
 /// What `plumb gc` may remove: runs and experiments in the `deleted` stage.

@@ -736,7 +736,26 @@ pub mod searches {
         }
         let marks = vec!["?"; ids.len()].join(", ");
         let mut binds: Vec<Bind> = ids.into_iter().map(Bind::Int).collect();
-        let filter = where_sql(&layouts::LOGGED_MODELS, &q.filter, &mut binds)?;
+        let mut filter = where_sql(&layouts::LOGGED_MODELS, &q.filter, &mut binds)?;
+        if !q.datasets.is_empty() {
+            let mut any = Vec::with_capacity(q.datasets.len());
+            for (name, digest) in &q.datasets {
+                binds.push(Bind::Text(name.clone()));
+                match digest {
+                    Some(d) => {
+                        binds.push(Bind::Text(d.clone()));
+                        any.push("(dm.dataset_name = ? AND dm.dataset_digest = ?)");
+                    }
+                    // As MLflow compares: no digest given matches metrics logged without one.
+                    None => any.push("(dm.dataset_name = ? AND dm.dataset_digest IS NULL)"),
+                }
+            }
+            filter = format!(
+                "{filter} AND EXISTS (SELECT 1 FROM logged_model_metrics dm \
+                 WHERE dm.model_id = m.model_id AND ({}))",
+                any.join(" OR ")
+            );
+        }
         let mut order = order_sql(&layouts::LOGGED_MODELS, &q.order_by, &mut binds)?.terms_only();
         order.push("m.creation_timestamp_ms DESC".into());
         order.push("m.model_id ASC".into());

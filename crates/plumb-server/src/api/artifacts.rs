@@ -274,10 +274,10 @@ async fn stream_file(store: &ArtifactStore, path: &ArtifactPath) -> ApiResult<Re
     let headers = resp.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type(&name)),
+        HeaderValue::from_static(content_type(name)),
     );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(download.size));
-    if let Ok(v) = HeaderValue::from_str(&disposition(&name)) {
+    if let Ok(v) = HeaderValue::from_str(&disposition(name)) {
         headers.insert(header::CONTENT_DISPOSITION, v);
     }
     Ok(resp)

@@ -138,7 +138,19 @@ pub async fn search(State(st): State<AppState>, p: Params) -> ApiResult<Json<Val
         let clause = format!("{field} {}", if ascending { "ASC" } else { "DESC" });
         order_by.extend(parse_order_by(Domain::LoggedModels, &[clause])?);
     }
+    let mut datasets = Vec::new();
+    for d in p.objects("datasets")?.iter() {
+        let name = d
+            .opt_str("dataset_name")?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                Error::invalid("`dataset_name` in the `datasets` clause must be specified.")
+            })?;
+        let digest = d.opt_str("dataset_digest")?.filter(|s| !s.is_empty());
+        datasets.push((name, digest));
+    }
     let query = LoggedModelQuery {
+        datasets,
         experiment_ids,
         filter: parse_filter(
             Domain::LoggedModels,
