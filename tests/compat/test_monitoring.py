@@ -129,10 +129,14 @@ def test_python_helper_batches_labels_and_never_raises(srv):
     lost = Monitor("no-such-monitor", srv.url, flush_interval=0.05)
     lost.log(latency_ms=1)
     assert lost.flush(10) and lost.dropped == 1
-    down = Monitor("helper", "http://127.0.0.1:9", flush_interval=0.05, max_queue=10)
-    for _ in range(20):
-        down.log(latency_ms=1, features={"bad": float("nan")})
-    assert down.dropped >= 10, "a full queue drops instead of blocking"
+    # One event at a time in flight (retrying an unreachable server), ten queued: the rest of
+    # thirty are dropped at once, without waiting.
+    down = Monitor("helper", "http://127.0.0.1:9", flush_interval=0.05, max_queue=10, batch_size=1)
+    t0 = time.perf_counter()
+    for _ in range(30):
+        down.log(latency_ms=1)
+    assert time.perf_counter() - t0 < 1.0
+    assert down.dropped >= 19, f"a full queue drops instead of blocking: {down.dropped}"
     down._closed = True  # do not wait for the retries of an unreachable server
 
 
