@@ -282,3 +282,37 @@ def test_artifact_downloads_carry_mlflows_type_and_disposition(reference, fresh_
             seen.setdefault(name, []).append((mime, r.headers.get("Content-Disposition")))
     for name, (mlflow, plumb) in seen.items():
         assert plumb == mlflow, f"{name}: MLflow {mlflow}, plumb {plumb}"
+
+
+def test_ui_upload_matches_mlflow(reference, fresh_plumb):
+    """`POST /ajax-api/2.0/mlflow/upload-artifact` (the UI's upload): the same answers as
+    MLflow's server for each mistake, and the file served back by /get-artifact."""
+    seen = {}
+    for base in (reference, fresh_plumb):
+        exp = requests.post(f"{base}/api/2.0/mlflow/experiments/create", json={"name": "upload"}).json()
+        run = requests.post(f"{base}/api/2.0/mlflow/runs/create",
+                            json={"experiment_id": exp["experiment_id"]}).json()["run"]["info"]["run_id"]
+        url = f"{base}/ajax-api/2.0/mlflow/upload-artifact"
+        answers = []
+        for params, data in [
+            ({"path": "a.txt"}, b"x"),
+            ({"run_uuid": run}, b"x"),
+            ({"run_uuid": run, "path": ""}, b"x"),
+            ({"run_uuid": run, "path": "../a.txt"}, b"x"),
+            ({"run_uuid": run, "path": "/etc/passwd"}, b"x"),
+            ({"run_uuid": run, "path": "a#b.txt"}, b"x"),
+            ({"run_uuid": run, "path": "a.txt"}, b""),
+            ({"run_uuid": "0" * 32, "path": "a.txt"}, b"x"),
+            ({"run_uuid": run, "path": "dir/hello.txt"}, b"hello"),
+        ]:
+            r = requests.post(url, params=params, data=data, timeout=60)
+            try:
+                body = norm(r.json())
+            except ValueError:
+                body = r.text
+            answers.append((params.get("path"), r.status_code, body))
+        got = requests.get(f"{base}/get-artifact", params={"run_uuid": run, "path": "dir/hello.txt"})
+        answers.append(("get", got.status_code, got.text))
+        seen[base] = answers
+    for mlflow, plumb in zip(seen[reference], seen[fresh_plumb]):
+        assert plumb == mlflow, f"MLflow {mlflow}, plumb {plumb}"

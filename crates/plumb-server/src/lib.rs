@@ -298,6 +298,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/3.0/mlflow/server-info", server_info.clone())
         .route("/ajax-api/3.0/mlflow/server-info", server_info)
         .nest("/api/2.0", mlflow.clone())
+        .route(
+            "/ajax-api/2.0/mlflow/upload-artifact",
+            post(api::artifacts::upload_for_run),
+        )
         .nest("/ajax-api/2.0", mlflow.clone())
         .nest("/api/3.0", mlflow.clone())
         .nest("/ajax-api/3.0", mlflow)

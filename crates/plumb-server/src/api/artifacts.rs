@@ -368,6 +368,57 @@ pub async fn get_artifact(State(st): State<AppState>, p: Params) -> ApiResult<Re
     .await
 }
 
+/// The largest file the UI's upload takes (MLflow's limit).
+const MAX_UPLOAD: usize = 10 * 1024 * 1024;
+
+/// `POST /ajax-api/2.0/mlflow/upload-artifact?run_uuid=&path=` (the UI's upload): the raw body
+/// is the file, written under the run's artifact root; checked in MLflow's order and words.
+/// Served for runs whose artifacts the server holds (the proxy, or a local root inside its
+/// experiment's location); other roots answer 400.
+pub async fn upload_for_run(
+    State(st): State<AppState>,
+    query: Result<
+        axum::extract::Query<std::collections::HashMap<String, String>>,
+        axum::extract::rejection::QueryRejection,
+    >,
+    req: axum::extract::Request,
+) -> ApiResult<Response> {
+    let axum::extract::Query(args) =
+        query.map_err(|e| ApiError::invalid(format!("bad query string: {}", e.body_text())))?;
+    let arg = |name: &str| args.get(name).filter(|s| !s.is_empty()).cloned();
+    let run_id =
+        arg("run_uuid").ok_or_else(|| ApiError::invalid("Request must specify run_uuid."))?;
+    let path = arg("path").ok_or_else(|| ApiError::invalid("Request must specify path."))?;
+    let path = ArtifactPath::parse_file(&path).map_err(|_| ApiError::invalid("Invalid path"))?;
+    let too_large = || ApiError::invalid("Artifact size is too large. Max size is 10MB.");
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_UPLOAD as u64) {
+        return Err(too_large());
+    }
+    let data = axum::body::to_bytes(req.into_body(), MAX_UPLOAD)
+        .await
+        .map_err(|_| too_large())?;
+    if data.is_empty() {
+        return Err(ApiError::invalid("Request must specify data."));
+    }
+    let run = st.store.get_run(&run_id).await?;
+    let Some((store, base)) =
+        resolve_root(&st, &run.info.artifact_uri, Some(&run.info.experiment_id)).await?
+    else {
+        return Err(ApiError::invalid(format!(
+            "The artifact root '{}' is not served by this server.",
+            run.info.artifact_uri
+        )));
+    };
+    let body = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(data) });
+    store.put(&base.join(&path), body).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], "").into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::{content_type, disposition};

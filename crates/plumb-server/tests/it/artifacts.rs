@@ -1,7 +1,7 @@
 //! The artifact proxy: streamed round trips, listings, and every path-escape shape refused with
 //! 400 on both `/api` and `/ajax-api`.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::TestServer;
 
@@ -253,5 +253,54 @@ async fn logged_model_files_are_listed_and_served() {
     assert_eq!(
         (got, body["error_code"].as_str()),
         (404, Some("RESOURCE_DOES_NOT_EXIST"))
+    );
+}
+
+/// The UI's upload: the file lands in the run's artifacts; sizes and paths are checked.
+#[tokio::test]
+async fn ui_upload_writes_into_the_run_and_refuses_hostile_input() {
+    let s = TestServer::spawn().await;
+    let run = s.new_run().await;
+    let with = |route: &str, path: &str| {
+        reqwest::Url::parse_with_params(&s.url(route), [("run_uuid", run.as_str()), ("path", path)])
+            .expect("url")
+    };
+    let upload = |path: &str, body: Vec<u8>| {
+        s.client
+            .post(with("/ajax-api/2.0/mlflow/upload-artifact", path))
+            .body(body)
+    };
+    let (status, body) = s.send(upload("plots/roc.png", b"\x89PNG".to_vec())).await;
+    assert_eq!((status, body), (200, Value::Null));
+    let got = s
+        .client
+        .get(with("/get-artifact", "plots/roc.png"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.bytes().await.expect("bytes").as_ref(), b"\x89PNG");
+    for path in ["..%2Fx", "a/../../x", "/abs", "C:\\x", "a\u{0}b"] {
+        let (status, body) = s.send(upload(path, b"x".to_vec())).await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (400, Some("Invalid path")),
+            "{path}"
+        );
+    }
+    let (status, body) = s
+        .send(upload("big.bin", vec![0; 10 * 1024 * 1024 + 1]))
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (400, Some("Artifact size is too large. Max size is 10MB."))
+    );
+    let listed = s
+        .get(&format!("/api/2.0/mlflow/artifacts/list?run_id={run}"))
+        .await
+        .1;
+    assert_eq!(
+        listed["files"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
     );
 }
