@@ -316,3 +316,58 @@ def test_ui_upload_matches_mlflow(reference, fresh_plumb):
         seen[base] = answers
     for mlflow, plumb in zip(seen[reference], seen[fresh_plumb]):
         assert plumb == mlflow, f"MLflow {mlflow}, plumb {plumb}"
+
+
+def test_model_version_sources_match_mlflow(reference, fresh_plumb):
+    """model-versions/create: which sources MLflow accepts without looking the run up
+    (`runs:/` of another server's run), which it resolves first (local paths), and its
+    messages for the rest."""
+    foreign = "f" * 32
+    seen = {}
+    for base in (reference, fresh_plumb):
+        folder = tempfile.mkdtemp(prefix="plumb-diff-src-")
+        local_exp = requests.post(f"{base}/api/2.0/mlflow/experiments/create",
+                                  json={"name": "src-local", "artifact_location": f"file://{folder}"}).json()
+        run = lambda exp: requests.post(f"{base}/api/2.0/mlflow/runs/create",
+                                        json={"experiment_id": exp}).json()["run"]["info"]
+        proxied, local = run("0"), run(local_exp["experiment_id"])
+        requests.post(f"{base}/api/2.0/mlflow/registered-models/create", json={"name": "src"})
+        cases = [
+            (f"runs:/{foreign}/model", foreign),
+            (f"runs:/{proxied['run_id']}/model", local["run_id"]),
+            (f"runs:/{proxied['run_id']}/model", None),
+            (f"runs:/{proxied['run_id']}/../x", proxied["run_id"]),
+            (f"mlflow-artifacts:/0/{foreign}/artifacts/model", foreign),
+            (f"mlflow-artifacts:/0/{proxied['run_id']}/artifacts/../x", proxied["run_id"]),
+            ("file://remotehost/path/model", proxied["run_id"]),
+            (f"{local['artifact_uri']}/model/..", local["run_id"]),
+            (f"{local['artifact_uri']}/../../elsewhere", local["run_id"]),
+            ("/tmp/elsewhere/model", local["run_id"]),
+        ]
+        answers = []
+        for source, run_id in cases:
+            body = {"name": "src", "source": source}
+            if run_id:
+                body["run_id"] = run_id
+            r = requests.post(f"{base}/api/2.0/mlflow/model-versions/create", json=body, timeout=60)
+            text = json.dumps(r.json())
+            for k, v in (("<proxied>", proxied["run_id"]), ("<local>", local["run_id"]), ("<dir>", folder)):
+                text = text.replace(v, k)
+            answer = norm(json.loads(text))
+            if r.status_code == 200:
+                mv = answer["model_version"]
+                answer = {k: mv.get(k) for k in ("source", "run_id", "version")}
+            shown = source
+            for k, v in (("<proxied>", proxied["run_id"]), ("<local>", local["run_id"]), ("<dir>", folder)):
+                shown = shown.replace(v, k)
+            # MLflow answers a file:// URI on another host with 500 INTERNAL_ERROR; plumb with
+            # 400 INVALID_PARAMETER_VALUE and the same message (a client mistake, never 5xx).
+            status = r.status_code
+            if source.startswith("file://remotehost"):
+                answer = {"message": answer.get("message")}
+                if base == reference and status == 500:
+                    status = 400
+            answers.append((shown, status, answer))
+        seen[base] = answers
+    diffs = [f"\nMLflow {m}\nplumb  {p}" for m, p in zip(seen[reference], seen[fresh_plumb]) if m != p]
+    assert not diffs, "".join(diffs)

@@ -315,11 +315,42 @@ pub fn check_source(source: &str, ctx: &SourceContext<'_>) -> Result<Option<Stri
         return Err(Error::missing("source"));
     }
     let decoded = fully_decoded(source);
-    if decoded.contains('\\')
-        || decoded.chars().any(char::is_control)
-        || decoded.split(['/', '\\']).any(|seg| seg == "..")
-    {
+    if decoded.contains('\\') || decoded.chars().any(char::is_control) {
         return Err(bad_source(source));
+    }
+    let relative = decoded.split('/').any(|seg| seg == "..");
+    // A local path (no scheme, or `file:` on this host) is resolved first, then checked: a
+    // source such as `<run artifacts>/model/..` is inside the run.
+    if let Some(path) = local_path(source)? {
+        let resolved = resolve_lexically(&fully_decoded(&path));
+        let inside = [ctx.run_artifact_uri, ctx.model_artifact_uri]
+            .iter()
+            .flatten()
+            .filter_map(|root| local_path(root).ok().flatten())
+            .any(|root| {
+                let root = resolve_lexically(&root);
+                resolved == root
+                    || resolved.starts_with(&format!("{}/", root.trim_end_matches('/')))
+            });
+        if inside && ctx.run_id.is_some() {
+            return Ok(None);
+        }
+        return Err(Error::invalid(format!(
+            "Invalid model version source: '{resolved}'. To use a local path as a model version \
+             source, the run_id request parameter has to be specified and the local path has \
+             to be contained within the artifact directory of the run specified by the run_id."
+        )));
+    }
+    let relative_refused = || {
+        Error::invalid(format!(
+            "Invalid model version source: '{source}'. If supplying a source as an http, https, \
+             local file path, ftp, objectstore, or mlflow-artifacts uri, an absolute path must \
+             be provided without relative path references present. Please provide an absolute \
+             path."
+        ))
+    };
+    if relative && !source.starts_with("runs:/") {
+        return Err(relative_refused());
     }
     if let Some(rest) = source.strip_prefix("models:/") {
         let rest = rest.trim_start_matches('/');
@@ -334,9 +365,12 @@ pub fn check_source(source: &str, ctx: &SourceContext<'_>) -> Result<Option<Stri
         return Ok(None);
     }
     if let Some(rest) = source.strip_prefix("runs:/") {
+        // As MLflow: only the run id in the URI is compared with run_id (the run may live on
+        // another server); relative segments are refused after that.
         let rid = rest.trim_start_matches('/').split('/').next().unwrap_or("");
-        return match (ctx.run_id, ctx.run_artifact_uri) {
-            (Some(id), Some(_)) if id == rid => Ok(None),
+        return match ctx.run_id {
+            Some(id) if id == rid && relative => Err(relative_refused()),
+            Some(id) if id == rid => Ok(None),
             _ => Err(bad_source(source)),
         };
     }
@@ -348,15 +382,59 @@ pub fn check_source(source: &str, ctx: &SourceContext<'_>) -> Result<Option<Stri
     {
         return Ok(None);
     }
-    if scheme(source).is_none() || source.starts_with("file:") {
-        let path = source.strip_prefix("file://").unwrap_or(source);
+    Err(bad_source(source))
+}
+
+/// The path of a local source or root (no scheme, `file:/path`, `file:///path`,
+/// `file://localhost/path`); `None` for other schemes; MLflow's error for a `file://` URI
+/// naming another host.
+fn local_path(uri: &str) -> Result<Option<String>> {
+    if let Some(rest) = uri.strip_prefix("file:") {
+        let Some(after) = rest.strip_prefix("//") else {
+            return Ok(Some(rest.to_string()));
+        };
+        let (host, path) = match after.find('/') {
+            Some(i) => (&after[..i], &after[i..]),
+            None => (after, ""),
+        };
+        if host.is_empty() || host.eq_ignore_ascii_case("localhost") {
+            return Ok(Some(path.to_string()));
+        }
         return Err(Error::invalid(format!(
-            "Invalid model version source: '{path}'. To use a local path as a model version \
-             source, the run_id request parameter has to be specified and the local path has \
-             to be contained within the artifact directory of the run specified by the run_id."
+            "{uri} is not a valid remote uri. For remote access on windows, please consider \
+             using a different scheme such as SMB (e.g. smb://<hostname>/<path>)."
         )));
     }
-    Err(bad_source(source))
+    Ok(scheme(uri).is_none().then(|| uri.to_string()))
+}
+
+/// Whether a version source is a local path (MLflow looks its run up and resolves it).
+pub fn is_local_source(source: &str) -> bool {
+    source.starts_with("file:") || scheme(source).is_none()
+}
+
+/// `a/b/../c/./d` -> `a/c/d`, without touching the file system (`..` above the root stays at
+/// the root, as the OS resolves it).
+fn resolve_lexically(path: &str) -> String {
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                if parts.pop().is_none() && !absolute {
+                    parts.push("..");
+                }
+            }
+            s => parts.push(s),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
+    }
 }
 
 #[cfg(test)]
@@ -485,5 +563,64 @@ mod tests {
         assert!(validate_model_name("a/b").is_err());
         assert!(validate_model_name("iris-rf").is_ok());
         assert!(parse_version("x").is_err());
+    }
+
+    #[test]
+    fn sources_follow_mlflow_3_17() {
+        let hosts = hosts();
+        let local = SourceContext {
+            run_id: Some("abc"),
+            run_artifact_uri: Some("file:///data/exp/abc/artifacts"),
+            model_id: None,
+            model_artifact_uri: None,
+            server_hosts: hosts,
+        };
+        // Resolved first, then checked.
+        assert_eq!(
+            check_source("file:///data/exp/abc/artifacts/model/..", &local).unwrap(),
+            None
+        );
+        assert_eq!(
+            check_source("/data/exp/abc/artifacts/./m", &local).unwrap(),
+            None
+        );
+        let out = check_source("file:///data/exp/abc/artifacts/../../other", &local).unwrap_err();
+        assert!(out.message.contains("'/data/exp/other'"), "{}", out.message);
+        let remote = check_source("file://host/data/x", &local).unwrap_err();
+        assert!(
+            remote.message.ends_with("(e.g. smb://<hostname>/<path>)."),
+            "{}",
+            remote.message
+        );
+        assert!(remote.message.contains("is not a valid remote uri"));
+        assert_eq!(
+            check_source("file://localhost/data/exp/abc/artifacts/m", &local).unwrap(),
+            None
+        );
+        // runs:/ compares ids only: another server's run needs no run root here.
+        let foreign = SourceContext {
+            run_id: Some("f00"),
+            run_artifact_uri: None,
+            ..local
+        };
+        assert_eq!(check_source("runs:/f00/model", &foreign).unwrap(), None);
+        let rel = check_source("runs:/f00/../x", &foreign).unwrap_err();
+        assert!(
+            rel.message.contains("without relative path references"),
+            "{}",
+            rel.message
+        );
+        let rel = check_source("mlflow-artifacts:/1/abc/artifacts/../x", &ctx()).unwrap_err();
+        assert!(
+            rel.message.contains("without relative path references"),
+            "{}",
+            rel.message
+        );
+        let rel = check_source("s3://b/a/%2e%2e/x", &ctx()).unwrap_err();
+        assert!(
+            rel.message.contains("without relative path references"),
+            "{}",
+            rel.message
+        );
     }
 }

@@ -221,9 +221,22 @@ pub async fn create_version(State(st): State<AppState>, p: Params) -> ApiResult<
     if run_id.is_none() {
         run_id = model.as_ref().and_then(|m| m.source_run_id.clone());
     }
+    // As MLflow: a `runs:/` source is only compared with run_id (the run may live on another
+    // server), a registry or logged-model reference needs no run; other sources are checked
+    // against the run's artifacts, and a missing run fails a non-local source's check (400).
+    let needs_run = !source.starts_with("runs:/") && !source.starts_with("models:/");
     let run_root = match &run_id {
-        Some(id) => Some(st.store.get_run(id).await?.info.artifact_uri),
-        None => None,
+        Some(id) if needs_run => match st.store.get_run(id).await {
+            Ok(run) => Some(run.info.artifact_uri),
+            Err(e)
+                if e.code == plumb_core::ErrorCode::ResourceDoesNotExist
+                    && !registry::is_local_source(&source) =>
+            {
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        _ => None,
     };
     let model_root = model.map(|m| m.artifact_uri);
     let mut storage_location = None;
