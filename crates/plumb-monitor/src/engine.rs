@@ -438,19 +438,49 @@ pub async fn evaluate(store: &dyn Store, now_ms: i64) -> Result<usize> {
             Some(uri) => Some(watched_model(store, uri).await),
             None => None,
         };
+        // The rules over events share one read of the buckets their widest window covers (the
+        // current minute's events are read once per monitor, not once per rule).
+        let widest = m
+            .rules
+            .iter()
+            .filter(|c| c.origin == Origin::Events)
+            .map(|c| c.window.as_millis() as i64)
+            .max();
+        let shared = match widest {
+            Some(w) => Some(
+                bucket_rollups(
+                    store,
+                    m.record.monitor_id,
+                    m.spec.task,
+                    now_ms - w,
+                    now_ms + 1,
+                )
+                .await,
+            ),
+            None => None,
+        };
         for (rule, compiled) in m.spec.rules.iter().zip(&m.rules) {
             let window = compiled.window.as_millis() as i64;
             let read = async {
-                let point = series(
-                    store,
-                    &m,
-                    &compiled.metric,
-                    compiled.origin,
-                    window,
-                    &[now_ms],
-                )
-                .await?;
-                let (value, samples) = point.first().map_or((None, 0), |p| (p.value, p.samples));
+                let (value, samples) = match (&shared, compiled.origin) {
+                    (Some(rollups), Origin::Events) => {
+                        let rollups = rollups.as_ref().map_err(Clone::clone)?;
+                        merged(rollups, now_ms - window, now_ms + 1)
+                            .value(&compiled.metric, m.spec.positive_class.as_deref())
+                    }
+                    _ => {
+                        let point = series(
+                            store,
+                            &m,
+                            &compiled.metric,
+                            compiled.origin,
+                            window,
+                            &[now_ms],
+                        )
+                        .await?;
+                        point.first().map_or((None, 0), |p| (p.value, p.samples))
+                    }
+                };
                 let baseline = rule_baseline(store, &m, rule, compiled).await?;
                 Ok::<_, Error>((value, samples, baseline))
             };
