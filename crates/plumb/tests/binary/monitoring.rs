@@ -258,3 +258,55 @@ async fn replicas_record_each_alert_change_once() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The monitor verbs also work on a store opened directly, like the other verbs.
+#[test]
+fn monitor_verbs_work_on_a_store_opened_directly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("monitors.yaml"), FILE).expect("write");
+    let store = "sqlite:///m.db";
+    let (code, out, err) = cli(
+        dir.path(),
+        store,
+        &["monitor", "apply", "-f", "monitors.yaml"],
+    );
+    assert_eq!(
+        (code, out.trim()),
+        (0, "monitor/checkout-model created"),
+        "{err}"
+    );
+    let (code, out, _) = cli(
+        dir.path(),
+        store,
+        &["monitor", "list", "--output-format", "json"],
+    );
+    let list: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(code, 0);
+    assert_eq!(list["monitors"][0]["name"], "checkout-model");
+    assert_eq!(list["monitors"][0]["spec"]["rules"][0]["window"], "1m");
+    let (code, out, _) = cli(dir.path(), store, &["monitor", "show", "checkout-model"]);
+    assert!(code == 0 && out.contains("\"error_rate\""), "{out}");
+    let (code, _, err) = cli(dir.path(), store, &["monitor", "show", "nope"]);
+    assert!(
+        code != 0 && err.contains("RESOURCE_DOES_NOT_EXIST"),
+        "{err}"
+    );
+    let (code, out, _) = cli(
+        dir.path(),
+        store,
+        &["monitor", "apply", "-f", "monitors.yaml", "--dry-run"],
+    );
+    assert_eq!(
+        (code, out.trim()),
+        (0, "monitor/checkout-model unchanged (dry run)")
+    );
+    std::fs::write(dir.path().join("empty.yaml"), "monitors: []\n").expect("write");
+    let (code, out, _) = cli(
+        dir.path(),
+        store,
+        &["monitor", "apply", "-f", "empty.yaml", "--prune"],
+    );
+    assert_eq!((code, out.trim()), (0, "monitor/checkout-model deleted"));
+    let (code, out, _) = cli(dir.path(), store, &["alerts", "list", "--history"]);
+    assert_eq!(code, 0, "{out}");
+}
