@@ -21,6 +21,8 @@ use crate::spec::{Baseline, Compiled, MonitorSpec, Rule, Task};
 
 /// Events read per page while folding or reading an unfolded bucket.
 const PAGE: i64 = 20_000;
+/// Events deleted per transaction when pruning past retention.
+const PRUNE_CHUNK: i64 = 20_000;
 /// Runs a runs-sourced monitor reads at most.
 const MAX_RUNS: usize = 10_000;
 
@@ -517,7 +519,8 @@ pub async fn tick(store: &dyn Store, now_ms: i64, settings: Settings, prune: boo
     evaluate(store, now_ms).await?;
     if prune {
         let before = now_ms - settings.retention.as_millis() as i64;
-        store.prune_events(before).await?;
+        // In short transactions, so that writes go on between them.
+        while store.prune_events(before, PRUNE_CHUNK).await? >= PRUNE_CHUNK as u64 {}
     }
     Ok(true)
 }

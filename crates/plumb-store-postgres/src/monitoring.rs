@@ -111,8 +111,8 @@ impl MonitorStore for PgStore {
             rollup
         ))
     }
-    async fn prune_events(&self, before_ms: i64) -> Result<u64> {
-        in_tx!(self, |c| q::prune_events(&mut PgConn(c), before_ms))
+    async fn prune_events(&self, before_ms: i64, limit: i64) -> Result<u64> {
+        in_tx!(self, |c| q::prune_events(&mut PgConn(c), before_ms, limit))
     }
     async fn run_points(
         &self,

@@ -127,8 +127,8 @@ impl MonitorStore for SqliteStore {
         })
         .await
     }
-    async fn prune_events(&self, before_ms: i64) -> Result<u64> {
-        self.write(move |c| conn::sync(q::prune_events(&mut SqliteConn(c), before_ms)))
+    async fn prune_events(&self, before_ms: i64, limit: i64) -> Result<u64> {
+        self.write(move |c| conn::sync(q::prune_events(&mut SqliteConn(c), before_ms, limit)))
             .await
     }
     async fn run_points(

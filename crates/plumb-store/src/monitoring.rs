@@ -184,8 +184,9 @@ pub trait MonitorStore: Send + Sync + 'static {
         gen: i64,
         rollup: &str,
     ) -> Result<()>;
-    /// Deletes events (and labels) older than `before_ms` whose buckets are folded.
-    async fn prune_events(&self, before_ms: i64) -> Result<u64>;
+    /// Deletes events (and labels) older than `before_ms` whose buckets are folded, at most
+    /// `limit` of each (one short transaction); returns the events deleted.
+    async fn prune_events(&self, before_ms: i64, limit: i64) -> Result<u64>;
 
     /// Points of `key` logged to the given runs with timestamps in `[start_ms, end_ms)`, as
     /// (timestamp, value), NaN left out.

@@ -254,18 +254,36 @@ pub async fn events_fold_with_labels_and_generations(store: Store) {
 
     // Pruning keeps what is not folded yet.
     let removed = store
-        .prune_events(T0 + 10 * BUCKET_MS)
+        .prune_events(T0 + 10 * BUCKET_MS, 100)
         .await
         .expect("prune");
     assert_eq!(removed, 0, "both buckets are stale");
     store.put_rollup(id, T0, 4, "{}").await.expect("fold");
+    // In chunks: three, then the last, then nothing; the oldest go first.
     let removed = store
-        .prune_events(T0 + 10 * BUCKET_MS)
+        .prune_events(T0 + 10 * BUCKET_MS, 3)
+        .await
+        .expect("prune");
+    assert_eq!(removed, 3);
+    let first = store
+        .events_page(id, 0, i64::MAX, None, 10)
+        .await
+        .expect("page");
+    assert_eq!(first[0].request_id, "later", "the oldest three went first");
+    let removed = store
+        .prune_events(T0 + 10 * BUCKET_MS, 3)
         .await
         .expect("prune");
     assert_eq!(
-        removed, 4,
+        removed, 1,
         "the first bucket's events go, the second's stay"
+    );
+    assert_eq!(
+        store
+            .prune_events(T0 + 10 * BUCKET_MS, 3)
+            .await
+            .expect("prune"),
+        0
     );
     let left = store
         .events_page(id, 0, i64::MAX, None, 10)

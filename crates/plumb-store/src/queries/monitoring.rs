@@ -554,10 +554,15 @@ pub async fn put_rollup<C: Conn>(
 }
 
 /// Deletes, per monitor, the events and labels older than `before_ms` and than the monitor's
-/// oldest bucket still to fold.
-pub async fn prune_events<C: Conn>(c: &mut C, before_ms: i64) -> DbResult<u64> {
+/// oldest bucket still to fold: at most `limit` rows of each table in all (the oldest first),
+/// so that one call is a short transaction; callers repeat while it removes `limit`.
+pub async fn prune_events<C: Conn>(c: &mut C, before_ms: i64, limit: i64) -> DbResult<u64> {
     let mut removed = 0;
     for m in list_monitors(c).await? {
+        let left = limit - removed as i64;
+        if left <= 0 {
+            break;
+        }
         let oldest_stale = c
             .query_opt(
                 "SELECT MIN(bucket_ms) FROM plumb_monitor_buckets
@@ -571,13 +576,17 @@ pub async fn prune_events<C: Conn>(c: &mut C, before_ms: i64) -> DbResult<u64> {
         let until = oldest_stale.map_or(before_ms, |s| s.min(before_ms));
         removed += c
             .execute(
-                "DELETE FROM plumb_monitor_events WHERE monitor_id = ? AND ts_ms < ?",
-                vec![m.monitor_id.into(), until.into()],
+                "DELETE FROM plumb_monitor_events WHERE (monitor_id, ts_ms, request_id) IN
+                     (SELECT monitor_id, ts_ms, request_id FROM plumb_monitor_events
+                      WHERE monitor_id = ? AND ts_ms < ? ORDER BY ts_ms LIMIT ?)",
+                vec![m.monitor_id.into(), until.into(), left.into()],
             )
             .await?;
         c.execute(
-            "DELETE FROM plumb_monitor_labels WHERE monitor_id = ? AND ts_ms < ?",
-            vec![m.monitor_id.into(), until.into()],
+            "DELETE FROM plumb_monitor_labels WHERE (monitor_id, request_id) IN
+                 (SELECT monitor_id, request_id FROM plumb_monitor_labels
+                  WHERE monitor_id = ? AND ts_ms < ? LIMIT ?)",
+            vec![m.monitor_id.into(), until.into(), limit.into()],
         )
         .await?;
     }
