@@ -94,6 +94,13 @@ impl Row {
         }
     }
 
+    pub fn opt_real(&self, i: usize) -> DbResult<Option<f64>> {
+        match self.cell(i)? {
+            Cell::Null => Ok(None),
+            _ => self.real(i).map(Some),
+        }
+    }
+
     pub fn text(&self, i: usize) -> DbResult<String> {
         match self.cell(i)? {
             Cell::Text(v) => Ok(v.clone()),

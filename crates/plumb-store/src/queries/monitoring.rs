@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use plumb_core::Error;
 
-use crate::db::{Bind, Cell, Conn, DbResult, Row};
+use crate::db::{Bind, Conn, DbResult, Row};
 use crate::migrations::{Feature, Migration};
 use crate::monitoring::{
     bucket_of, AlertChange, AlertQuery, AlertState, Bucket, Event, EventRow, Label, MonitorRecord,
@@ -522,7 +522,7 @@ pub async fn events_page<C: Conn>(
         Ok(EventRow {
             ts_ms: r.int(0)?,
             request_id: r.text(1)?,
-            latency_ms: opt_real(r, 2)?,
+            latency_ms: r.opt_real(2)?,
             error: r.int(3)? != 0,
             prediction: r.opt_text(4)?,
             label: r.opt_text(5)?,
@@ -624,13 +624,6 @@ pub async fn run_points<C: Conn>(
 const ALERT_COLUMNS: &str = "monitor, rule, state, severity, active_ms, fired_ms, resolved_ms,
     last_true_ms, value, baseline, samples, message, evaluated_ms";
 
-fn opt_real(r: &Row, i: usize) -> DbResult<Option<f64>> {
-    match r.0.get(i) {
-        Some(Cell::Null) | None => Ok(None),
-        _ => r.real(i).map(Some),
-    }
-}
-
 fn alert(r: &Row) -> DbResult<AlertState> {
     Ok(AlertState {
         monitor: r.text(0)?,
@@ -641,8 +634,8 @@ fn alert(r: &Row) -> DbResult<AlertState> {
         fired_ms: r.opt_int(5)?,
         resolved_ms: r.opt_int(6)?,
         last_true_ms: r.opt_int(7)?,
-        value: opt_real(r, 8)?,
-        baseline: opt_real(r, 9)?,
+        value: r.opt_real(8)?,
+        baseline: r.opt_real(9)?,
         samples: r.int(10)?,
         message: r.text(11)?,
         evaluated_ms: r.int(12)?,
@@ -756,8 +749,8 @@ pub async fn alert_history<C: Conn>(c: &mut C, q: AlertQuery) -> DbResult<Vec<Al
             to: r.text(4)?,
             severity: r.text(5)?,
             at_ms: r.int(6)?,
-            value: opt_real(r, 7)?,
-            baseline: opt_real(r, 8)?,
+            value: r.opt_real(7)?,
+            baseline: r.opt_real(8)?,
             message: r.text(9)?,
         })
     })
