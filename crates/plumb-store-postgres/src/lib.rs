@@ -323,6 +323,7 @@ macro_rules! search {
 }
 
 mod monitoring;
+mod webhooks;
 
 use conn::PgConn;
 use plumb_store::queries::runs as shared_runs;

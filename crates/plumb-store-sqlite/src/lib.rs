@@ -15,6 +15,7 @@ mod monitoring;
 mod queries;
 mod readers;
 mod render;
+mod webhooks;
 mod writer;
 
 pub(crate) use error::db_err;

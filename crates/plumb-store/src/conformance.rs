@@ -18,7 +18,9 @@ use crate::{
 };
 
 mod monitoring;
+mod webhooks;
 pub use monitoring::*;
+pub use webhooks::*;
 
 pub type Store = Arc<dyn crate::Store>;
 
@@ -50,7 +52,9 @@ macro_rules! conformance_tests {
             garbage_collection, import_keeps_ids_and_history,
             monitors_are_stored_and_replaced, events_fold_with_labels_and_generations,
             concurrent_event_writers_lose_nothing, alert_states_and_history,
-            run_points_in_a_window);
+            run_points_in_a_window,
+            webhooks_lifecycle_and_paging, registry_events_queue_deliveries,
+            claims_are_leased_and_finished, alert_changes_are_notified_once);
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(

@@ -23,6 +23,7 @@ pub mod queries;
 pub mod shared;
 pub mod sql;
 pub mod uri;
+pub mod webhooks;
 
 /// A new experiment. `artifact_location: None` means `<default artifact root>/<experiment_id>`.
 #[derive(Debug, Clone, Default)]
@@ -337,10 +338,16 @@ pub trait RegistryStore: Send + Sync + 'static {
     async fn import_model_version(&self, version: ModelVersion) -> Result<bool>;
 }
 
-/// All of storage: tracking, the registry and monitoring; every backend implements them all
+/// All of storage: tracking, the registry, monitoring and webhooks; every backend implements them
 /// (one database).
-pub trait Store: TrackingStore + RegistryStore + monitoring::MonitorStore {}
-impl<T: TrackingStore + RegistryStore + monitoring::MonitorStore> Store for T {}
+pub trait Store:
+    TrackingStore + RegistryStore + monitoring::MonitorStore + webhooks::WebhookStore
+{
+}
+impl<T> Store for T where
+    T: TrackingStore + RegistryStore + monitoring::MonitorStore + webhooks::WebhookStore
+{
+}
 
 /// Every experiment, in any lifecycle stage, read page by page (for checks over all
 /// experiments' artifact locations: creating one, `plumb gc`).

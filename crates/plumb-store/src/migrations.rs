@@ -43,7 +43,10 @@ impl Feature {
 }
 
 /// Every feature area whose tables a store holds, in the order they are applied.
-pub const FEATURES: &[Feature] = &[crate::queries::monitoring::MONITORING];
+pub const FEATURES: &[Feature] = &[
+    crate::queries::monitoring::MONITORING,
+    crate::queries::webhooks::WEBHOOKS,
+];
 
 /// Creates or upgrades the tables of `features`. Run inside the backend's migration
 /// transaction (and, on PostgreSQL, under its advisory lock).

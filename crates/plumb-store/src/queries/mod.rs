@@ -9,3 +9,4 @@ pub mod models;
 pub mod monitoring;
 pub mod registry;
 pub mod runs;
+pub mod webhooks;

@@ -10,6 +10,7 @@ use plumb_core::registry::{
 use plumb_core::{now_millis, Error};
 
 use crate::db::{fetch_page, Bind, Conn, DbResult, Row};
+use crate::queries::webhooks;
 use crate::shared::model_versions_tag;
 use crate::sql::searches;
 use crate::{NewModelVersion, RegistryQuery};
@@ -121,7 +122,7 @@ pub async fn create_rm<C: Conn>(
     for tag in tags {
         upsert_rm_tag(c, name, tag).await?;
     }
-    Ok(())
+    webhooks::registered_model_created(c, name, tags, description).await
 }
 
 const MV_COLUMNS: &str = "mv.name, mv.version, mv.creation_time, mv.last_updated_time, \
@@ -345,7 +346,8 @@ pub async fn delete_rm<C: Conn>(c: &mut C, name: &str) -> DbResult<()> {
 
 pub async fn set_rm_tag<C: Conn>(c: &mut C, name: &str, tag: &Tag) -> DbResult<()> {
     require_rm(c, name).await?;
-    upsert_rm_tag(c, name, tag).await
+    upsert_rm_tag(c, name, tag).await?;
+    webhooks::registered_model_tag(c, name, &tag.key, Some(&tag.value)).await
 }
 
 pub async fn delete_rm_tag<C: Conn>(c: &mut C, name: &str, key: &str) -> DbResult<()> {
@@ -356,7 +358,7 @@ pub async fn delete_rm_tag<C: Conn>(c: &mut C, name: &str, key: &str) -> DbResul
         vec![name.into(), key.into()],
     )
     .await?;
-    Ok(())
+    webhooks::registered_model_tag(c, name, key, None).await
 }
 
 pub async fn get_latest<C: Conn>(
@@ -380,7 +382,7 @@ pub async fn set_alias<C: Conn>(c: &mut C, name: &str, alias: &str, version: i64
         vec![name.into(), alias.into(), version.into()],
     )
     .await?;
-    Ok(())
+    webhooks::alias(c, name, alias, Some(version)).await
 }
 
 pub async fn delete_alias<C: Conn>(c: &mut C, name: &str, alias: &str) -> DbResult<()> {
@@ -390,7 +392,7 @@ pub async fn delete_alias<C: Conn>(c: &mut C, name: &str, alias: &str) -> DbResu
         vec![name.into(), alias.into()],
     )
     .await?;
-    Ok(())
+    webhooks::alias(c, name, alias, None).await
 }
 
 pub async fn get_by_alias<C: Conn>(c: &mut C, name: &str, alias: &str) -> DbResult<ModelVersion> {
@@ -490,6 +492,16 @@ pub async fn create_mv<C: Conn>(c: &mut C, new: &NewModelVersion) -> DbResult<i6
         link_logged_model(c, model_id, &new.name, version).await?;
     }
     touch_rm(c, &new.name, now).await?;
+    webhooks::model_version_created(
+        c,
+        &new.name,
+        version,
+        &new.source,
+        new.run_id.as_deref(),
+        &new.tags,
+        new.description.as_deref(),
+    )
+    .await?;
     Ok(version)
 }
 
@@ -600,7 +612,8 @@ pub async fn transition<C: Conn>(
 
 pub async fn set_mv_tag<C: Conn>(c: &mut C, name: &str, version: i64, tag: &Tag) -> DbResult<()> {
     require_mv(c, name, version).await?;
-    upsert_mv_tag(c, name, version, tag).await
+    upsert_mv_tag(c, name, version, tag).await?;
+    webhooks::model_version_tag(c, name, version, &tag.key, Some(&tag.value)).await
 }
 
 pub async fn delete_mv_tag<C: Conn>(
@@ -616,7 +629,7 @@ pub async fn delete_mv_tag<C: Conn>(
         vec![name.into(), version.into(), key.into()],
     )
     .await?;
-    Ok(())
+    webhooks::model_version_tag(c, name, version, key, None).await
 }
 
 // ---- searches ----------------------------------------------------------------------------------
