@@ -34,11 +34,88 @@ pub struct MonitorSpec {
     pub baseline: Option<Value>,
     #[serde(default)]
     pub rules: Vec<Rule>,
-    /// Where alert state changes go (delivered by the notification engine).
+    /// Where alert state changes go (delivered by `plumb-webhooks`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notify: Vec<Value>,
+    pub notify: Vec<NotifyTarget>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+}
+
+/// Where a monitor's alert changes (firing, resolved) are sent: exactly one of `webhook`
+/// (plumb's JSON body, signed when `secret_env` names a `PLUMB_NOTIFY_SECRET...` variable of
+/// the server), `slack` (an incoming-webhook URL) or `alertmanager` (its base URL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyTarget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alertmanager: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
+}
+
+/// The prefix a notification secret's variable must have: a monitor spec, which any API
+/// client can write, must not make the server sign with an arbitrary variable of its
+/// environment (a cloud key, say).
+pub const SECRET_ENV_PREFIX: &str = "PLUMB_NOTIFY_SECRET";
+
+/// A notification target's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyKind {
+    Webhook,
+    Slack,
+    Alertmanager,
+}
+
+impl NotifyTarget {
+    /// The kind and URL (one of the three is set, as [`NotifyTarget::check`] ensures).
+    pub fn kind_and_url(&self) -> Option<(NotifyKind, &str)> {
+        match (&self.webhook, &self.slack, &self.alertmanager) {
+            (Some(u), None, None) => Some((NotifyKind::Webhook, u)),
+            (None, Some(u), None) => Some((NotifyKind::Slack, u)),
+            (None, None, Some(u)) => Some((NotifyKind::Alertmanager, u)),
+            _ => None,
+        }
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        let (kind, url) = self
+            .kind_and_url()
+            .ok_or("give exactly one of webhook, slack or alertmanager (a URL)")?;
+        let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+        if !scheme_ok
+            || url.len() > 2048
+            || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(format!(
+                "{}: must be an http(s) URL of at most 2048 characters",
+                match kind {
+                    NotifyKind::Webhook => "webhook",
+                    NotifyKind::Slack => "slack",
+                    NotifyKind::Alertmanager => "alertmanager",
+                }
+            ));
+        }
+        if let Some(var) = &self.secret_env {
+            let tail = var.strip_prefix(SECRET_ENV_PREFIX);
+            if !tail.is_some_and(|t| {
+                t.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            }) {
+                return Err(format!(
+                    "secret_env: must name a variable starting with {SECRET_ENV_PREFIX} \
+                     (capitals, digits and _), such as {SECRET_ENV_PREFIX}_ML"
+                ));
+            }
+            if kind != NotifyKind::Webhook {
+                return Err("secret_env: only webhook targets are signed".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -388,11 +465,7 @@ impl MonitorSpec {
             self.baseline_of(b)?;
         }
         for (i, n) in self.notify.iter().enumerate() {
-            if !n.is_object() {
-                return Err(format!(
-                    "notify[{i}]: must be an object such as {{webhook: URL}}"
-                ));
-            }
+            n.check().map_err(|e| format!("notify[{i}]: {e}"))?;
         }
         self.compile().map(|_| ())
     }

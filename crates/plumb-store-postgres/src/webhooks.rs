@@ -4,10 +4,10 @@
 use async_trait::async_trait;
 use plumb_core::entities::Page;
 use plumb_core::Result;
+use plumb_store::monitoring::AlertChange;
 use plumb_store::queries::webhooks as q;
 use plumb_store::webhooks::{
-    Claimed, Delivery, DeliveryQuery, NewDelivery, Outcome, PendingNotice, Webhook, WebhookPatch,
-    WebhookStore,
+    Claimed, Delivery, DeliveryQuery, NewDelivery, Outcome, Webhook, WebhookPatch, WebhookStore,
 };
 
 use crate::conn::PgConn;
@@ -56,7 +56,7 @@ impl WebhookStore for PgStore {
     async fn prune_deliveries(&self, before_ms: i64) -> Result<u64> {
         in_tx!(self, |c| q::prune(&mut PgConn(c), before_ms))
     }
-    async fn pending_notices(&self, limit: i64) -> Result<Vec<PendingNotice>> {
+    async fn pending_notices(&self, limit: i64) -> Result<Vec<AlertChange>> {
         read!(self, |c| q::pending_notices(&mut PgConn(c), limit))
     }
     async fn settle_notice(&self, seq: i64, d: Vec<NewDelivery>, now_ms: i64) -> Result<bool> {

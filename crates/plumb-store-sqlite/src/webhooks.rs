@@ -4,10 +4,10 @@
 use async_trait::async_trait;
 use plumb_core::entities::Page;
 use plumb_core::Result;
+use plumb_store::monitoring::AlertChange;
 use plumb_store::queries::webhooks as q;
 use plumb_store::webhooks::{
-    Claimed, Delivery, DeliveryQuery, NewDelivery, Outcome, PendingNotice, Webhook, WebhookPatch,
-    WebhookStore,
+    Claimed, Delivery, DeliveryQuery, NewDelivery, Outcome, Webhook, WebhookPatch, WebhookStore,
 };
 
 use crate::conn::{self, SqliteConn};
@@ -59,7 +59,7 @@ impl WebhookStore for SqliteStore {
         self.write(move |c| conn::sync(q::prune(&mut SqliteConn(c), before_ms)))
             .await
     }
-    async fn pending_notices(&self, limit: i64) -> Result<Vec<PendingNotice>> {
+    async fn pending_notices(&self, limit: i64) -> Result<Vec<AlertChange>> {
         self.read(move |c| conn::sync(q::pending_notices(&mut SqliteConn(c), limit)))
             .await
     }

@@ -12,6 +12,8 @@ use async_trait::async_trait;
 use plumb_core::entities::Page;
 use plumb_core::Result;
 
+use crate::monitoring::AlertChange;
+
 /// A stored webhook. `secret` is the stored (encrypted) form, never shown to clients.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Webhook {
@@ -115,13 +117,6 @@ pub struct DeliveryQuery {
     pub max_results: i64,
 }
 
-/// An alert change that no notification has been made for yet.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PendingNotice {
-    pub seq: i64,
-    pub monitor: String,
-}
-
 #[async_trait]
 pub trait WebhookStore: Send + Sync + 'static {
     async fn create_webhook(&self, webhook: Webhook) -> Result<Webhook>;
@@ -156,7 +151,7 @@ pub trait WebhookStore: Send + Sync + 'static {
     async fn prune_deliveries(&self, before_ms: i64) -> Result<u64>;
 
     /// Alert changes not yet turned into notifications, oldest first.
-    async fn pending_notices(&self, limit: i64) -> Result<Vec<PendingNotice>>;
+    async fn pending_notices(&self, limit: i64) -> Result<Vec<AlertChange>>;
     /// Marks an alert change notified and queues its deliveries, at once; `false` (nothing
     /// queued) when another process did it first.
     async fn settle_notice(

@@ -731,30 +731,34 @@ pub async fn alert_history<C: Conn>(c: &mut C, q: AlertQuery) -> DbResult<Vec<Al
     binds.push(q.max_results.into());
     c.query(
         &format!(
-            "SELECT seq, monitor, rule, from_state, to_state, severity, at_ms, value, baseline,
-                    message
-             FROM plumb_alert_history WHERE {} ORDER BY seq DESC LIMIT ?",
+            "SELECT {CHANGE_COLUMNS} FROM plumb_alert_history WHERE {} ORDER BY seq DESC LIMIT ?",
             filter.join(" AND ")
         ),
         binds,
     )
     .await?
     .iter()
-    .map(|r| {
-        Ok(AlertChange {
-            seq: r.int(0)?,
-            monitor: r.text(1)?,
-            rule: r.text(2)?,
-            from: r.text(3)?,
-            to: r.text(4)?,
-            severity: r.text(5)?,
-            at_ms: r.int(6)?,
-            value: r.opt_real(7)?,
-            baseline: r.opt_real(8)?,
-            message: r.text(9)?,
-        })
-    })
+    .map(change_row)
     .collect()
+}
+
+/// The columns [`change_row`] reads, in its order.
+pub const CHANGE_COLUMNS: &str =
+    "seq, monitor, rule, from_state, to_state, severity, at_ms, value, baseline, message";
+
+pub fn change_row(r: &Row) -> DbResult<AlertChange> {
+    Ok(AlertChange {
+        seq: r.int(0)?,
+        monitor: r.text(1)?,
+        rule: r.text(2)?,
+        from: r.text(3)?,
+        to: r.text(4)?,
+        severity: r.text(5)?,
+        at_ms: r.int(6)?,
+        value: r.opt_real(7)?,
+        baseline: r.opt_real(8)?,
+        message: r.text(9)?,
+    })
 }
 
 /// The key of the PostgreSQL advisory lock the monitoring leader holds.

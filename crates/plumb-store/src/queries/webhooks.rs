@@ -9,9 +9,10 @@ use serde_json::{json, Map, Value};
 
 use crate::db::{fetch_page, Bind, Conn, DbResult, Row};
 use crate::migrations::{Feature, Migration};
+use crate::monitoring::AlertChange;
+use crate::queries::monitoring::{change_row, CHANGE_COLUMNS};
 use crate::webhooks::{
-    Claimed, Delivery, DeliveryQuery, NewDelivery, Outcome, PendingNotice, Target, Webhook,
-    WebhookPatch,
+    Claimed, Delivery, DeliveryQuery, NewDelivery, Outcome, Target, Webhook, WebhookPatch,
 };
 
 const V1: Migration = Migration {
@@ -482,20 +483,17 @@ pub async fn prune<C: Conn>(c: &mut C, before_ms: i64) -> DbResult<u64> {
 
 // ---- alert notices -----------------------------------------------------------------------------
 
-pub async fn pending_notices<C: Conn>(c: &mut C, limit: i64) -> DbResult<Vec<PendingNotice>> {
+pub async fn pending_notices<C: Conn>(c: &mut C, limit: i64) -> DbResult<Vec<AlertChange>> {
     c.query(
-        "SELECT seq, monitor FROM plumb_alert_history WHERE notified_ms IS NULL
-         ORDER BY seq LIMIT ?",
+        &format!(
+            "SELECT {CHANGE_COLUMNS} FROM plumb_alert_history WHERE notified_ms IS NULL
+             ORDER BY seq LIMIT ?"
+        ),
         vec![limit.into()],
     )
     .await?
     .iter()
-    .map(|r| {
-        Ok(PendingNotice {
-            seq: r.int(0)?,
-            monitor: r.text(1)?,
-        })
-    })
+    .map(change_row)
     .collect()
 }
 
