@@ -40,6 +40,8 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// Monitoring's evaluation interval and raw-event retention.
     pub monitoring: plumb_monitor::engine::Settings,
+    /// Webhook and notification delivery (address policy, secret key, retries).
+    pub webhooks: plumb_webhooks::Config,
 }
 
 impl Default for ServerConfig {
@@ -54,6 +56,7 @@ impl Default for ServerConfig {
                 interval: std::time::Duration::from_secs(15),
                 retention: std::time::Duration::from_secs(7 * 86_400),
             },
+            webhooks: plumb_webhooks::Config::default(),
         }
     }
 }
@@ -156,6 +159,21 @@ fn mlflow_routes() -> Router<AppState> {
             get(artifacts::get_logged_model_file),
         )
         // model registry
+        // webhooks
+        .route(
+            "/mlflow/webhooks",
+            post(api::webhooks::create).get(api::webhooks::list),
+        )
+        .route(
+            "/mlflow/webhooks/{webhook_id}",
+            get(api::webhooks::get)
+                .patch(api::webhooks::update)
+                .delete(api::webhooks::delete),
+        )
+        .route(
+            "/mlflow/webhooks/{webhook_id}/test",
+            post(api::webhooks::test),
+        )
         .route(
             "/mlflow/registered-models/create",
             post(registry::create_model),
@@ -271,6 +289,7 @@ fn plumb_routes() -> Router<AppState> {
         .route("/monitors/{name}/metrics", get(m::series))
         .route("/alerts", get(m::alerts))
         .route("/alerts/history", get(m::history))
+        .route("/deliveries", get(api::webhooks::deliveries))
 }
 
 /// The whole application: MLflow routes under `/api` and `/ajax-api` (2.0 and 3.0), plus

@@ -486,6 +486,43 @@ pub struct ServerArgs {
     /// How long raw inference events are kept; their per-minute rollups are kept for good.
     #[arg(long, default_value = "7d", value_parser = positive_duration)]
     pub monitor_retention: std::time::Duration,
+    /// URL schemes webhooks and notifications may use (comma-separated), as MLflow's
+    /// variable.
+    #[arg(
+        long,
+        env = "MLFLOW_WEBHOOK_ALLOWED_SCHEMES",
+        value_delimiter = ',',
+        default_value = "https"
+    )]
+    pub webhook_allowed_schemes: Vec<String>,
+    /// Let webhooks and notifications reach loopback, private and link-local addresses (for
+    /// local development, or an Alertmanager on the private network).
+    #[arg(
+        long,
+        env = "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS",
+        value_parser = clap::builder::FalseyValueParser::new(),
+        default_value = "false"
+    )]
+    pub webhook_allow_private_ips: bool,
+    /// Seconds one delivery attempt may take.
+    #[arg(long, env = "MLFLOW_WEBHOOK_REQUEST_TIMEOUT", default_value_t = 30)]
+    pub webhook_timeout: u64,
+    /// Attempts after the first when a receiver answers 429 or 5xx or cannot be reached
+    /// (backoff 1 s, doubling, at most 60 s).
+    #[arg(long, env = "MLFLOW_WEBHOOK_REQUEST_MAX_RETRIES", default_value_t = 3)]
+    pub webhook_max_retries: u32,
+    /// The Fernet key (32 bytes, url-safe base64) that encrypts webhook secrets at rest; the
+    /// same variable as MLflow's. Without it, webhooks with a secret are refused.
+    #[arg(
+        long,
+        env = "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY",
+        hide_env_values = true
+    )]
+    pub webhook_secret_key: Option<String>,
+    /// The address people reach this server by (`https://plumb.example`), for links in alert
+    /// notifications; without it links are paths.
+    #[arg(long, env = "PLUMB_EXTERNAL_URL")]
+    pub external_url: Option<String>,
 }
 
 fn positive_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -226,6 +226,30 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         interval: args.monitor_interval,
         retention: args.monitor_retention,
     };
+    let secrets = args
+        .webhook_secret_key
+        .as_deref()
+        .filter(|k| !k.is_empty())
+        .map(plumb_webhooks::SecretBox::from_key)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let webhooks = plumb_webhooks::Config {
+        policy: plumb_webhooks::Policy {
+            allowed_schemes: args
+                .webhook_allowed_schemes
+                .iter()
+                .map(|s| s.trim().to_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            allow_private_ips: args.webhook_allow_private_ips,
+        },
+        timeout: std::time::Duration::from_secs(args.webhook_timeout.max(1)),
+        max_retries: args.webhook_max_retries,
+        secrets,
+        external_url: args.external_url.clone(),
+        ..plumb_webhooks::Config::default()
+    };
+    let sender = plumb_webhooks::Sender::new(webhooks.clone()).map_err(|e| anyhow::anyhow!(e))?;
     let state = AppState {
         store: backend.tracking(),
         registry: backend.registry(),
@@ -246,6 +270,7 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
                 max_connections,
             },
             monitoring,
+            webhooks,
         }),
     };
     let listener = TcpListener::bind((args.host.as_str(), args.port))
@@ -266,8 +291,10 @@ pub async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         );
     }
     let evaluator = plumb_monitor::engine::spawn(backend.all(), monitoring);
+    let deliveries = sender.spawn(backend.all());
     plumb_server::serve(listener, state, shutdown_signal()).await?;
     evaluator.abort();
+    deliveries.abort();
     backend.close().await;
     tracing::info!("stopped cleanly");
     Ok(())

@@ -8,6 +8,7 @@ pub mod models;
 pub mod monitoring;
 pub mod registry;
 pub mod runs;
+pub mod webhooks;
 
 use axum::Json;
 use plumb_core::entities::Tag;

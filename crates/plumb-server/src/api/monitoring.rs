@@ -144,6 +144,18 @@ fn spec_of(body: &[u8], path_name: Option<&str>) -> ApiResult<MonitorSpec> {
 }
 
 async fn put(st: &AppState, spec: MonitorSpec, mode: PutMode) -> ApiResult<Json<MonitorAnswer>> {
+    // Notification targets obey the webhooks' address policy (checked again at each attempt).
+    for (i, t) in spec.notify.iter().enumerate() {
+        if let Some((_, url)) = t.kind_and_url() {
+            let field = format!("notify[{i}] URL");
+            st.config
+                .webhooks
+                .policy
+                .check(url, &field)
+                .await
+                .map_err(ApiError::invalid)?;
+        }
+    }
     let text = serde_json::to_string(&spec).map_err(|e| Error::internal(e.to_string()))?;
     let rules = spec.rules.iter().map(|r| r.name.clone()).collect();
     let record = st
