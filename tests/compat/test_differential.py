@@ -371,3 +371,70 @@ def test_model_version_sources_match_mlflow(reference, fresh_plumb):
         seen[base] = answers
     diffs = [f"\nMLflow {m}\nplumb  {p}" for m, p in zip(seen[reference], seen[fresh_plumb]) if m != p]
     assert not diffs, "".join(diffs)
+
+
+HOOK = "https://93.184.215.14/hook"
+MV_CREATED = [{"entity": "MODEL_VERSION", "action": "CREATED"}]
+WEBHOOK_STEPS = [
+    ("POST", "", {"name": "d-hook", "url": HOOK, "events": MV_CREATED, "description": "d"}),
+    ("SAVE",),
+    ("GET", "/{hook}", None),
+    ("GET", "", None),
+    ("GET", "?max_results=0", None),
+    ("GET", "?max_results=5000", None),
+    ("GET", "?max_results=abc", None),
+    ("PATCH", "/{hook}", {"description": "", "status": "DISABLED"}),
+    ("PATCH", "/{hook}", {"name": "Renamed.Hook_1", "events": [{"entity": "MODEL_VERSION_ALIAS", "action": "DELETED"}]}),
+    ("PATCH", "/{hook}", {"url": "ftp://example.com/x"}),
+    ("PATCH", "/{hook}", {"events": [{"entity": "MODEL_VERSION", "action": "SET"}]}),
+    ("PATCH", "/{hook}", {"name": "bad name"}),
+    ("GET", "/{hook}", None),
+    ("POST", "", {"name": "blank", "url": "   ", "events": MV_CREATED}),
+    ("POST", "", {"name": "empty", "url": "", "events": MV_CREATED}),
+    ("POST", "", {"name": "ftp", "url": "ftp://example.com/x", "events": MV_CREATED}),
+    ("POST", "", {"name": "plain", "url": "http://93.184.215.14/x", "events": MV_CREATED}),
+    ("POST", "", {"name": "loop", "url": "https://127.0.0.1/x", "events": MV_CREATED}),
+    ("POST", "", {"name": "meta", "url": "https://169.254.169.254/latest", "events": MV_CREATED}),
+    ("POST", "", {"name": "v6", "url": "https://[::1]/x", "events": MV_CREATED}),
+    ("POST", "", {"name": "nohost", "url": "https:///x", "events": MV_CREATED}),
+    ("POST", "", {"name": "-bad", "url": HOOK, "events": MV_CREATED}),
+    ("POST", "", {"name": "x" * 64, "url": HOOK, "events": MV_CREATED}),
+    ("POST", "", {"url": HOOK, "events": MV_CREATED}),
+    ("POST", "", {"name": "noevents", "url": HOOK}),
+    ("POST", "", {"name": "noevents", "url": HOOK, "events": []}),
+    ("POST", "", {"name": "badaction", "url": HOOK, "events": [{"entity": "MODEL_VERSION", "action": "DELETED"}]}),
+    ("POST", "", {"name": "status", "url": HOOK, "events": MV_CREATED, "status": "DISABLED"}),
+    ("GET", "/nope", None),
+    ("PATCH", "/nope", {"description": "x"}),
+    ("POST", "/nope/test", {}),
+    ("DELETE", "/{hook}", None),
+    ("GET", "/{hook}", None),
+    ("DELETE", "/{hook}", None),
+]
+
+
+def test_webhook_answers_match_mlflow(reference, fresh_plumb):
+    """MLflow's webhook API: the same answers for the same calls, including every refused URL,
+    name and event (MLflow's server runs with its defaults: https only, public addresses)."""
+    ctx = {reference: {}, fresh_plumb: {}}
+    last = {}
+    mismatches = []
+    uuid_re = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    for step in WEBHOOK_STEPS:
+        if step[0] == "SAVE":
+            for base in (reference, fresh_plumb):
+                ctx[base]["hook"] = last[base][1]["webhook"]["webhook_id"]
+            continue
+        method, suffix, body = step
+        for base in (reference, fresh_plumb):
+            url = f"{base}/api/2.0/mlflow/webhooks{suffix.format(**ctx[base])}"
+            r = requests.request(method, url, json=body, timeout=60)
+            try:
+                last[base] = [r.status_code, r.json()]
+            except ValueError:
+                last[base] = [r.status_code, r.text[:200]]
+        want = json.loads(uuid_re.sub("UUID", json.dumps(norm(last[reference]))))
+        got = json.loads(uuid_re.sub("UUID", json.dumps(norm(last[fresh_plumb]))))
+        if want != got:
+            mismatches.append(f"{method} {suffix} {body}\n  mlflow: {want}\n  plumb:  {got}")
+    assert not mismatches, "\n".join(mismatches)

@@ -54,6 +54,15 @@ impl Policy {
         if url.len() > 2048 {
             return Err(format!("{field} is longer than 2048 characters"));
         }
+        // An empty authority (`https:///x`) has no host, though a WHATWG parser would read
+        // the path's first segment as one.
+        if let Some((_, rest)) = url.trim().split_once("://") {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            let host = authority.rsplit('@').next().unwrap_or("");
+            if host.is_empty() || host.starts_with(':') {
+                return Err(format!("{field} must include a hostname: {}", repr(url)));
+            }
+        }
         let parsed = Url::parse(url.trim())
             .map_err(|e| format!("Invalid {} {}: {e}", lower_first(field), repr(url)))?;
         if !self.allowed_schemes.iter().any(|s| s == parsed.scheme()) {
@@ -269,6 +278,10 @@ mod tests {
             .starts_with("Invalid webhook URL 'not a url'"));
         assert!(p.check_syntax("https://user:pw@example.com/", f).is_err());
         assert!(p.check_syntax("file:///etc/passwd", f).is_err());
+        assert_eq!(
+            p.check_syntax("https:///x", f).unwrap_err(),
+            "Webhook URL must include a hostname: 'https:///x'"
+        );
         assert!(p.check_syntax("https://example.com/hook?x=1", f).is_ok());
         let both = Policy {
             allowed_schemes: vec!["http".into(), "https".into()],

@@ -144,7 +144,16 @@ fn seal(st: &AppState, secret: &str) -> ApiResult<String> {
 pub async fn create(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
     let name = p.req_str("name")?;
     let url = p.req_str("url")?;
-    let events = event_list(&p)?.ok_or_else(|| Error::missing("events"))?;
+    let events = match event_list(&p)? {
+        Some(e) => e,
+        // Present but empty is MLflow's store's message; absent is the request check's.
+        None if p.raw("events")?.is_some() => {
+            return Err(ApiError::invalid(
+                "Webhook events must be a non-empty list of WebhookEvent objects: [].",
+            ))
+        }
+        None => return Err(Error::missing("events").into()),
+    };
     let description = description(&p)?;
     let secret = p.opt_str("secret")?.unwrap_or_default();
     let status = status(&p)?.unwrap_or_else(|| "ACTIVE".into());
