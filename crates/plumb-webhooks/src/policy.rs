@@ -51,6 +51,9 @@ impl Policy {
                 repr(url)
             ));
         }
+        if url.chars().any(char::is_control) {
+            return Err(format!("{field} must not contain control characters"));
+        }
         if url.len() > 2048 {
             return Err(format!("{field} is longer than 2048 characters"));
         }

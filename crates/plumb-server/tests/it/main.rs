@@ -8,3 +8,4 @@ mod monitoring;
 mod support;
 mod telemetry;
 mod tracking;
+mod webhooks;
