@@ -630,3 +630,37 @@ pub fn from_yaml_file(text: &str) -> Result<Vec<MonitorSpec>, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod notify_tests {
+    use super::*;
+
+    fn target(v: Value) -> Result<(), String> {
+        let t: NotifyTarget = serde_json::from_value(v).map_err(|e| e.to_string())?;
+        t.check()
+    }
+
+    #[test]
+    fn notify_targets_are_one_url_and_an_allowed_secret_variable() {
+        use serde_json::json;
+        assert!(target(json!({"webhook": "https://h.example/x"})).is_ok());
+        assert!(target(json!({"slack": "https://hooks.slack.com/services/T/B/X"})).is_ok());
+        assert!(target(json!({"alertmanager": "http://am:9093"})).is_ok());
+        assert!(
+            target(json!({"webhook": "https://h/x", "secret_env": "PLUMB_NOTIFY_SECRET_ML"}))
+                .is_ok()
+        );
+        for bad in [
+            json!({}),
+            json!({"webhook": "https://a/x", "slack": "https://b/x"}),
+            json!({"webhook": "ftp://a/x"}),
+            json!({"webhook": "https://a/x\r\nHost: evil"}),
+            json!({"webhook": "https://a/x", "secret_env": "AWS_SECRET_ACCESS_KEY"}),
+            json!({"webhook": "https://a/x", "secret_env": "PLUMB_NOTIFY_SECRET_ml"}),
+            json!({"slack": "https://a/x", "secret_env": "PLUMB_NOTIFY_SECRET"}),
+            json!({"webhook": "https://a/x", "sms": "+1555"}),
+        ] {
+            assert!(target(bad.clone()).is_err(), "{bad}");
+        }
+    }
+}

@@ -341,3 +341,90 @@ pub fn request(target: &str, d: &Delivery) -> Result<Request, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(action: &str, target: &str) -> Delivery {
+        Delivery {
+            delivery_id: "d1".into(),
+            target: Target::Notify {
+                monitor: "iris".into(),
+                target: target.into(),
+            },
+            entity: ALERT_ENTITY.into(),
+            action: action.into(),
+            data: json!({
+                "monitor": "iris", "rule": "acc", "severity": "critical", "state": action,
+                "value": 0.81234, "baseline": 0.95, "message": "accuracy dropped",
+                "metric": "accuracy", "window": "1h", "at": iso(1_700_000_000_000),
+                "at_ms": 1_700_000_000_000i64, "labels": {"team": "ml"},
+                "links": {"monitor": "https://plumb.example/api/2.0/plumb/monitors/iris"},
+            })
+            .to_string(),
+            created_ms: 1_700_000_000_000,
+            state: "pending".into(),
+            attempts: 1,
+            next_ms: 0,
+            status_code: None,
+            error: None,
+            done_ms: None,
+        }
+    }
+
+    #[test]
+    fn alertmanager_gets_labels_and_resolved_ends_at_the_change() {
+        let target = r#"{"alertmanager": "http://am:9093/"}"#;
+        let r = request(target, &delivery("resolved", target)).expect("request");
+        assert_eq!(r.url, "http://am:9093/api/v2/alerts");
+        let body: Value = serde_json::from_str(&r.body).expect("JSON");
+        assert_eq!(
+            body[0]["labels"],
+            json!({"alertname": "acc", "monitor": "iris", "severity": "critical", "team": "ml"})
+        );
+        assert_eq!(body[0]["endsAt"], iso(1_700_000_000_000));
+        assert_eq!(body[0]["annotations"]["value"], "0.8123");
+        assert_eq!(
+            body[0]["generatorURL"],
+            "https://plumb.example/api/2.0/plumb/monitors/iris"
+        );
+        let firing = request(target, &delivery("firing", target)).expect("request");
+        let body: Value = serde_json::from_str(&firing.body).expect("JSON");
+        let ends = body[0]["endsAt"].as_str().expect("endsAt").to_string();
+        assert!(
+            ends > iso(now_millis()),
+            "a firing alert ends in the future: {ends}"
+        );
+    }
+
+    #[test]
+    fn slack_and_plumb_bodies() {
+        let target = r#"{"slack": "https://hooks.slack.com/services/T/B/X"}"#;
+        let r = request(target, &delivery("firing", target)).expect("request");
+        let text = serde_json::from_str::<Value>(&r.body).expect("JSON")["text"]
+            .as_str()
+            .expect("text")
+            .to_string();
+        assert!(text.contains("*FIRING* iris / acc (critical)"), "{text}");
+        assert!(text.contains("= 0.8123 (baseline 0.95)"), "{text}");
+        assert!(text.contains("<https://plumb.example/api/2.0/plumb/monitors/iris|monitor>"));
+        assert_eq!(r.secret, None);
+
+        let target = r#"{"webhook": "https://hooks.example/x", "secret_env": "PLUMB_NOTIFY_SECRET_UNSET_IN_TESTS"}"#;
+        let e = request(target, &delivery("firing", target)).expect_err("no secret");
+        assert!(
+            e.contains("PLUMB_NOTIFY_SECRET_UNSET_IN_TESTS is not set"),
+            "{e}"
+        );
+        let target = r#"{"webhook": "https://hooks.example/x"}"#;
+        let r = request(target, &delivery("resolved", target)).expect("request");
+        let body: Value = serde_json::from_str(&r.body).expect("JSON");
+        assert_eq!(
+            (body["entity"].as_str(), body["action"].as_str()),
+            (Some("alert"), Some("resolved"))
+        );
+        assert_eq!(body["data"]["message"], "accuracy dropped");
+        assert!(request("{}", &delivery("firing", "{}")).is_err());
+    }
+}
