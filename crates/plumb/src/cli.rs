@@ -34,9 +34,13 @@ pub enum Command {
     /// Production monitors: apply a YAML file of them, list, show, delete.
     #[command(subcommand)]
     Monitor(MonitorCmd),
-    /// Alerts of the monitors' rules: current states, or the history of changes.
+    /// Alerts of the monitors' rules: current states, the history of changes, or the
+    /// notifications sent.
     #[command(subcommand)]
     Alerts(AlertsCmd),
+    /// MLflow registry webhooks: list with their last delivery, test one, the delivery log.
+    #[command(subcommand)]
+    Webhooks(WebhooksCmd),
     /// Permanently remove deleted runs and experiments, with their artifacts.
     Gc(GcArgs),
     /// A CI gate: compare a candidate's metrics with a baseline's (MLflow's MetricThreshold
@@ -132,6 +136,40 @@ pub struct Target {
     pub tracking_uri: String,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCmd {
+    /// List webhooks with their events and the state of their last delivery.
+    List {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, value_enum, default_value_t)]
+        output_format: Format,
+    },
+    /// Send a webhook a signed sample event now and show what its receiver answered.
+    Test {
+        #[command(flatten)]
+        target: Target,
+        webhook_id: String,
+        /// The event to sample, `entity.action` as MLflow spells it (`model_version.created`);
+        /// default: the webhook's first.
+        #[arg(long)]
+        event: Option<String>,
+    },
+    /// The delivery log of one webhook (or of all), newest first.
+    Deliveries {
+        #[command(flatten)]
+        target: Target,
+        webhook_id: Option<String>,
+        /// pending, delivered or failed.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        max_results: i64,
+        #[arg(long, value_enum, default_value_t)]
+        output_format: Format,
+    },
+}
+
 #[derive(Debug, Clone, Copy, Default, ValueEnum)]
 pub enum ViewArg {
     #[default]
@@ -202,9 +240,13 @@ pub enum AlertsCmd {
         #[arg(long)]
         state: Option<String>,
         /// List state changes, newest first, instead of current states.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "deliveries")]
         history: bool,
-        /// With --history: changes listed at most.
+        /// List the notifications sent for alert changes (target, state, attempts, answer),
+        /// newest first; --state is then pending, delivered or failed.
+        #[arg(long)]
+        deliveries: bool,
+        /// With --history or --deliveries: rows listed at most.
         #[arg(long, default_value_t = 100)]
         max_results: i64,
         #[arg(long, value_enum, default_value_t)]

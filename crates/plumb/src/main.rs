@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         cli::Command::Gc(args) => runtime.block_on(gc::run(args)),
         cli::Command::Monitor(cmd) => runtime.block_on(monitor_cmd::monitor(cmd)),
         cli::Command::Alerts(cmd) => runtime.block_on(monitor_cmd::alerts(cmd)),
+        cli::Command::Webhooks(cmd) => runtime.block_on(monitor_cmd::webhooks(cmd)),
         // Its own exit codes: 1 is "a metric failed", 2 "could not check".
         cli::Command::Check(args) => return runtime.block_on(check::run(args)),
         cli::Command::Export {

@@ -10,6 +10,7 @@ mod pg_schema;
 mod replicas;
 mod restarts;
 mod s3;
+mod webhooks;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
