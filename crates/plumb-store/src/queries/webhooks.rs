@@ -550,6 +550,17 @@ pub async fn emit<C: Conn>(c: &mut C, entity: &str, action: &str, data: Value) -
     enqueue(c, &deliveries).await
 }
 
+/// Whether any webhook could want an event: registry writes skip building events (and the
+/// prompt lookup) when none is active, the common case.
+async fn any_active<C: Conn>(c: &mut C) -> DbResult<bool> {
+    Ok(c.query_opt(
+        "SELECT 1 FROM plumb_webhooks WHERE status = 'ACTIVE' AND deleted_ms IS NULL LIMIT 1",
+        vec![],
+    )
+    .await?
+    .is_some())
+}
+
 fn is_true(v: &str) -> bool {
     v.eq_ignore_ascii_case("true")
 }
@@ -646,6 +657,9 @@ pub async fn registered_model_tag<C: Conn>(
     key: &str,
     value: Option<&str>,
 ) -> DbResult<()> {
+    if !any_active(c).await? {
+        return Ok(());
+    }
     if !is_prompt(c, name).await? {
         return Ok(());
     }
@@ -679,6 +693,9 @@ pub async fn model_version_tag<C: Conn>(
     key: &str,
     value: Option<&str>,
 ) -> DbResult<()> {
+    if !any_active(c).await? {
+        return Ok(());
+    }
     let entity = if is_prompt(c, name).await? {
         "prompt_version_tag"
     } else {
@@ -704,6 +721,9 @@ pub async fn alias<C: Conn>(
     alias: &str,
     version: Option<i64>,
 ) -> DbResult<()> {
+    if !any_active(c).await? {
+        return Ok(());
+    }
     let entity = if is_prompt(c, name).await? {
         "prompt_alias"
     } else {
