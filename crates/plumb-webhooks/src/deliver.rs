@@ -25,6 +25,8 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 const LOG_BODY_CHARS: usize = 500;
 /// Deliveries claimed per round by one server.
 const CLAIM: i64 = 32;
+/// Attempts in flight at once per server (a slow receiver holds one, not the worker).
+const IN_FLIGHT: usize = 64;
 
 /// What a webhook test returned (MLflow's `WebhookTestResult`).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -63,6 +65,7 @@ pub fn envelope(entity: &str, action: &str, created_ms: i64, data: Value) -> Val
 pub struct Sender {
     client: reqwest::Client,
     config: Arc<Config>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl Sender {
@@ -81,6 +84,7 @@ impl Sender {
         Ok(Self {
             client,
             config: Arc::new(config),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)),
         })
     }
 
@@ -335,12 +339,17 @@ impl Sender {
             .await
     }
 
-    /// Claims due deliveries and attempts them concurrently; returns how many were attempted.
-    pub async fn round(&self, store: &Arc<dyn Store>) -> plumb_core::Result<usize> {
+    async fn claim(&self, store: &Arc<dyn Store>, limit: i64) -> plumb_core::Result<Vec<Claimed>> {
         let now = now_millis();
         let lease = self.config.timeout.saturating_mul(2) + Duration::from_secs(10);
         let lease_until = now + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4);
-        let claimed = store.claim_deliveries(now, lease_until, CLAIM).await?;
+        store.claim_deliveries(now, lease_until, limit).await
+    }
+
+    /// Claims due deliveries and attempts them concurrently, waiting for the attempts; returns
+    /// how many were attempted.
+    pub async fn round(&self, store: &Arc<dyn Store>) -> plumb_core::Result<usize> {
+        let claimed = self.claim(store, CLAIM).await?;
         let n = claimed.len();
         let mut set = tokio::task::JoinSet::new();
         for c in claimed {
@@ -348,11 +357,29 @@ impl Sender {
             set.spawn(async move { sender.attempt(store.as_ref(), c).await });
         }
         while let Some(done) = set.join_next().await {
-            match done {
-                Ok(Err(e)) => tracing::warn!(error = %e.message, "recording a delivery failed"),
-                Err(e) => tracing::warn!(error = %e, "a delivery task stopped"),
-                Ok(Ok(())) => {}
-            }
+            report(done);
+        }
+        Ok(n)
+    }
+
+    /// Claims as many due deliveries as there is room in flight for and starts their attempts
+    /// without waiting for them; returns how many were started.
+    async fn dispatch(&self, store: &Arc<dyn Store>) -> plumb_core::Result<usize> {
+        let room = self.in_flight.available_permits().min(CLAIM as usize);
+        if room == 0 {
+            return Ok(0);
+        }
+        let claimed = self.claim(store, room as i64).await?;
+        let n = claimed.len();
+        for c in claimed {
+            let Ok(permit) = Arc::clone(&self.in_flight).acquire_owned().await else {
+                break;
+            };
+            let (sender, store) = (self.clone(), Arc::clone(store));
+            tokio::spawn(async move {
+                let _permit = permit;
+                report(Ok(sender.attempt(store.as_ref(), c).await));
+            });
         }
         Ok(n)
     }
@@ -367,7 +394,7 @@ impl Sender {
                 if let Err(e) = notifier.round(&self.config, store.as_ref()).await {
                     tracing::warn!(error = %e.message, "turning alerts into notifications failed");
                 }
-                match self.round(&store).await {
+                match self.dispatch(&store).await {
                     // More may be due: go again at once.
                     Ok(n) if n as i64 == CLAIM => continue,
                     Ok(_) => {}
@@ -383,6 +410,14 @@ impl Sender {
                 tokio::time::sleep(self.config.poll).await;
             }
         })
+    }
+}
+
+fn report(done: Result<plumb_core::Result<()>, tokio::task::JoinError>) {
+    match done {
+        Ok(Err(e)) => tracing::warn!(error = %e.message, "recording a delivery failed"),
+        Err(e) => tracing::warn!(error = %e, "a delivery task stopped"),
+        Ok(Ok(())) => {}
     }
 }
 

@@ -220,3 +220,79 @@ fn iso_now() -> String {
     let t = std::time::SystemTime::now();
     humantime::format_rfc3339_millis(t).to_string()
 }
+
+/// Two replicas on one PostgreSQL database both run the delivery worker: each event reaches the
+/// receiver once, whichever replica claimed it, even while attempts are slow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_deliver_each_event_once() {
+    use crate::pg::{admin_url, TempDb};
+
+    let db = TempDb::create(&admin_url()).await;
+    let url = db.url();
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let env = [
+        ("MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "http"),
+        ("MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", "true"),
+    ];
+    let flags = ["--backend-store-uri", url.as_str()];
+    let a = Plumb::start_env(dir_a.path(), &flags, &env).await;
+    let b = Plumb::start_env(dir_b.path(), &flags, &env).await;
+
+    let ids: Arc<Mutex<Vec<String>>> = Arc::default();
+    let keep = ids.clone();
+    let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let keep = keep.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let id = headers
+                .get("x-mlflow-delivery-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            keep.lock().expect("lock").push(id);
+            StatusCode::OK
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let receiver = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    send(
+        reqwest::Method::POST,
+        format!("{}/api/2.0/mlflow/webhooks", a.base),
+        json!({"name": "once", "url": receiver,
+               "events": [{"entity": "REGISTERED_MODEL", "action": "CREATED"}]}),
+    )
+    .await;
+    const N: usize = 30;
+    for i in 0..N {
+        let base = if i % 2 == 0 { &a.base } else { &b.base };
+        send(
+            reqwest::Method::POST,
+            format!("{base}/api/2.0/mlflow/registered-models/create"),
+            json!({"name": format!("m{i}")}),
+        )
+        .await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ids.lock().expect("lock").len() < N {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {N} delivered",
+            ids.lock().expect("lock").len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Both workers kept polling meanwhile; nothing arrives twice.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut got = ids.lock().expect("lock").clone();
+    assert_eq!(got.len(), N, "a delivery was sent twice");
+    got.sort();
+    got.dedup();
+    assert_eq!(got.len(), N);
+}
