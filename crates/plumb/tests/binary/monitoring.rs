@@ -25,7 +25,8 @@ monitors:
         severity: critical
 "#;
 
-fn cli(dir: &Path, base: &str, args: &[&str]) -> (i32, String, String) {
+/// Runs the binary with `MLFLOW_TRACKING_URI` set to `base`: (exit code, stdout, stderr).
+pub(crate) fn cli(dir: &Path, base: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_plumb"))
         .args(args)
         .env("MLFLOW_TRACKING_URI", base)

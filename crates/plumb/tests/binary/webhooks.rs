@@ -2,8 +2,6 @@
 //! receiver, `plumb webhooks list|test|deliveries`, and a monitor's alert notified as firing and
 //! then resolved to a webhook and an Alertmanager, listed by `plumb alerts list --deliveries`.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +9,7 @@ use axum::body::Bytes;
 use axum::http::{StatusCode, Uri};
 use serde_json::{json, Value};
 
+use crate::monitoring::cli;
 use crate::Plumb;
 
 type Seen = Arc<Mutex<Vec<(String, Value)>>>;
@@ -43,20 +42,6 @@ async fn wait_for(seen: &Seen, what: impl Fn(&(String, Value)) -> bool) -> (Stri
         assert!(Instant::now() < deadline, "never received");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn cli(dir: &Path, base: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_plumb"))
-        .args(args)
-        .env("MLFLOW_TRACKING_URI", base)
-        .current_dir(dir)
-        .output()
-        .expect("run plumb");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 async fn send(method: reqwest::Method, url: String, body: Value) -> Value {
