@@ -390,6 +390,148 @@ fn parse_raw(filter: &str) -> Result<Vec<(RawIdent, Op, Value)>> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Traces (MLflow's trace search: attributes, tags, metadata)
+
+/// What a trace filter or `order_by` key looks at.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TraceTarget {
+    /// `trace_id`, `timestamp_ms`, `execution_time_ms`, `status`, `client_request_id`, `name`,
+    /// `run_id` (the `mlflow.sourceRun` metadata or a run the trace is linked to), or
+    /// `experiment_id` (order only).
+    Attribute(&'static str),
+    Tag(String),
+    Metadata(String),
+}
+
+/// One `AND`-joined clause of a trace filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceClause {
+    pub target: TraceTarget,
+    pub op: Op,
+    pub value: Value,
+}
+
+/// One `order_by` key of a trace search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceOrder {
+    pub target: TraceTarget,
+    pub ascending: bool,
+}
+
+const TRACE_NUMERIC: &[&str] = &["timestamp_ms", "execution_time_ms"];
+
+/// The canonical attribute of a trace search key (`timestamp` is `timestamp_ms`, ...).
+fn trace_attr(key: &str, order: bool) -> Option<&'static str> {
+    Some(match key {
+        "request_id" | "trace_id" => "trace_id",
+        "timestamp" | "timestamp_ms" => "timestamp_ms",
+        "execution_time" | "execution_time_ms" => "execution_time_ms",
+        "status" | "state" => "status",
+        "client_request_id" => "client_request_id",
+        "name" => "name",
+        "run_id" => "run_id",
+        "experiment_id" if order => "experiment_id",
+        _ => return None,
+    })
+}
+
+fn trace_target(entity: &str, key: String, order: bool) -> Result<TraceTarget> {
+    match entity.to_ascii_lowercase().as_str() {
+        "" | "attribute" | "attributes" | "attr" | "trace" => trace_attr(&key, order)
+            .map(TraceTarget::Attribute)
+            .ok_or_else(|| {
+                Error::invalid(format!(
+                    "Invalid attribute key '{key}' specified. Valid keys are 'request_id', \
+                     'timestamp', 'timestamp_ms', 'execution_time', 'execution_time_ms', \
+                     'status', 'client_request_id', 'name', 'run_id'"
+                ))
+            }),
+        "tag" | "tags" => Ok(TraceTarget::Tag(key)),
+        "metadata" | "request_metadata" => Ok(TraceTarget::Metadata(key)),
+        other => Err(Error::invalid(format!(
+            "Invalid entity type '{other}'. Valid values are 'attribute', 'tag', 'metadata' \
+             (plumb does not search spans or assessments yet)"
+        ))),
+    }
+}
+
+/// Parses a trace search filter: `AND`-joined comparisons of attributes (`trace.status = 'OK'`,
+/// `timestamp_ms > 1700000000000`, `trace.name LIKE 'chat%'`, `run_id = '...'`), tags and
+/// metadata (`tags.env = 'prod'`, ``metadata.`mlflow.user` = 'me'``).
+pub fn parse_trace_filter(filter: &str) -> Result<Vec<TraceClause>> {
+    let mut out = Vec::new();
+    for (ident, op, value) in parse_raw(filter)? {
+        let target = trace_target(&ident.entity, ident.key, false)?;
+        let ok = match &target {
+            TraceTarget::Attribute(a) if TRACE_NUMERIC.contains(a) => {
+                op.is_numeric() && matches!(value, Value::Num(_))
+            }
+            TraceTarget::Attribute(_) => {
+                matches!(op, Op::Eq | Op::Ne | Op::Like | Op::ILike)
+                    && matches!(value, Value::Str(_))
+                    || matches!(op, Op::In | Op::NotIn) && matches!(value, Value::List(_))
+            }
+            TraceTarget::Tag(_) | TraceTarget::Metadata(_) => {
+                matches!(op, Op::Eq | Op::Ne | Op::Like | Op::ILike)
+                    && matches!(value, Value::Str(_))
+                    || matches!(op, Op::IsNull | Op::IsNotNull)
+            }
+        };
+        if !ok {
+            return Err(Error::invalid(format!(
+                "Invalid comparator '{}' or value for {} in the trace filter '{filter}'",
+                op.as_str(),
+                match &target {
+                    TraceTarget::Attribute(a) => format!("attribute '{a}'"),
+                    TraceTarget::Tag(k) => format!("tag '{k}'"),
+                    TraceTarget::Metadata(k) => format!("metadata '{k}'"),
+                }
+            )));
+        }
+        out.push(TraceClause { target, op, value });
+    }
+    Ok(out)
+}
+
+/// Parses a trace search's `order_by` (`timestamp_ms DESC`, `execution_time ASC`, `tags.k`).
+pub fn parse_trace_order_by(order_by: &[String]) -> Result<Vec<TraceOrder>> {
+    if order_by.len() > MAX_ORDER_BY_KEYS {
+        return Err(Error::invalid(format!(
+            "Invalid order_by: {} keys given, at most {MAX_ORDER_BY_KEYS} are allowed.",
+            order_by.len()
+        )));
+    }
+    order_by
+        .iter()
+        .map(|clause| {
+            let bad = || {
+                Error::invalid(format!(
+                    "Invalid order_by clause '{clause}'. Could not be parsed."
+                ))
+            };
+            let toks = lex(clause).map_err(|_| bad())?;
+            let mut p = Parser {
+                toks,
+                pos: 0,
+                input: clause,
+            };
+            let ident = p.ident().map_err(|_| bad())?;
+            let ascending = match p.next() {
+                None => true,
+                Some(Tok::Word(w)) if w.eq_ignore_ascii_case("asc") => true,
+                Some(Tok::Word(w)) if w.eq_ignore_ascii_case("desc") => false,
+                Some(_) => return Err(bad()),
+            };
+            if p.next().is_some() {
+                return Err(bad());
+            }
+            let target = trace_target(&ident.entity, ident.key, true)?;
+            Ok(TraceOrder { target, ascending })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
 // Per-entity resolution
 
 /// Which search the filter belongs to; each has its own entities, attributes and comparators.
@@ -1023,5 +1165,40 @@ mod tests {
         assert!(parse_order_by(Domain::Runs, &keys(MAX_ORDER_BY_KEYS)).is_ok());
         let e = parse_order_by(Domain::Runs, &keys(MAX_ORDER_BY_KEYS + 1)).expect_err("too many");
         assert!(e.message.contains("at most 10"), "{}", e.message);
+    }
+
+    #[test]
+    fn trace_filters() {
+        let f = parse_trace_filter(
+            "trace.status = 'OK' AND timestamp > 5 AND tags.k LIKE 'a%' \
+             AND metadata.mlflow.sourceRun = 'r' AND run_id IN ('a', 'b')",
+        )
+        .expect("parse");
+        assert_eq!(f[0].target, TraceTarget::Attribute("status"));
+        assert_eq!(f[1].target, TraceTarget::Attribute("timestamp_ms"));
+        assert_eq!(f[2].target, TraceTarget::Tag("k".into()));
+        assert_eq!(
+            f[3].target,
+            TraceTarget::Metadata("mlflow.sourceRun".into())
+        );
+        assert_eq!(f[4].op, Op::In);
+        assert!(parse_trace_filter("").expect("empty").is_empty());
+        for bad in [
+            "span.name = 'x'",
+            "trace.nope = 'x'",
+            "timestamp_ms LIKE 'x'",
+            "status > 'OK'",
+            "tags.k > 3",
+            "trace.status = 'OK' OR trace.status = 'ERROR'",
+            "status = 'OK'; DROP TABLE plumb_traces",
+        ] {
+            assert!(parse_trace_filter(bad).is_err(), "{bad}");
+        }
+        let o = parse_trace_order_by(&["timestamp_ms ASC".into(), "tags.k DESC".into()])
+            .expect("order");
+        assert!(o[0].ascending && !o[1].ascending);
+        assert!(parse_trace_order_by(&["trace.status sideways".into()]).is_err());
+        assert!(parse_trace_order_by(&["experiment_id".into()]).is_ok());
+        assert!(parse_trace_filter("experiment_id = '1'").is_err());
     }
 }

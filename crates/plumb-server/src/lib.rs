@@ -273,6 +273,38 @@ fn mlflow_routes() -> Router<AppState> {
 }
 
 /// plumb's own routes, relative to `/api/2.0/plumb` (and `/ajax-api/2.0/plumb` for the UI).
+/// MLflow 3's trace routes, relative to `/api/3.0` (v3 only: under 2.0 the same paths are the
+/// v2 trace API, not served).
+fn trace_routes() -> Router<AppState> {
+    use api::traces as t;
+    use axum::routing::patch;
+    Router::new()
+        .route("/mlflow/traces", post(t::start))
+        .route("/mlflow/traces/search", post(t::search))
+        .route("/mlflow/traces/batchGetInfos", post(t::batch_get_infos))
+        .route("/mlflow/traces/delete-traces", post(t::delete))
+        .route("/mlflow/traces/link-to-run", post(t::link_to_run))
+        .route("/mlflow/traces/{trace_id}", get(t::get_info))
+        .route(
+            "/mlflow/traces/{trace_id}/tags",
+            patch(t::set_tag).delete(t::delete_tag),
+        )
+}
+
+/// The trace routes whose v2 form (under `/api/2.0`) is the same call as v3's; the 3.x client
+/// uses these paths for tags and deletion.
+fn trace_routes_v2() -> Router<AppState> {
+    use api::traces as t;
+    use axum::routing::patch;
+    Router::new()
+        .route("/mlflow/traces/delete-traces", post(t::delete))
+        .route("/mlflow/traces/link-to-run", post(t::link_to_run))
+        .route(
+            "/mlflow/traces/{trace_id}/tags",
+            patch(t::set_tag).delete(t::delete_tag),
+        )
+}
+
 fn plumb_routes() -> Router<AppState> {
     use api::monitoring as m;
     Router::new()
@@ -316,14 +348,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/3.0/mlflow/server-info", server_info.clone())
         .route("/ajax-api/3.0/mlflow/server-info", server_info)
-        .nest("/api/2.0", mlflow.clone())
+        .nest("/api/2.0", mlflow.clone().merge(trace_routes_v2()))
         .route(
             "/ajax-api/2.0/mlflow/upload-artifact",
             post(api::artifacts::upload_for_run),
         )
-        .nest("/ajax-api/2.0", mlflow.clone())
-        .nest("/api/3.0", mlflow.clone())
-        .nest("/ajax-api/3.0", mlflow)
+        .nest("/ajax-api/2.0", mlflow.clone().merge(trace_routes_v2()))
+        .nest("/api/3.0", mlflow.clone().merge(trace_routes()))
+        .nest("/ajax-api/3.0", mlflow.merge(trace_routes()))
         .nest("/api/2.0/plumb", plumb_routes())
         .nest("/ajax-api/2.0/plumb", plumb_routes())
         .fallback(not_found)

@@ -323,6 +323,7 @@ macro_rules! search {
 }
 
 mod monitoring;
+mod traces;
 mod webhooks;
 
 use conn::PgConn;

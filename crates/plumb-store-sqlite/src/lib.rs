@@ -15,6 +15,7 @@ mod monitoring;
 mod queries;
 mod readers;
 mod render;
+mod traces;
 mod webhooks;
 mod writer;
 

@@ -18,8 +18,10 @@ use crate::{
 };
 
 mod monitoring;
+mod traces;
 mod webhooks;
 pub use monitoring::*;
+pub use traces::*;
 pub use webhooks::*;
 
 pub type Store = Arc<dyn crate::Store>;
@@ -54,7 +56,8 @@ macro_rules! conformance_tests {
             concurrent_event_writers_lose_nothing, alert_states_and_history,
             run_points_in_a_window,
             webhooks_lifecycle_and_paging, registry_events_queue_deliveries,
-            claims_are_leased_and_finished, alert_changes_are_notified_once);
+            claims_are_leased_and_finished, alert_changes_are_notified_once,
+            traces_start_search_tag_delete);
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(

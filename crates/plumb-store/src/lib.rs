@@ -22,6 +22,7 @@ pub mod monitoring;
 pub mod queries;
 pub mod shared;
 pub mod sql;
+pub mod traces;
 pub mod uri;
 pub mod webhooks;
 
@@ -338,14 +339,22 @@ pub trait RegistryStore: Send + Sync + 'static {
     async fn import_model_version(&self, version: ModelVersion) -> Result<bool>;
 }
 
-/// All of storage: tracking, the registry, monitoring and webhooks; every backend implements them
+/// All of storage: tracking, the registry, monitoring, webhooks and traces; every backend implements them
 /// (one database).
 pub trait Store:
-    TrackingStore + RegistryStore + monitoring::MonitorStore + webhooks::WebhookStore
+    TrackingStore
+    + RegistryStore
+    + monitoring::MonitorStore
+    + webhooks::WebhookStore
+    + traces::TraceStore
 {
 }
 impl<T> Store for T where
-    T: TrackingStore + RegistryStore + monitoring::MonitorStore + webhooks::WebhookStore
+    T: TrackingStore
+        + RegistryStore
+        + monitoring::MonitorStore
+        + webhooks::WebhookStore
+        + traces::TraceStore
 {
 }
 

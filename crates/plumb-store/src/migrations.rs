@@ -46,6 +46,7 @@ impl Feature {
 pub const FEATURES: &[Feature] = &[
     crate::queries::monitoring::MONITORING,
     crate::queries::webhooks::WEBHOOKS,
+    crate::queries::traces::TRACES,
 ];
 
 /// Creates or upgrades the tables of `features`. Run inside the backend's migration

@@ -157,7 +157,7 @@ fn text(v: &Value) -> Result<String> {
 }
 
 /// A numeric bind: integral values bind as integers so integer columns compare exactly.
-fn num_bind(n: f64) -> Bind {
+pub(crate) fn num_bind(n: f64) -> Bind {
     if n.fract() == 0.0 && n.abs() < 9.0e15 {
         Bind::Int(n as i64)
     } else {
@@ -166,7 +166,12 @@ fn num_bind(n: f64) -> Bind {
 }
 
 /// `<expr> <op> ?` for string comparisons including ILIKE and lists.
-fn string_cmp(expr: &str, op: Op, value: &Value, binds: &mut Vec<Bind>) -> Result<String> {
+pub(crate) fn string_cmp(
+    expr: &str,
+    op: Op,
+    value: &Value,
+    binds: &mut Vec<Bind>,
+) -> Result<String> {
     match op {
         Op::ILike => {
             binds.push(Bind::Text(text(value)?));
@@ -187,7 +192,7 @@ fn string_cmp(expr: &str, op: Op, value: &Value, binds: &mut Vec<Bind>) -> Resul
     }
 }
 
-fn key_value_clause(
+pub(crate) fn key_value_clause(
     (table, join): (&str, &str),
     key: &str,
     op: Op,

@@ -8,6 +8,7 @@ pub mod models;
 pub mod monitoring;
 pub mod registry;
 pub mod runs;
+pub mod traces;
 pub mod webhooks;
 
 use axum::Json;

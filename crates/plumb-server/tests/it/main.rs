@@ -7,5 +7,6 @@ mod hostile;
 mod monitoring;
 mod support;
 mod telemetry;
+mod traces;
 mod tracking;
 mod webhooks;

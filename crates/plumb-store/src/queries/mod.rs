@@ -9,4 +9,5 @@ pub mod models;
 pub mod monitoring;
 pub mod registry;
 pub mod runs;
+pub mod traces;
 pub mod webhooks;

@@ -1,0 +1,166 @@
+//! The v3 trace API over HTTP: a trace's info round-trips in MLflow's JSON (snapshot), and
+//! hostile input (ids, timestamps, sizes, encodings, filters) is answered 4xx with nothing
+//! stored lost.
+
+use serde_json::{json, Value};
+
+use crate::support::TestServer;
+
+const T: &str = "/api/3.0/mlflow/traces";
+
+fn start_body(id: &str, exp: &str) -> Value {
+    json!({"trace": {"trace_info": {
+        "trace_id": id,
+        "trace_location": {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": exp}},
+        "request_time": "2025-01-02T03:04:05.678Z",
+        "execution_duration": "0.250s",
+        "state": "OK",
+        "request_preview": "{\"q\": \"hi\"}",
+        "trace_metadata": {"mlflow.user": "me"},
+        "tags": {"mlflow.traceName": "chat"}
+    }}})
+}
+
+#[tokio::test]
+async fn trace_info_round_trips_and_hostile_input_gets_4xx() {
+    let s = TestServer::spawn().await;
+    let started = s
+        .ok(T, start_body("tr-0123456789abcdef0123456789abcdef", "0"))
+        .await;
+    insta::assert_json_snapshot!("trace_start", started);
+    let (st, got) = s
+        .get(&format!("{T}/tr-0123456789abcdef0123456789abcdef"))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(got, started);
+
+    let refused =
+        |st: u16, b: &Value, what: &str| assert!((400..500).contains(&st), "{what}: {st} {b}");
+    let with = |path: &str, v: Value| {
+        let mut b = start_body("tr-ffffffffffffffffffffffffffffffff", "0");
+        let mut at = &mut b["trace"]["trace_info"];
+        let parts: Vec<&str> = path.split('.').collect();
+        for p in &parts[..parts.len() - 1] {
+            at = &mut at[*p];
+        }
+        at[parts[parts.len() - 1]] = v;
+        b
+    };
+    for (what, body) in [
+        ("path id", with("trace_id", json!("../../etc/passwd"))),
+        ("slash id", with("trace_id", json!("tr-a/b"))),
+        ("NUL id", with("trace_id", json!("tr-\u{0}"))),
+        ("long id", with("trace_id", json!("t".repeat(10_000)))),
+        ("empty id", with("trace_id", json!(""))),
+        ("bad time", with("request_time", json!("yesterday"))),
+        ("numeric time", with("request_time", json!(5))),
+        (
+            "negative duration",
+            with("execution_duration", json!("-5s")),
+        ),
+        ("huge duration", with("execution_duration", json!("1e300s"))),
+        ("state", with("state", json!("MAYBE"))),
+        ("tags as list of numbers", with("tags", json!([1, 2]))),
+        ("tag value", with("tags", json!({"k": "v".repeat(8001)}))),
+        ("tag key", with("tags", json!({"k".repeat(251): "v"}))),
+        (
+            "metadata value type",
+            with("trace_metadata", json!({"k": 5})),
+        ),
+        ("missing experiment", with("trace_location", json!({}))),
+        (
+            "unknown experiment",
+            with(
+                "trace_location.mlflow_experiment.experiment_id",
+                json!("999"),
+            ),
+        ),
+        (
+            "experiment injection",
+            with(
+                "trace_location.mlflow_experiment.experiment_id",
+                json!("1 OR 1=1"),
+            ),
+        ),
+    ] {
+        let (st, b) = s.post(T, body).await;
+        refused(st, &b, what);
+    }
+    let (st, b) = s.post(T, json!({})).await;
+    refused(st, &b, "no trace");
+    let (st, b) = s.raw("POST", T, b"{\"trace\": \"\xff\"}").await;
+    refused(st, &b, "invalid UTF-8");
+    for path in [
+        format!("{T}/..%2F..%2Fetc%2Fpasswd"),
+        format!("{T}/%00"),
+        format!("{T}/{}", "a".repeat(10_000)),
+    ] {
+        let (st, b) = s.get(&path).await;
+        assert_eq!(
+            (st, b["error_code"].as_str()),
+            (404, Some("RESOURCE_DOES_NOT_EXIST")),
+            "{path}"
+        );
+    }
+    let loc = json!([{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "0"}}]);
+    for (what, body) in [
+        ("no locations", json!({})),
+        (
+            "OR",
+            json!({"locations": loc, "filter": "status = 'OK' OR 1 = 1"}),
+        ),
+        (
+            "injection",
+            json!({"locations": loc, "filter": "tags.k = 'a'' OR ''1''=''1'"}),
+        ),
+        (
+            "span filter",
+            json!({"locations": loc, "filter": "span.name = 'x'"}),
+        ),
+        (
+            "max_results",
+            json!({"locations": loc, "max_results": 100_000}),
+        ),
+        ("token", json!({"locations": loc, "page_token": "%%%"})),
+        (
+            "order",
+            json!({"locations": loc, "order_by": ["status; DROP TABLE plumb_traces"]}),
+        ),
+        (
+            "experiment id",
+            json!({"locations": [{"mlflow_experiment": {"experiment_id": "x"}}]}),
+        ),
+    ] {
+        let (st, b) = s.post(&format!("{T}/search"), body).await;
+        refused(st, &b, what);
+    }
+    for (what, body) in [
+        ("neither", json!({"experiment_id": "0"})),
+        (
+            "both",
+            json!({"experiment_id": "0", "max_timestamp_millis": 1, "request_ids": ["a"]}),
+        ),
+        (
+            "max_traces with ids",
+            json!({"experiment_id": "0", "max_traces": 1, "request_ids": ["a"]}),
+        ),
+        ("no experiment", json!({"request_ids": ["a"]})),
+    ] {
+        let (st, b) = s.post(&format!("{T}/delete-traces"), body).await;
+        refused(st, &b, what);
+    }
+    let (st, b) = s
+        .post(
+            &format!("{T}/link-to-run"),
+            json!({"run_id": "nope", "trace_ids": vec!["tr-x"; 101]}),
+        )
+        .await;
+    refused(st, &b, "101 links");
+    // The one good trace is still there, unchanged.
+    let (st, b) = s
+        .post(&format!("{T}/search"), json!({"locations": loc}))
+        .await;
+    assert_eq!(st, 200);
+    assert_eq!(b["traces"].as_array().map(Vec::len), Some(1), "{b}");
+    assert_eq!(b["traces"][0], started["trace"]["trace_info"]);
+}

@@ -1,0 +1,232 @@
+//! Conformance cases of the trace tables: start (replacing a trace started again, tags and
+//! metadata merged), the artifact location tag, searches with filters, order and pages, tags,
+//! deletion by ids and by time, links to runs.
+
+use std::collections::BTreeMap;
+
+use plumb_core::search::{parse_trace_filter, parse_trace_order_by};
+use plumb_core::ErrorCode;
+
+use super::{experiment, run, Store};
+use crate::traces::{TraceInfo, TraceQuery, TraceSelection};
+
+fn trace(id: &str, exp: &str, at: i64, state: &str, run: Option<&str>) -> TraceInfo {
+    let mut metadata = BTreeMap::from([("mlflow.user".to_string(), "me".to_string())]);
+    if let Some(r) = run {
+        metadata.insert("mlflow.sourceRun".into(), r.into());
+    }
+    TraceInfo {
+        trace_id: id.into(),
+        experiment_id: exp.into(),
+        request_time_ms: at,
+        execution_ms: Some(25),
+        state: state.into(),
+        request_preview: Some("{\"q\": 1}".into()),
+        metadata,
+        tags: BTreeMap::from([("mlflow.traceName".to_string(), format!("name-{id}"))]),
+        ..TraceInfo::default()
+    }
+}
+
+fn query(exp: &str, filter: &str, order: &[&str], max: i64, offset: i64) -> TraceQuery {
+    TraceQuery {
+        experiment_ids: vec![exp.into()],
+        filter: parse_trace_filter(filter).expect("filter"),
+        order_by: parse_trace_order_by(&order.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("order"),
+        max_results: max,
+        offset,
+    }
+}
+
+async fn ids(store: &Store, q: TraceQuery) -> Vec<String> {
+    store
+        .search_traces(q)
+        .await
+        .expect("search")
+        .items
+        .into_iter()
+        .map(|t| t.trace_id)
+        .collect()
+}
+
+pub async fn traces_start_search_tag_delete(store: Store) {
+    let exp = experiment(&store, "traces").await;
+    let other = experiment(&store, "elsewhere").await;
+    let r = run(&store, &exp, "r").await;
+    let got = store
+        .start_trace(trace("tr-1", &exp, 1000, "OK", Some(&r)))
+        .await
+        .expect("start");
+    assert_eq!(
+        got.tags.get("mlflow.artifactLocation").map(String::as_str),
+        Some(format!("mlflow-artifacts:/{exp}/traces/tr-1/artifacts").as_str())
+    );
+    assert_eq!(got.metadata.get("mlflow.sourceRun"), Some(&r));
+    store
+        .start_trace(trace("tr-2", &exp, 2000, "ERROR", None))
+        .await
+        .expect("start");
+    store
+        .start_trace(trace("tr-3", &exp, 3000, "OK", None))
+        .await
+        .expect("start");
+    store
+        .start_trace(trace("tr-x", &other, 2500, "OK", None))
+        .await
+        .expect("start");
+    // Started again (the client retries): replaced, not duplicated.
+    let mut again = trace("tr-3", &exp, 3000, "OK", None);
+    again.tags.insert("team".into(), "ml".into());
+    store.start_trace(again).await.expect("again");
+
+    assert_eq!(
+        ids(&store, query(&exp, "", &[], 10, 0)).await,
+        ["tr-3", "tr-2", "tr-1"]
+    );
+    assert_eq!(
+        ids(&store, query(&exp, "trace.status = 'ERROR'", &[], 10, 0)).await,
+        ["tr-2"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            query(&exp, "status IN ('OK')", &["timestamp_ms ASC"], 10, 0)
+        )
+        .await,
+        ["tr-1", "tr-3"]
+    );
+    assert_eq!(
+        ids(&store, query(&exp, "timestamp_ms >= 2000", &[], 10, 0)).await,
+        ["tr-3", "tr-2"]
+    );
+    assert_eq!(
+        ids(&store, query(&exp, "tags.team = 'ml'", &[], 10, 0)).await,
+        ["tr-3"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            query(&exp, "trace.name LIKE 'name-tr-1'", &[], 10, 0)
+        )
+        .await,
+        ["tr-1"]
+    );
+    assert_eq!(
+        ids(
+            &store,
+            query(&exp, "metadata.`mlflow.user` = 'me'", &[], 10, 0)
+        )
+        .await
+        .len(),
+        3
+    );
+    assert_eq!(
+        ids(&store, query(&exp, &format!("run_id = '{r}'"), &[], 10, 0)).await,
+        ["tr-1"]
+    );
+    assert_eq!(
+        ids(&store, query(&exp, "execution_time_ms > 100", &[], 10, 0))
+            .await
+            .len(),
+        0
+    );
+    let first = store
+        .search_traces(query(&exp, "", &[], 2, 0))
+        .await
+        .expect("page");
+    assert_eq!(first.items.len(), 2);
+    assert!(first.next_page_token.is_some());
+    assert_eq!(ids(&store, query(&exp, "", &[], 2, 2)).await, ["tr-1"]);
+
+    store
+        .set_trace_tag("tr-1", "mlflow.traceName", "renamed")
+        .await
+        .expect("tag");
+    assert_eq!(
+        ids(&store, query(&exp, "name = 'renamed'", &[], 10, 0)).await,
+        ["tr-1"]
+    );
+    store
+        .delete_trace_tag("tr-1", "mlflow.traceName")
+        .await
+        .expect("untag");
+    let e = store
+        .delete_trace_tag("tr-1", "mlflow.traceName")
+        .await
+        .expect_err("twice");
+    assert_eq!(e.code, ErrorCode::ResourceDoesNotExist);
+    let e = store
+        .set_trace_tag("tr-nope", "k", "v")
+        .await
+        .expect_err("missing");
+    assert_eq!(e.code, ErrorCode::ResourceDoesNotExist);
+    assert_eq!(e.message, "Trace with ID 'tr-nope' not found.");
+
+    let batch = store
+        .batch_get_trace_infos(vec!["tr-2".into(), "tr-nope".into(), "tr-1".into()])
+        .await
+        .expect("batch");
+    assert_eq!(
+        batch
+            .iter()
+            .map(|t| t.trace_id.as_str())
+            .collect::<Vec<_>>(),
+        ["tr-2", "tr-1"]
+    );
+
+    let r2 = run(&store, &exp, "r2").await;
+    store
+        .link_traces_to_run(vec!["tr-2".into()], &r2)
+        .await
+        .expect("link");
+    assert_eq!(
+        ids(&store, query(&exp, &format!("run_id = '{r2}'"), &[], 10, 0)).await,
+        ["tr-2"]
+    );
+    let e = store
+        .link_traces_to_run(vec!["tr-2".into()], "no-such-run")
+        .await
+        .expect_err("missing run");
+    assert_eq!(e.code, ErrorCode::ResourceDoesNotExist);
+
+    // Deletion stays inside the experiment.
+    let n = store
+        .delete_traces(
+            &exp,
+            TraceSelection::Ids(vec!["tr-2".into(), "tr-x".into()]),
+        )
+        .await
+        .expect("delete");
+    assert_eq!(n, 1);
+    let n = store
+        .delete_traces(
+            &exp,
+            TraceSelection::Before {
+                max_timestamp_ms: 5000,
+                max_traces: Some(1),
+            },
+        )
+        .await
+        .expect("delete oldest");
+    assert_eq!(n, 1);
+    assert_eq!(ids(&store, query(&exp, "", &[], 10, 0)).await, ["tr-3"]);
+    assert!(store.get_trace_info("tr-x").await.is_ok());
+    let e = store.get_trace_info("tr-1").await.expect_err("deleted");
+    assert_eq!(e.code, ErrorCode::ResourceDoesNotExist);
+
+    // A deleted experiment takes no new traces.
+    store
+        .delete_experiment(&other)
+        .await
+        .expect("delete experiment");
+    let e = store
+        .start_trace(trace("tr-late", &other, 1, "OK", None))
+        .await
+        .expect_err("inactive experiment");
+    assert!(
+        e.message.contains("must be in the 'active' state"),
+        "{}",
+        e.message
+    );
+}

@@ -1,0 +1,477 @@
+//! Traces' tables (the `traces` feature) and every query on them, written once for both
+//! databases: trace infos, their tags and metadata, links to runs, and the trace search
+//! (MLflow's trace filter rendered to fixed SQL with binds).
+
+use std::collections::BTreeMap;
+
+use plumb_core::entities::Page;
+use plumb_core::search::{TraceClause, TraceTarget, Value};
+use plumb_core::Error;
+
+use crate::db::{fetch_page, Bind, Conn, DbResult, Row};
+use crate::migrations::{Feature, Migration};
+use crate::queries::experiments;
+use crate::sql::{key_value_clause, num_bind, string_cmp};
+use crate::traces::{
+    TraceInfo, TraceQuery, TraceSelection, ARTIFACT_LOCATION_TAG, SOURCE_RUN_METADATA,
+    TRACE_NAME_TAG,
+};
+
+const V1: Migration = Migration {
+    version: 1,
+    sqlite: "
+CREATE TABLE plumb_traces (
+    trace_id          TEXT PRIMARY KEY,
+    experiment_id     INTEGER NOT NULL,
+    client_request_id TEXT,
+    request_time_ms   INTEGER NOT NULL,
+    execution_ms      INTEGER,
+    state             TEXT NOT NULL,
+    name              TEXT,
+    request_preview   TEXT,
+    response_preview  TEXT
+);
+CREATE INDEX plumb_traces_time ON plumb_traces (experiment_id, request_time_ms);
+CREATE TABLE plumb_trace_tags (
+    trace_id TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (trace_id, key)
+) WITHOUT ROWID;
+CREATE TABLE plumb_trace_metadata (
+    trace_id TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (trace_id, key)
+) WITHOUT ROWID;
+CREATE INDEX plumb_trace_metadata_value ON plumb_trace_metadata (key, value);
+CREATE TABLE plumb_trace_runs (
+    trace_id TEXT NOT NULL,
+    run_id   TEXT NOT NULL,
+    PRIMARY KEY (trace_id, run_id)
+) WITHOUT ROWID;
+CREATE INDEX plumb_trace_runs_run ON plumb_trace_runs (run_id);
+",
+    postgres: "
+CREATE TABLE plumb_traces (
+    trace_id          TEXT PRIMARY KEY,
+    experiment_id     BIGINT NOT NULL,
+    client_request_id TEXT,
+    request_time_ms   BIGINT NOT NULL,
+    execution_ms      BIGINT,
+    state             TEXT NOT NULL,
+    name              TEXT,
+    request_preview   TEXT,
+    response_preview  TEXT
+);
+CREATE INDEX plumb_traces_time ON plumb_traces (experiment_id, request_time_ms);
+CREATE TABLE plumb_trace_tags (
+    trace_id TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (trace_id, key)
+);
+CREATE TABLE plumb_trace_metadata (
+    trace_id TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    PRIMARY KEY (trace_id, key)
+);
+CREATE INDEX plumb_trace_metadata_value ON plumb_trace_metadata (key, value);
+CREATE TABLE plumb_trace_runs (
+    trace_id TEXT NOT NULL,
+    run_id   TEXT NOT NULL,
+    PRIMARY KEY (trace_id, run_id)
+);
+CREATE INDEX plumb_trace_runs_run ON plumb_trace_runs (run_id);
+",
+};
+
+pub const TRACES: Feature = Feature {
+    name: "traces",
+    migrations: &[V1],
+};
+
+/// The metadata MLflow sets when a trace's info is written by `start_trace`.
+const INFO_FINALIZED_METADATA: &str = "mlflow.trace.infoFinalized";
+
+/// Traces linked to one run in one request at most (MLflow's limit).
+pub const MAX_LINKS: usize = 100;
+
+fn not_found(trace_id: &str) -> Error {
+    Error::not_found(format!("Trace with ID '{trace_id}' not found."))
+}
+
+const COLUMNS: &str = "t.trace_id, t.experiment_id, t.client_request_id, t.request_time_ms, \
+     t.execution_ms, t.state, t.request_preview, t.response_preview";
+
+fn info_row(r: &Row) -> DbResult<TraceInfo> {
+    Ok(TraceInfo {
+        trace_id: r.text(0)?,
+        experiment_id: r.int(1)?.to_string(),
+        client_request_id: r.opt_text(2)?,
+        request_time_ms: r.int(3)?,
+        execution_ms: r.opt_int(4)?,
+        state: r.text(5)?,
+        request_preview: r.opt_text(6)?,
+        response_preview: r.opt_text(7)?,
+        ..TraceInfo::default()
+    })
+}
+
+/// Fills tags and metadata of the infos (one query each for all of them).
+async fn with_details<C: Conn>(c: &mut C, mut infos: Vec<TraceInfo>) -> DbResult<Vec<TraceInfo>> {
+    if infos.is_empty() {
+        return Ok(infos);
+    }
+    let ids: Vec<String> = infos.iter().map(|t| t.trace_id.clone()).collect();
+    let at: std::collections::HashMap<String, usize> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), i))
+        .collect();
+    for (table, tags) in [("plumb_trace_tags", true), ("plumb_trace_metadata", false)] {
+        let sql = format!(
+            "SELECT trace_id, key, value FROM {table} WHERE {}",
+            c.dialect().in_list("trace_id")
+        );
+        for r in c.query(&sql, vec![Bind::TextList(ids.clone())]).await? {
+            if let Some(&i) = at.get(&r.text(0)?) {
+                let map = if tags {
+                    &mut infos[i].tags
+                } else {
+                    &mut infos[i].metadata
+                };
+                map.insert(r.text(1)?, r.text(2)?);
+            }
+        }
+    }
+    Ok(infos)
+}
+
+async fn upsert_kv<C: Conn>(
+    c: &mut C,
+    table: &str,
+    trace_id: &str,
+    kv: &BTreeMap<String, String>,
+) -> DbResult<()> {
+    let sql = format!(
+        "INSERT INTO {table} (trace_id, key, value) VALUES (?, ?, ?)
+         ON CONFLICT (trace_id, key) DO UPDATE SET value = excluded.value"
+    );
+    for (k, v) in kv {
+        c.execute(&sql, vec![trace_id.into(), k.into(), v.into()])
+            .await?;
+    }
+    Ok(())
+}
+
+/// `<location>/traces/<trace_id>/artifacts`, as MLflow places a trace's files.
+fn artifact_location(experiment_location: &str, trace_id: &str) -> String {
+    format!(
+        "{}/traces/{trace_id}/artifacts",
+        experiment_location.trim_end_matches('/')
+    )
+}
+
+pub async fn start_trace<C: Conn>(c: &mut C, mut info: TraceInfo) -> DbResult<TraceInfo> {
+    let exp = experiments::require_active(c, &info.experiment_id).await?;
+    let location = c
+        .query_opt(
+            "SELECT artifact_location FROM experiments WHERE experiment_id = ?",
+            vec![exp.into()],
+        )
+        .await?
+        .map(|r| r.text(0))
+        .transpose()?
+        .unwrap_or_default();
+    info.tags.insert(
+        ARTIFACT_LOCATION_TAG.to_string(),
+        artifact_location(&location, &info.trace_id),
+    );
+    // As MLflow: the info is final once the client started the trace with it.
+    info.metadata
+        .insert(INFO_FINALIZED_METADATA.to_string(), "true".to_string());
+    let name = info.tags.get(TRACE_NAME_TAG).cloned();
+    c.execute(
+        "INSERT INTO plumb_traces (trace_id, experiment_id, client_request_id, request_time_ms,
+             execution_ms, state, name, request_preview, response_preview)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (trace_id) DO UPDATE SET experiment_id = excluded.experiment_id,
+             client_request_id = excluded.client_request_id,
+             request_time_ms = excluded.request_time_ms, execution_ms = excluded.execution_ms,
+             state = excluded.state, name = excluded.name,
+             request_preview = excluded.request_preview,
+             response_preview = excluded.response_preview",
+        vec![
+            (&info.trace_id).into(),
+            exp.into(),
+            info.client_request_id.clone().into(),
+            info.request_time_ms.into(),
+            info.execution_ms.into(),
+            (&info.state).into(),
+            name.into(),
+            info.request_preview.clone().into(),
+            info.response_preview.clone().into(),
+        ],
+    )
+    .await?;
+    upsert_kv(c, "plumb_trace_tags", &info.trace_id, &info.tags).await?;
+    upsert_kv(c, "plumb_trace_metadata", &info.trace_id, &info.metadata).await?;
+    get_trace_info(c, &info.trace_id).await
+}
+
+pub async fn get_trace_info<C: Conn>(c: &mut C, trace_id: &str) -> DbResult<TraceInfo> {
+    let row = c
+        .query_opt(
+            &format!("SELECT {COLUMNS} FROM plumb_traces t WHERE t.trace_id = ?"),
+            vec![trace_id.into()],
+        )
+        .await?
+        .ok_or_else(|| not_found(trace_id))?;
+    Ok(with_details(c, vec![info_row(&row)?])
+        .await?
+        .pop()
+        .unwrap_or_default())
+}
+
+pub async fn batch_get<C: Conn>(c: &mut C, ids: &[String]) -> DbResult<Vec<TraceInfo>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM plumb_traces t WHERE {}",
+        c.dialect().in_list("t.trace_id")
+    );
+    let rows = c.query(&sql, vec![Bind::TextList(ids.to_vec())]).await?;
+    let mut infos = with_details(c, rows.iter().map(info_row).collect::<DbResult<_>>()?).await?;
+    infos.sort_by_key(|t| ids.iter().position(|i| *i == t.trace_id));
+    Ok(infos)
+}
+
+/// The SQL of one attribute.
+fn attr_column(a: &str) -> &'static str {
+    match a {
+        "trace_id" => "t.trace_id",
+        "timestamp_ms" => "t.request_time_ms",
+        "execution_time_ms" => "t.execution_ms",
+        "status" => "t.state",
+        "client_request_id" => "t.client_request_id",
+        "name" => "t.name",
+        _ => "t.experiment_id",
+    }
+}
+
+const TAGS: (&str, &str) = ("plumb_trace_tags", "kv.trace_id = t.trace_id");
+const METADATA: (&str, &str) = ("plumb_trace_metadata", "kv.trace_id = t.trace_id");
+
+fn clause_sql(cl: &TraceClause, binds: &mut Vec<Bind>) -> DbResult<String> {
+    Ok(match &cl.target {
+        TraceTarget::Tag(k) => key_value_clause(TAGS, k, cl.op, &cl.value, binds)?,
+        TraceTarget::Metadata(k) => key_value_clause(METADATA, k, cl.op, &cl.value, binds)?,
+        TraceTarget::Attribute("run_id") => {
+            // The run it was made in (metadata), or a run it was linked to.
+            let meta = key_value_clause(METADATA, SOURCE_RUN_METADATA, cl.op, &cl.value, binds)?;
+            let linked = string_cmp("r.run_id", cl.op, &cl.value, binds)?;
+            format!(
+                "({meta} OR EXISTS (SELECT 1 FROM plumb_trace_runs r \
+                 WHERE r.trace_id = t.trace_id AND {linked}))"
+            )
+        }
+        TraceTarget::Attribute(a) if matches!(*a, "timestamp_ms" | "execution_time_ms") => {
+            let Value::Num(n) = cl.value else {
+                return Err(Error::invalid("expected a number").into());
+            };
+            binds.push(num_bind(n));
+            format!("{} {} ?", attr_column(a), cl.op.as_str())
+        }
+        TraceTarget::Attribute(a) => string_cmp(attr_column(a), cl.op, &cl.value, binds)?,
+    })
+}
+
+pub async fn search<C: Conn>(c: &mut C, q: &TraceQuery) -> DbResult<Page<TraceInfo>> {
+    let mut binds: Vec<Bind> = Vec::new();
+    let mut exps = Vec::new();
+    for id in &q.experiment_ids {
+        exps.push(id.parse::<i64>().map_err(|_| {
+            Error::invalid(format!(
+                "Invalid experiment ID '{id}'. Experiment ID must be a valid integer."
+            ))
+        })?);
+    }
+    let mut filter = vec![c.dialect().in_list("t.experiment_id")];
+    binds.push(Bind::IntList(exps));
+    for cl in &q.filter {
+        filter.push(clause_sql(cl, &mut binds)?);
+    }
+    let mut order = Vec::new();
+    for o in &q.order_by {
+        let dir = if o.ascending { "ASC" } else { "DESC" };
+        match &o.target {
+            TraceTarget::Attribute(a) if *a != "run_id" => {
+                order.push(format!("{} {dir}", attr_column(a)));
+            }
+            TraceTarget::Attribute(_) | TraceTarget::Tag(_) | TraceTarget::Metadata(_) => {
+                let (table, key) = match &o.target {
+                    TraceTarget::Tag(k) => ("plumb_trace_tags", k.as_str()),
+                    TraceTarget::Metadata(k) => ("plumb_trace_metadata", k.as_str()),
+                    _ => ("plumb_trace_metadata", SOURCE_RUN_METADATA),
+                };
+                binds.push(key.into());
+                order.push(format!(
+                    "(SELECT kv.value FROM {table} kv WHERE kv.trace_id = t.trace_id \
+                     AND kv.key = ?) {dir}"
+                ));
+            }
+        }
+    }
+    if !q
+        .order_by
+        .iter()
+        .any(|o| o.target == TraceTarget::Attribute("timestamp_ms"))
+    {
+        order.push("t.request_time_ms DESC".into());
+    }
+    order.push("t.trace_id ASC".into());
+    let sql = format!(
+        "SELECT {COLUMNS} FROM plumb_traces t WHERE {} ORDER BY {} LIMIT ? OFFSET ?",
+        filter.join(" AND "),
+        order.join(", ")
+    );
+    binds.push((q.max_results + 1).into());
+    binds.push(q.offset.into());
+    let (items, next_page_token) =
+        fetch_page(c, &sql, binds, q.max_results, q.offset, info_row).await?;
+    Ok(Page {
+        items: with_details(c, items).await?,
+        next_page_token,
+    })
+}
+
+async fn require<C: Conn>(c: &mut C, trace_id: &str) -> DbResult<()> {
+    c.query_opt(
+        "SELECT 1 FROM plumb_traces WHERE trace_id = ?",
+        vec![trace_id.into()],
+    )
+    .await?
+    .ok_or_else(|| not_found(trace_id))?;
+    Ok(())
+}
+
+pub async fn set_tag<C: Conn>(c: &mut C, trace_id: &str, key: &str, value: &str) -> DbResult<()> {
+    require(c, trace_id).await?;
+    let kv = BTreeMap::from([(key.to_string(), value.to_string())]);
+    upsert_kv(c, "plumb_trace_tags", trace_id, &kv).await?;
+    if key == TRACE_NAME_TAG {
+        c.execute(
+            "UPDATE plumb_traces SET name = ? WHERE trace_id = ?",
+            vec![value.into(), trace_id.into()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn delete_tag<C: Conn>(c: &mut C, trace_id: &str, key: &str) -> DbResult<()> {
+    require(c, trace_id).await?;
+    let n = c
+        .execute(
+            "DELETE FROM plumb_trace_tags WHERE trace_id = ? AND key = ?",
+            vec![trace_id.into(), key.into()],
+        )
+        .await?;
+    if n == 0 {
+        return Err(Error::not_found(format!(
+            "No trace tag with key '{key}' for trace with ID '{trace_id}'"
+        ))
+        .into());
+    }
+    if key == TRACE_NAME_TAG {
+        c.execute(
+            "UPDATE plumb_traces SET name = NULL WHERE trace_id = ?",
+            vec![trace_id.into()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn delete_traces<C: Conn>(
+    c: &mut C,
+    experiment_id: &str,
+    which: &TraceSelection,
+) -> DbResult<i64> {
+    let exp = experiments::require_exists(c, experiment_id).await?;
+    let ids: Vec<String> = match which {
+        TraceSelection::Ids(ids) => {
+            let sql = format!(
+                "SELECT trace_id FROM plumb_traces WHERE experiment_id = ? AND {}",
+                c.dialect().in_list("trace_id")
+            );
+            c.query(&sql, vec![exp.into(), Bind::TextList(ids.clone())])
+                .await?
+                .iter()
+                .map(|r| r.text(0))
+                .collect::<DbResult<_>>()?
+        }
+        TraceSelection::Before {
+            max_timestamp_ms,
+            max_traces,
+        } => c
+            .query(
+                "SELECT trace_id FROM plumb_traces WHERE experiment_id = ? AND request_time_ms <= ?
+                 ORDER BY request_time_ms, trace_id LIMIT ?",
+                vec![
+                    exp.into(),
+                    (*max_timestamp_ms).into(),
+                    max_traces.unwrap_or(i64::MAX).into(),
+                ],
+            )
+            .await?
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<DbResult<_>>()?,
+    };
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    for table in [
+        "plumb_trace_tags",
+        "plumb_trace_metadata",
+        "plumb_trace_runs",
+        "plumb_traces",
+    ] {
+        let sql = format!(
+            "DELETE FROM {table} WHERE {}",
+            c.dialect().in_list("trace_id")
+        );
+        c.execute(&sql, vec![Bind::TextList(ids.clone())]).await?;
+    }
+    Ok(ids.len() as i64)
+}
+
+pub async fn link_to_run<C: Conn>(c: &mut C, trace_ids: &[String], run_id: &str) -> DbResult<()> {
+    if trace_ids.is_empty() {
+        return Ok(());
+    }
+    if trace_ids.len() > MAX_LINKS {
+        return Err(Error::invalid(format!(
+            "Cannot link more than {MAX_LINKS} traces to a run in a single request. \
+             Provided {} traces.",
+            trace_ids.len()
+        ))
+        .into());
+    }
+    c.query_opt("SELECT 1 FROM runs WHERE run_uuid = ?", vec![run_id.into()])
+        .await?
+        .ok_or_else(|| Error::not_found(format!("Run with id={run_id} not found")))?;
+    for id in trace_ids {
+        require(c, id).await?;
+        c.execute(
+            "INSERT INTO plumb_trace_runs (trace_id, run_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            vec![id.into(), run_id.into()],
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! The storage half of MLflow 3's traces: a trace's info (id, experiment, request time,
+//! duration, state, previews), its metadata and tags, and the runs it is linked to. Spans are
+//! uploaded by the client as the trace's `traces.json` artifact (at the `mlflow.artifactLocation`
+//! tag this store sets), as MLflow servers before 3.4 keep them.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use plumb_core::entities::Page;
+use plumb_core::search::{TraceClause, TraceOrder};
+use plumb_core::Result;
+
+/// A trace's info as MLflow's `TraceInfoV3` carries it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TraceInfo {
+    /// `tr-<32 hex>` from the client.
+    pub trace_id: String,
+    pub client_request_id: Option<String>,
+    pub experiment_id: String,
+    pub request_time_ms: i64,
+    pub execution_ms: Option<i64>,
+    /// `OK`, `ERROR`, `IN_PROGRESS` or `STATE_UNSPECIFIED`.
+    pub state: String,
+    pub request_preview: Option<String>,
+    pub response_preview: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A trace search: experiments, a parsed filter, an order, a page.
+#[derive(Debug, Clone, Default)]
+pub struct TraceQuery {
+    pub experiment_ids: Vec<String>,
+    pub filter: Vec<TraceClause>,
+    pub order_by: Vec<TraceOrder>,
+    pub max_results: i64,
+    pub offset: i64,
+}
+
+/// Which traces [`TraceStore::delete_traces`] removes from an experiment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TraceSelection {
+    /// These ids.
+    Ids(Vec<String>),
+    /// The oldest, up to `max_traces`, with a request time at or before `max_timestamp_ms`.
+    Before {
+        max_timestamp_ms: i64,
+        max_traces: Option<i64>,
+    },
+}
+
+/// The tag holding where a trace's artifacts (its spans) live.
+pub const ARTIFACT_LOCATION_TAG: &str = "mlflow.artifactLocation";
+/// The tag holding a trace's name (kept as a column for search and order).
+pub const TRACE_NAME_TAG: &str = "mlflow.traceName";
+/// The metadata key naming the run a trace was made in.
+pub const SOURCE_RUN_METADATA: &str = "mlflow.sourceRun";
+
+#[async_trait]
+pub trait TraceStore: Send + Sync + 'static {
+    /// Stores a trace's info in an active experiment and sets its artifact location tag; a
+    /// trace already stored with this id is replaced, its tags and metadata merged.
+    async fn start_trace(&self, info: TraceInfo) -> Result<TraceInfo>;
+    async fn get_trace_info(&self, trace_id: &str) -> Result<TraceInfo>;
+    /// The infos of those ids that exist, in the order asked.
+    async fn batch_get_trace_infos(&self, trace_ids: Vec<String>) -> Result<Vec<TraceInfo>>;
+    async fn search_traces(&self, query: TraceQuery) -> Result<Page<TraceInfo>>;
+    async fn set_trace_tag(&self, trace_id: &str, key: &str, value: &str) -> Result<()>;
+    async fn delete_trace_tag(&self, trace_id: &str, key: &str) -> Result<()>;
+    /// Returns how many traces were deleted.
+    async fn delete_traces(&self, experiment_id: &str, which: TraceSelection) -> Result<i64>;
+    async fn link_traces_to_run(&self, trace_ids: Vec<String>, run_id: &str) -> Result<()>;
+}

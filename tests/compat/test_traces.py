@@ -1,0 +1,117 @@
+"""MLflow 3 tracing through the official client against the real binary: decorated functions
+with nested spans and errors, `get_trace` with its spans, `search_traces` by status, tags, run
+and time, trace tags, links to runs, deletion. Spans go as the trace's artifact (plumb does not
+take spans over OTLP yet, so it reports a version the client treats as a pre-3.4 server)."""
+import os
+import tempfile
+import time
+
+import pytest
+import requests
+
+from conftest import Server, mlflow_major
+
+pytestmark = pytest.mark.skipif(mlflow_major() < 3, reason="the v3 trace API came with MLflow 3")
+
+# Traces are exported synchronously, so each call sees the previous one's trace on the server.
+os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
+
+
+@pytest.fixture(scope="module")
+def srv():
+    with tempfile.TemporaryDirectory(prefix="plumb-traces-") as workdir:
+        s = Server(workdir)
+        try:
+            yield s
+        finally:
+            s.stop()
+            errors = s.server_errors()
+            assert not errors, "plumb answered 5xx:\n" + "".join(errors)
+
+
+def test_traces_through_the_official_client(srv):
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(srv.url)
+    client = MlflowClient(srv.url)
+    exp = mlflow.set_experiment("llm-app").experiment_id
+
+    @mlflow.trace(span_type="RETRIEVER")
+    def retrieve(q):
+        return [f"doc about {q}"]
+
+    @mlflow.trace(span_type="CHAIN")
+    def answer(q):
+        docs = retrieve(q)
+        with mlflow.start_span(name="generate", span_type="LLM") as span:
+            span.set_inputs({"docs": docs})
+            span.set_outputs({"text": "42"})
+        return "42"
+
+    @mlflow.trace
+    def broken(q):
+        raise ValueError("the model is down")
+
+    before = int(time.time() * 1000)
+    with mlflow.start_run() as run:
+        assert answer("life") == "42"
+    ok_id = mlflow.get_last_active_trace_id()
+    with pytest.raises(ValueError):
+        broken("x")
+    err_id = mlflow.get_last_active_trace_id()
+
+    trace = mlflow.get_trace(ok_id)
+    assert trace.info.state == "OK" and trace.info.experiment_id == exp
+    assert trace.info.request_time >= before and trace.info.execution_duration is not None
+    assert sorted(s.name for s in trace.data.spans) == ["answer", "generate", "retrieve"]
+    root = next(s for s in trace.data.spans if s.parent_id is None)
+    assert root.name == "answer" and root.inputs == {"q": "life"} and root.outputs == "42"
+    assert trace.info.trace_metadata["mlflow.sourceRun"] == run.info.run_id
+    assert trace.info.tags["mlflow.traceName"] == "answer"
+    failed = mlflow.get_trace(err_id)
+    assert failed.info.state == "ERROR"
+    assert any(e.name == "exception" for s in failed.data.spans for e in s.events)
+
+    every = mlflow.search_traces(locations=[exp], return_type="list")
+    assert [t.info.trace_id for t in every] == [err_id, ok_id], "newest first"
+    assert len(every[1].data.spans) == 3, "search returns spans too"
+    assert [t.info.trace_id for t in mlflow.search_traces(
+        locations=[exp], filter_string="trace.status = 'ERROR'", return_type="list")] == [err_id]
+    assert [t.info.trace_id for t in mlflow.search_traces(
+        locations=[exp], run_id=run.info.run_id, return_type="list")] == [ok_id]
+    assert [t.info.trace_id for t in mlflow.search_traces(
+        locations=[exp], filter_string="trace.name = 'broken'", return_type="list")] == [err_id]
+    assert [t.info.trace_id for t in mlflow.search_traces(
+        locations=[exp], order_by=["timestamp_ms ASC"], return_type="list")] == [ok_id, err_id]
+    assert len(mlflow.search_traces(
+        locations=[exp], filter_string=f"trace.timestamp_ms > {before - 1}", return_type="list")) == 2
+    page = client.search_traces(locations=[exp], max_results=1)
+    assert len(page) == 1 and page.token
+    assert len(client.search_traces(locations=[exp], max_results=1, page_token=page.token)) == 1
+    df = mlflow.search_traces(locations=[exp])
+    assert len(df) == 2 and "trace_id" in df.columns
+
+    client.set_trace_tag(ok_id, "reviewed", "yes")
+    tagged = mlflow.search_traces(locations=[exp], filter_string="tags.reviewed = 'yes'", return_type="list")
+    assert [t.info.trace_id for t in tagged] == [ok_id]
+    client.delete_trace_tag(ok_id, "reviewed")
+    assert "reviewed" not in mlflow.get_trace(ok_id).info.tags
+    with pytest.raises(MlflowException, match="No trace tag with key 'reviewed'"):
+        client.delete_trace_tag(ok_id, "reviewed")
+    with pytest.raises(MlflowException, match="Invalid entity type"):
+        mlflow.search_traces(locations=[exp], filter_string="weird.x = 'y'", return_type="list")
+
+    other = client.create_run(exp)
+    client.link_traces_to_run([err_id], other.info.run_id)
+    linked = mlflow.search_traces(locations=[exp], run_id=other.info.run_id, return_type="list")
+    assert [t.info.trace_id for t in linked] == [err_id]
+
+    assert client.delete_traces(exp, trace_ids=[err_id]) == 1
+    assert [t.info.trace_id for t in mlflow.search_traces(locations=[exp], return_type="list")] == [ok_id]
+    assert client.delete_traces(exp, max_timestamp_millis=int(time.time() * 1000)) == 1
+    assert mlflow.search_traces(locations=[exp], return_type="list") == []
+    assert mlflow.get_trace(ok_id) is None  # the client warns and answers None for a gone trace
+    r = requests.get(f"{srv.url}/api/3.0/mlflow/traces/{ok_id}")
+    assert r.status_code == 404 and r.json()["message"] == f"Trace with ID '{ok_id}' not found."
