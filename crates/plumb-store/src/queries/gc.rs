@@ -139,6 +139,7 @@ pub async fn purge<C: Conn>(
         )
         .await?;
     }
+    crate::queries::traces::purge_experiments(c, &exps).await?;
     for sql in EXPERIMENT_ROWS {
         c.execute(
             &sql.replace("{in}", &d.in_list("experiment_id")),

@@ -475,3 +475,35 @@ pub async fn link_to_run<C: Conn>(c: &mut C, trace_ids: &[String], run_id: &str)
     }
     Ok(())
 }
+
+/// Removes the traces of experiments being purged (`plumb gc`), with their tags, metadata and
+/// run links.
+pub async fn purge_experiments<C: Conn>(c: &mut C, experiment_ids: &[i64]) -> DbResult<()> {
+    if experiment_ids.is_empty() {
+        return Ok(());
+    }
+    let traces = format!(
+        "SELECT trace_id FROM plumb_traces WHERE {}",
+        c.dialect().in_list("experiment_id")
+    );
+    for table in [
+        "plumb_trace_tags",
+        "plumb_trace_metadata",
+        "plumb_trace_runs",
+    ] {
+        c.execute(
+            &format!("DELETE FROM {table} WHERE trace_id IN ({traces})"),
+            vec![Bind::IntList(experiment_ids.to_vec())],
+        )
+        .await?;
+    }
+    c.execute(
+        &format!(
+            "DELETE FROM plumb_traces WHERE {}",
+            c.dialect().in_list("experiment_id")
+        ),
+        vec![Bind::IntList(experiment_ids.to_vec())],
+    )
+    .await?;
+    Ok(())
+}
