@@ -115,3 +115,70 @@ def test_traces_through_the_official_client(srv):
     assert mlflow.get_trace(ok_id) is None  # the client warns and answers None for a gone trace
     r = requests.get(f"{srv.url}/api/3.0/mlflow/traces/{ok_id}")
     assert r.status_code == 404 and r.json()["message"] == f"Trace with ID '{ok_id}' not found."
+
+
+def test_an_opentelemetry_sdk_exports_over_otlp(srv):
+    """Any OpenTelemetry SDK exports to plumb (`POST /v1/traces`, protobuf, the experiment in
+    `x-mlflow-experiment-id`); the official client then reads the traces with their spans."""
+    import json as _json
+
+    import mlflow
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.trace import Status, StatusCode
+
+    mlflow.set_tracking_uri(srv.url)
+    exp = mlflow.set_experiment("otel-service").experiment_id
+    provider = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
+    exporter = OTLPSpanExporter(endpoint=f"{srv.url}/v1/traces", headers={"x-mlflow-experiment-id": exp})
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("handle-request") as root:
+        root.set_attribute("http.method", "POST")
+        root.set_attribute("mlflow.spanInputs", _json.dumps({"cart": 3}))
+        with tracer.start_as_current_span("score") as child:
+            child.set_attribute("model.version", 7)
+            child.add_event("cache-miss", {"key": "abc"})
+    with tracer.start_as_current_span("fail") as bad:
+        bad.set_status(Status(StatusCode.ERROR, "timeout"))
+    provider.shutdown()
+    ok_id = "tr-" + format(root.get_span_context().trace_id, "032x")
+    bad_id = "tr-" + format(bad.get_span_context().trace_id, "032x")
+
+    traces = mlflow.search_traces(locations=[exp], return_type="list")
+    assert sorted(t.info.trace_id for t in traces) == sorted([ok_id, bad_id])
+    trace = mlflow.get_trace(ok_id)
+    assert trace.info.state == "OK" and trace.info.tags["mlflow.traceName"] == "handle-request"
+    assert trace.info.execution_duration is not None and "cart" in trace.info.request_preview
+    spans = {s.name: s for s in trace.data.spans}
+    assert set(spans) == {"handle-request", "score"}
+    assert spans["score"].parent_id == spans["handle-request"].span_id
+    # A plain SDK's string attribute stays a string (as MLflow reads it).
+    assert spans["handle-request"].inputs == '{"cart": 3}'
+    assert spans["handle-request"].get_attribute("http.method") == "POST"
+    assert spans["score"].get_attribute("model.version") == 7
+    assert [e.name for e in spans["score"].events] == ["cache-miss"]
+    assert mlflow.get_trace(bad_id).info.state == "ERROR"
+    assert [t.info.trace_id for t in mlflow.search_traces(
+        locations=[exp], filter_string="trace.status = 'ERROR'", return_type="list")] == [bad_id]
+    artifact = requests.get(f"{srv.url}/ajax-api/2.0/mlflow/get-trace-artifact", params={"request_id": ok_id})
+    assert artifact.status_code == 200 and len(artifact.json()["spans"]) == 2
+
+    # OTLP JSON (hex ids), and the mistakes an exporter can make.
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": [{
+        "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174",
+        "name": "json-span", "startTimeUnixNano": "1700000000000000000",
+        "endTimeUnixNano": "1700000000100000000", "status": {"code": 1}}]}]}]}
+    r = requests.post(f"{srv.url}/v1/traces", json=body, headers={"x-mlflow-experiment-id": exp})
+    assert r.status_code == 200, r.text
+    assert mlflow.get_trace("tr-5b8efff798038103d269b633813fc60c").data.spans[0].name == "json-span"
+    assert requests.post(f"{srv.url}/v1/traces", json=body).status_code == 400
+    r = requests.post(f"{srv.url}/v1/traces", data=b"\x00\xff garbage",
+                      headers={"x-mlflow-experiment-id": exp, "Content-Type": "application/x-protobuf"})
+    assert r.status_code == 400
+    r = requests.post(f"{srv.url}/v1/traces", data="x", headers={"x-mlflow-experiment-id": exp, "Content-Type": "text/plain"})
+    assert r.status_code == 400 and "Content-Type" in r.json()["message"]
+    r = requests.post(f"{srv.url}/v1/traces", json=body, headers={"x-mlflow-experiment-id": "999"})
+    assert r.status_code == 404

@@ -281,6 +281,9 @@ fn trace_routes() -> Router<AppState> {
     Router::new()
         .route("/mlflow/traces", post(t::start))
         .route("/mlflow/traces/search", post(t::search))
+        .route("/mlflow/traces/get", get(t::get_trace))
+        .route("/mlflow/traces/batchGet", get(t::batch_get))
+        .route("/mlflow/get-trace-artifact", get(t::trace_artifact))
         .route("/mlflow/traces/batchGetInfos", post(t::batch_get_infos))
         .route("/mlflow/traces/delete-traces", post(t::delete))
         .route("/mlflow/traces/link-to-run", post(t::link_to_run))
@@ -299,6 +302,7 @@ fn trace_routes_v2() -> Router<AppState> {
     Router::new()
         .route("/mlflow/traces/delete-traces", post(t::delete))
         .route("/mlflow/traces/link-to-run", post(t::link_to_run))
+        .route("/mlflow/get-trace-artifact", get(t::trace_artifact))
         .route(
             "/mlflow/traces/{trace_id}/tags",
             patch(t::set_tag).delete(t::delete_tag),
@@ -341,6 +345,7 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .route("/version", get(api::misc::version))
+        .route("/v1/traces", post(api::otlp::export))
         .route("/get-artifact", get(api::artifacts::get_artifact))
         .route(
             "/model-versions/get-artifact",

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use plumb_core::entities::Page;
 use plumb_core::Result;
 use plumb_store::queries::traces as q;
-use plumb_store::traces::{TraceInfo, TraceQuery, TraceSelection, TraceStore};
+use plumb_store::traces::{SpanRecord, TraceInfo, TraceQuery, TraceSelection, TraceStore};
 
 use crate::conn::PgConn;
 use crate::PgStore;
@@ -36,5 +36,11 @@ impl TraceStore for PgStore {
     }
     async fn link_traces_to_run(&self, ids: Vec<String>, run_id: &str) -> Result<()> {
         in_tx!(self, |c| q::link_to_run(&mut PgConn(c), &ids, run_id))
+    }
+    async fn log_spans(&self, exp: &str, spans: Vec<SpanRecord>) -> Result<()> {
+        in_tx!(self, |c| q::log_spans(&mut PgConn(c), exp, &spans))
+    }
+    async fn get_spans(&self, id: &str) -> Result<Vec<SpanRecord>> {
+        read!(self, |c| q::get_spans(&mut PgConn(c), id))
     }
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use plumb_core::entities::Page;
 use plumb_core::Result;
 use plumb_store::queries::traces as q;
-use plumb_store::traces::{TraceInfo, TraceQuery, TraceSelection, TraceStore};
+use plumb_store::traces::{SpanRecord, TraceInfo, TraceQuery, TraceSelection, TraceStore};
 
 use crate::conn::{self, SqliteConn};
 use crate::SqliteStore;
@@ -47,6 +47,16 @@ impl TraceStore for SqliteStore {
     async fn link_traces_to_run(&self, ids: Vec<String>, run_id: &str) -> Result<()> {
         let run = run_id.to_string();
         self.write(move |c| conn::sync(q::link_to_run(&mut SqliteConn(c), &ids, &run)))
+            .await
+    }
+    async fn log_spans(&self, exp: &str, spans: Vec<SpanRecord>) -> Result<()> {
+        let exp = exp.to_string();
+        self.write(move |c| conn::sync(q::log_spans(&mut SqliteConn(c), &exp, &spans)))
+            .await
+    }
+    async fn get_spans(&self, id: &str) -> Result<Vec<SpanRecord>> {
+        let id = id.to_string();
+        self.read(move |c| conn::sync(q::get_spans(&mut SqliteConn(c), &id)))
             .await
     }
 }

@@ -1,7 +1,8 @@
 //! The storage half of MLflow 3's traces: a trace's info (id, experiment, request time,
-//! duration, state, previews), its metadata and tags, and the runs it is linked to. Spans are
-//! uploaded by the client as the trace's `traces.json` artifact (at the `mlflow.artifactLocation`
-//! tag this store sets), as MLflow servers before 3.4 keep them.
+//! duration, state, previews), its metadata and tags, the runs it is linked to, and spans that
+//! arrived over OTLP. The official client uploads its own traces' spans as the trace's
+//! `traces.json` artifact (at the `mlflow.artifactLocation` tag this store sets), as with
+//! MLflow servers before 3.4.
 
 use std::collections::BTreeMap;
 
@@ -25,6 +26,26 @@ pub struct TraceInfo {
     pub response_preview: Option<String>,
     pub metadata: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
+}
+
+/// One span as stored: its ids (hex), what searches and ordering read, and `content`, the
+/// span as MLflow's span dictionary (JSON text: base64 ids, JSON-encoded attribute values).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SpanRecord {
+    /// The MLflow trace id (`tr-<32 hex>`).
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: Option<String>,
+    pub name: String,
+    pub span_type: Option<String>,
+    /// `OK`, `ERROR` or `UNSET`.
+    pub status: String,
+    pub start_ns: i64,
+    pub end_ns: Option<i64>,
+    pub content: String,
+    /// The root span's `mlflow.spanInputs` / `mlflow.spanOutputs` (trace previews).
+    pub inputs: Option<String>,
+    pub outputs: Option<String>,
 }
 
 /// A trace search: experiments, a parsed filter, an order, a page.
@@ -53,6 +74,8 @@ pub enum TraceSelection {
 pub const ARTIFACT_LOCATION_TAG: &str = "mlflow.artifactLocation";
 /// The tag holding a trace's name (kept as a column for search and order).
 pub const TRACE_NAME_TAG: &str = "mlflow.traceName";
+/// The tag saying where a trace's spans are (`TRACKING_STORE`: in the database).
+pub const SPANS_LOCATION_TAG: &str = "mlflow.trace.spansLocation";
 /// The metadata key naming the run a trace was made in.
 pub const SOURCE_RUN_METADATA: &str = "mlflow.sourceRun";
 
@@ -70,4 +93,10 @@ pub trait TraceStore: Send + Sync + 'static {
     /// Returns how many traces were deleted.
     async fn delete_traces(&self, experiment_id: &str, which: TraceSelection) -> Result<i64>;
     async fn link_traces_to_run(&self, trace_ids: Vec<String>, run_id: &str) -> Result<()>;
+    /// Stores spans (OTLP ingest) in an active experiment: each trace is created when it is
+    /// new (tagged as keeping its spans in the database) and completed when its root span
+    /// arrives; a span sent again replaces the stored one.
+    async fn log_spans(&self, experiment_id: &str, spans: Vec<SpanRecord>) -> Result<()>;
+    /// A trace's spans in the database, by start time.
+    async fn get_spans(&self, trace_id: &str) -> Result<Vec<SpanRecord>>;
 }

@@ -6,6 +6,7 @@ pub mod metrics;
 pub mod misc;
 pub mod models;
 pub mod monitoring;
+pub mod otlp;
 pub mod registry;
 pub mod runs;
 pub mod traces;

@@ -227,6 +227,63 @@ fn id_list(p: &Params, field: &str) -> ApiResult<Vec<String>> {
     Ok(ids)
 }
 
+/// `GET /mlflow/traces/get?trace_id=`: the info and the spans kept in the database.
+pub async fn get_trace(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+    let trace_id = p.req_str("trace_id")?;
+    let info = st.all.get_trace_info(&trace_id).await?;
+    let spans = st.all.get_spans(&trace_id).await?;
+    Ok(Json(json!({"trace": {
+        "trace_info": wire(&info),
+        "spans": spans.iter().map(crate::api::otlp::otlp_json).collect::<Vec<_>>(),
+    }})))
+}
+
+/// `GET /mlflow/traces/batchGet?trace_ids=...`: whole traces (info and database spans) of the
+/// ids that exist, optionally only in the given experiments.
+pub async fn batch_get(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+    let ids = id_list(&p, "trace_ids")?;
+    if ids.is_empty() {
+        return Err(Error::missing("trace_ids").into());
+    }
+    let experiments = p.str_list("experiment_ids")?;
+    let mut traces = Vec::new();
+    for info in st.all.batch_get_trace_infos(ids).await? {
+        if p.raw("experiment_ids")?.is_some() && !experiments.contains(&info.experiment_id) {
+            continue;
+        }
+        let spans = st.all.get_spans(&info.trace_id).await?;
+        traces.push(json!({
+            "trace_info": wire(&info),
+            "spans": spans.iter().map(crate::api::otlp::otlp_json).collect::<Vec<_>>(),
+        }));
+    }
+    let mut o = Map::new();
+    if !traces.is_empty() {
+        o.insert("traces".into(), Value::Array(traces));
+    }
+    Ok(Json(Value::Object(o)))
+}
+
+/// `GET get-trace-artifact?request_id=`: the trace's `traces.json` (`{"spans": [...]}` in MLflow's
+/// span dictionaries), from the spans kept in the database.
+pub async fn trace_artifact(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
+    let trace_id = p.req_str("request_id")?;
+    st.all.get_trace_info(&trace_id).await?;
+    let spans = st.all.get_spans(&trace_id).await?;
+    if spans.is_empty() {
+        return Err(Error::not_found(format!(
+            "Trace with ID '{trace_id}' has no spans in the tracking store (its client uploaded \
+             them as an artifact: read the trace's mlflow.artifactLocation)"
+        ))
+        .into());
+    }
+    let spans: Vec<Value> = spans
+        .iter()
+        .map(|s| serde_json::from_str(&s.content).unwrap_or(Value::Null))
+        .collect();
+    Ok(Json(json!({ "spans": spans })))
+}
+
 pub async fn batch_get_infos(State(st): State<AppState>, p: Params) -> ApiResult<Json<Value>> {
     let ids = id_list(&p, "trace_ids")?;
     if ids.is_empty() {

@@ -164,3 +164,58 @@ async fn trace_info_round_trips_and_hostile_input_gets_4xx() {
     assert_eq!(b["traces"].as_array().map(Vec::len), Some(1), "{b}");
     assert_eq!(b["traces"][0], started["trace"]["trace_info"]);
 }
+
+#[tokio::test]
+async fn otlp_export_refuses_what_it_cannot_read() {
+    let s = TestServer::spawn().await;
+    let url = s.url("/v1/traces");
+    let send = |body: Vec<u8>, ct: &'static str, exp: Option<&'static str>| {
+        let mut r = s.client.post(&url).header("content-type", ct).body(body);
+        if let Some(e) = exp {
+            r = r.header("x-mlflow-experiment-id", e);
+        }
+        s.send(r)
+    };
+    let span = br#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "s", "startTimeUnixNano": "1"}]}]}]}"#;
+    let (st, _) = send(span.to_vec(), "application/json", Some("0")).await;
+    assert_eq!(st, 200);
+    for (what, body, ct, exp) in [
+        ("no header", span.to_vec(), "application/json", None),
+        ("text", span.to_vec(), "text/plain", Some("0")),
+        (
+            "garbage",
+            b"\xff\x00\x12".to_vec(),
+            "application/x-protobuf",
+            Some("0"),
+        ),
+        (
+            "no spans",
+            br#"{"resourceSpans": []}"#.to_vec(),
+            "application/json",
+            Some("0"),
+        ),
+        (
+            "short id",
+            String::from_utf8_lossy(span)
+                .replace("5b8efff798038103d269b633813fc60c", "5b8e")
+                .into_bytes(),
+            "application/json",
+            Some("0"),
+        ),
+        (
+            "bad experiment",
+            span.to_vec(),
+            "application/json",
+            Some("../../0"),
+        ),
+        (
+            "33 MB",
+            vec![b' '; 33 * 1024 * 1024],
+            "application/json",
+            Some("0"),
+        ),
+    ] {
+        let (st, b) = send(body, ct, exp).await;
+        assert!((400..500).contains(&st), "{what}: {st} {b}");
+    }
+}

@@ -8,7 +8,7 @@ use plumb_core::search::{parse_trace_filter, parse_trace_order_by};
 use plumb_core::ErrorCode;
 
 use super::{experiment, run, Store};
-use crate::traces::{TraceInfo, TraceQuery, TraceSelection};
+use crate::traces::{SpanRecord, TraceInfo, TraceQuery, TraceSelection};
 
 fn trace(id: &str, exp: &str, at: i64, state: &str, run: Option<&str>) -> TraceInfo {
     let mut metadata = BTreeMap::from([("mlflow.user".to_string(), "me".to_string())]);
@@ -229,4 +229,78 @@ pub async fn traces_start_search_tag_delete(store: Store) {
         "{}",
         e.message
     );
+}
+
+fn span(trace: &str, id: &str, parent: Option<&str>, start_ns: i64, status: &str) -> SpanRecord {
+    SpanRecord {
+        trace_id: trace.into(),
+        span_id: id.into(),
+        parent_span_id: parent.map(str::to_string),
+        name: format!("span-{id}"),
+        span_type: Some("LLM".into()),
+        status: status.into(),
+        start_ns,
+        end_ns: Some(start_ns + 2_000_000),
+        content: format!("{{\"name\": \"span-{id}\"}}"),
+        inputs: Some("{\"q\": 1}".into()),
+        outputs: None,
+    }
+}
+
+pub async fn spans_create_and_complete_traces(store: Store) {
+    let exp = experiment(&store, "otel").await;
+    // A child arrives first: the trace exists, in progress, keeping its spans in the database.
+    store
+        .log_spans(
+            &exp,
+            vec![span("tr-a", "c1", Some("r1"), 5_000_000_000, "OK")],
+        )
+        .await
+        .expect("child");
+    let t = store.get_trace_info("tr-a").await.expect("created");
+    assert_eq!((t.state.as_str(), t.request_time_ms), ("IN_PROGRESS", 5000));
+    assert_eq!(
+        t.tags.get("mlflow.trace.spansLocation").map(String::as_str),
+        Some("TRACKING_STORE")
+    );
+    // The root completes it; a span sent again replaces the stored one.
+    store
+        .log_spans(
+            &exp,
+            vec![
+                span("tr-a", "r1", None, 4_000_000_000, "ERROR"),
+                span("tr-a", "c1", Some("r1"), 5_000_000_000, "OK"),
+            ],
+        )
+        .await
+        .expect("root");
+    let t = store.get_trace_info("tr-a").await.expect("info");
+    assert_eq!(
+        (t.state.as_str(), t.request_time_ms, t.execution_ms),
+        ("ERROR", 4000, Some(2))
+    );
+    assert_eq!(
+        t.tags.get("mlflow.traceName").map(String::as_str),
+        Some("span-r1")
+    );
+    assert_eq!(t.request_preview.as_deref(), Some("{\"q\": 1}"));
+    let spans = store.get_spans("tr-a").await.expect("spans");
+    assert_eq!(
+        spans.iter().map(|s| s.span_id.as_str()).collect::<Vec<_>>(),
+        ["r1", "c1"],
+        "by start time, each once"
+    );
+    let e = store
+        .log_spans("999", vec![span("tr-b", "x", None, 1, "OK")])
+        .await
+        .expect_err("unknown experiment");
+    assert_eq!(e.code, ErrorCode::ResourceDoesNotExist);
+    assert_eq!(
+        store
+            .delete_traces(&exp, TraceSelection::Ids(vec!["tr-a".into()]))
+            .await
+            .expect("delete"),
+        1
+    );
+    assert!(store.get_spans("tr-a").await.expect("spans").is_empty());
 }

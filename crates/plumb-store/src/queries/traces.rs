@@ -13,8 +13,8 @@ use crate::migrations::{Feature, Migration};
 use crate::queries::experiments;
 use crate::sql::{key_value_clause, num_bind, string_cmp};
 use crate::traces::{
-    TraceInfo, TraceQuery, TraceSelection, ARTIFACT_LOCATION_TAG, SOURCE_RUN_METADATA,
-    TRACE_NAME_TAG,
+    SpanRecord, TraceInfo, TraceQuery, TraceSelection, ARTIFACT_LOCATION_TAG, SOURCE_RUN_METADATA,
+    SPANS_LOCATION_TAG, TRACE_NAME_TAG,
 };
 
 const V1: Migration = Migration {
@@ -87,10 +87,45 @@ CREATE INDEX plumb_trace_runs_run ON plumb_trace_runs (run_id);
 ",
 };
 
+const V2: Migration = Migration {
+    version: 2,
+    sqlite: "
+CREATE TABLE plumb_spans (
+    trace_id       TEXT NOT NULL,
+    span_id        TEXT NOT NULL,
+    parent_span_id TEXT,
+    name           TEXT NOT NULL,
+    span_type      TEXT,
+    status         TEXT NOT NULL,
+    start_ns       INTEGER NOT NULL,
+    end_ns         INTEGER,
+    content        TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+",
+    postgres: "
+CREATE TABLE plumb_spans (
+    trace_id       TEXT NOT NULL,
+    span_id        TEXT NOT NULL,
+    parent_span_id TEXT,
+    name           TEXT NOT NULL,
+    span_type      TEXT,
+    status         TEXT NOT NULL,
+    start_ns       BIGINT NOT NULL,
+    end_ns         BIGINT,
+    content        TEXT NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+);
+",
+};
+
 pub const TRACES: Feature = Feature {
     name: "traces",
-    migrations: &[V1],
+    migrations: &[V1, V2],
 };
+
+/// Trace previews keep this many characters of the root span's inputs and outputs.
+const PREVIEW_CHARS: usize = 1000;
 
 /// The metadata MLflow sets when a trace's info is written by `start_trace`.
 const INFO_FINALIZED_METADATA: &str = "mlflow.trace.infoFinalized";
@@ -436,6 +471,7 @@ pub async fn delete_traces<C: Conn>(
         return Ok(0);
     }
     for table in [
+        "plumb_spans",
         "plumb_trace_tags",
         "plumb_trace_metadata",
         "plumb_trace_runs",
@@ -487,6 +523,7 @@ pub async fn purge_experiments<C: Conn>(c: &mut C, experiment_ids: &[i64]) -> Db
         c.dialect().in_list("experiment_id")
     );
     for table in [
+        "plumb_spans",
         "plumb_trace_tags",
         "plumb_trace_metadata",
         "plumb_trace_runs",
@@ -506,4 +543,154 @@ pub async fn purge_experiments<C: Conn>(c: &mut C, experiment_ids: &[i64]) -> Db
     )
     .await?;
     Ok(())
+}
+
+fn preview(s: &Option<String>) -> Option<String> {
+    s.as_ref().map(|v| v.chars().take(PREVIEW_CHARS).collect())
+}
+
+/// The state of a trace from its root span's status.
+fn state_of(status: &str) -> &'static str {
+    if status == "ERROR" {
+        "ERROR"
+    } else {
+        "OK"
+    }
+}
+
+pub async fn log_spans<C: Conn>(
+    c: &mut C,
+    experiment_id: &str,
+    spans: &[SpanRecord],
+) -> DbResult<()> {
+    let exp = experiments::require_active(c, experiment_id).await?;
+    let location = c
+        .query_opt(
+            "SELECT artifact_location FROM experiments WHERE experiment_id = ?",
+            vec![exp.into()],
+        )
+        .await?
+        .map(|r| r.text(0))
+        .transpose()?
+        .unwrap_or_default();
+    let mut traces: Vec<&str> = spans.iter().map(|s| s.trace_id.as_str()).collect();
+    traces.sort_unstable();
+    traces.dedup();
+    for trace_id in traces {
+        let mine: Vec<&SpanRecord> = spans.iter().filter(|s| s.trace_id == trace_id).collect();
+        let start_ms = mine
+            .iter()
+            .map(|s| s.start_ns / 1_000_000)
+            .min()
+            .unwrap_or(0);
+        let exists = c
+            .query_opt(
+                "SELECT 1 FROM plumb_traces WHERE trace_id = ?",
+                vec![trace_id.into()],
+            )
+            .await?
+            .is_some();
+        if !exists {
+            c.execute(
+                "INSERT INTO plumb_traces (trace_id, experiment_id, request_time_ms, state)
+                 VALUES (?, ?, ?, 'IN_PROGRESS')",
+                vec![trace_id.into(), exp.into(), start_ms.into()],
+            )
+            .await?;
+            let tags = BTreeMap::from([
+                (
+                    ARTIFACT_LOCATION_TAG.to_string(),
+                    artifact_location(&location, trace_id),
+                ),
+                (SPANS_LOCATION_TAG.to_string(), "TRACKING_STORE".to_string()),
+            ]);
+            upsert_kv(c, "plumb_trace_tags", trace_id, &tags).await?;
+            let metadata =
+                BTreeMap::from([("mlflow.trace_schema.version".to_string(), "3".to_string())]);
+            upsert_kv(c, "plumb_trace_metadata", trace_id, &metadata).await?;
+        } else {
+            let tags =
+                BTreeMap::from([(SPANS_LOCATION_TAG.to_string(), "TRACKING_STORE".to_string())]);
+            upsert_kv(c, "plumb_trace_tags", trace_id, &tags).await?;
+            c.execute(
+                "UPDATE plumb_traces SET request_time_ms = ? WHERE trace_id = ? AND request_time_ms > ?",
+                vec![start_ms.into(), trace_id.into(), start_ms.into()],
+            )
+            .await?;
+        }
+        if let Some(root) = mine.iter().find(|s| s.parent_span_id.is_none()) {
+            let execution = root.end_ns.map(|e| (e - root.start_ns) / 1_000_000);
+            c.execute(
+                "UPDATE plumb_traces SET state = ?, execution_ms = ?, name = ?,
+                     request_time_ms = ?,
+                     request_preview = COALESCE(request_preview, ?),
+                     response_preview = COALESCE(response_preview, ?)
+                 WHERE trace_id = ?",
+                vec![
+                    state_of(&root.status).into(),
+                    execution.into(),
+                    (&root.name).into(),
+                    (root.start_ns / 1_000_000).into(),
+                    preview(&root.inputs).into(),
+                    preview(&root.outputs).into(),
+                    trace_id.into(),
+                ],
+            )
+            .await?;
+            let tags = BTreeMap::from([(TRACE_NAME_TAG.to_string(), root.name.clone())]);
+            upsert_kv(c, "plumb_trace_tags", trace_id, &tags).await?;
+        }
+        for s in mine {
+            c.execute(
+                "INSERT INTO plumb_spans (trace_id, span_id, parent_span_id, name, span_type,
+                     status, start_ns, end_ns, content)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (trace_id, span_id) DO UPDATE SET
+                     parent_span_id = excluded.parent_span_id, name = excluded.name,
+                     span_type = excluded.span_type, status = excluded.status,
+                     start_ns = excluded.start_ns, end_ns = excluded.end_ns,
+                     content = excluded.content",
+                vec![
+                    (&s.trace_id).into(),
+                    (&s.span_id).into(),
+                    s.parent_span_id.clone().into(),
+                    (&s.name).into(),
+                    s.span_type.clone().into(),
+                    (&s.status).into(),
+                    s.start_ns.into(),
+                    s.end_ns.into(),
+                    (&s.content).into(),
+                ],
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn get_spans<C: Conn>(c: &mut C, trace_id: &str) -> DbResult<Vec<SpanRecord>> {
+    c.query(
+        "SELECT trace_id, span_id, parent_span_id, name, span_type, status, start_ns, end_ns,
+                content
+         FROM plumb_spans WHERE trace_id = ? ORDER BY start_ns, span_id",
+        vec![trace_id.into()],
+    )
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(SpanRecord {
+            trace_id: r.text(0)?,
+            span_id: r.text(1)?,
+            parent_span_id: r.opt_text(2)?,
+            name: r.text(3)?,
+            span_type: r.opt_text(4)?,
+            status: r.text(5)?,
+            start_ns: r.int(6)?,
+            end_ns: r.opt_int(7)?,
+            content: r.text(8)?,
+            inputs: None,
+            outputs: None,
+        })
+    })
+    .collect()
 }
