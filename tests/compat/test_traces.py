@@ -1,7 +1,7 @@
 """MLflow 3 tracing through the official client against the real binary: decorated functions
 with nested spans and errors, `get_trace` with its spans, `search_traces` by status, tags, run
-and time, trace tags, links to runs, deletion. Spans go as the trace's artifact (plumb does not
-take spans over OTLP yet, so it reports a version the client treats as a pre-3.4 server)."""
+and time, trace tags, links to runs, deletion; spans sent over OTLP by the client itself and by
+the OpenTelemetry SDK's exporter."""
 import os
 import tempfile
 import time
@@ -64,6 +64,9 @@ def test_traces_through_the_official_client(srv):
 
     trace = mlflow.get_trace(ok_id)
     assert trace.info.state == "OK" and trace.info.experiment_id == exp
+    # The client sent its spans over OTLP (plumb answers /version as MLflow 3.17.2).
+    assert trace.info.tags["mlflow.trace.spansLocation"] == "TRACKING_STORE"
+    assert {s.span_type for s in trace.data.spans} == {"CHAIN", "RETRIEVER", "LLM"}
     assert trace.info.request_time >= before and trace.info.execution_duration is not None
     assert sorted(s.name for s in trace.data.spans) == ["answer", "generate", "retrieve"]
     root = next(s for s in trace.data.spans if s.parent_id is None)

@@ -326,6 +326,7 @@ fn plumb_routes() -> Router<AppState> {
         .route("/alerts", get(m::alerts))
         .route("/alerts/history", get(m::history))
         .route("/deliveries", get(api::webhooks::deliveries))
+        .route("/version", get(api::misc::plumb_version))
 }
 
 /// The whole application: MLflow routes under `/api` and `/ajax-api` (2.0 and 3.0), plus

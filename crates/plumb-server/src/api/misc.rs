@@ -16,8 +16,19 @@ pub async fn health(State(st): State<AppState>) -> impl IntoResponse {
     }
 }
 
+/// The MLflow version whose REST API plumb implements: clients decide what to call by it (the
+/// 3.x client sends spans over OTLP only to servers of 3.4 or later).
+pub const MLFLOW_API_VERSION: &str = "3.17.2";
+
+/// `GET /version`, as MLflow's server answers it: the MLflow version (plumb's own is at
+/// `/api/2.0/plumb/version`).
 pub async fn version() -> impl IntoResponse {
-    env!("CARGO_PKG_VERSION")
+    MLFLOW_API_VERSION
+}
+
+/// `GET /api/2.0/plumb/version`: plumb's own version and the MLflow API it implements.
+pub async fn plumb_version() -> impl IntoResponse {
+    Json(json!({"plumb": env!("CARGO_PKG_VERSION"), "mlflow_api": MLFLOW_API_VERSION}))
 }
 
 /// Multipart transfers are off: clients then use plain PUT/GET through the proxy.

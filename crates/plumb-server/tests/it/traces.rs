@@ -219,3 +219,23 @@ async fn otlp_export_refuses_what_it_cannot_read() {
         assert!((400..500).contains(&st), "{what}: {st} {b}");
     }
 }
+
+#[tokio::test]
+async fn version_names_the_mlflow_api_and_plumb_says_its_own() {
+    let s = TestServer::spawn().await;
+    let text = s
+        .client
+        .get(s.url("/version"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    // The 3.x client sends spans over OTLP only to servers of MLflow 3.4 or later.
+    assert_eq!(text, "3.17.2");
+    let (st, v) = s.get("/api/2.0/plumb/version").await;
+    assert_eq!(st, 200);
+    assert_eq!(v["plumb"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["mlflow_api"], "3.17.2");
+}
