@@ -478,6 +478,18 @@ TRACE_STEPS = [
     ("GET", f"/api/3.0/mlflow/traces/{T1}", None),
     ("DELETE", f"/api/2.0/mlflow/traces/{T1}/tags", {"key": "k"}),
     ("DELETE", f"/api/2.0/mlflow/traces/{T1}/tags", {"key": "k"}),
+    ("POST", f"/api/3.0/mlflow/traces/{T1}/assessments", {"assessment": {
+        "assessment_name": "correct", "trace_id": T1,
+        "source": {"source_type": "HUMAN", "source_id": "me"},
+        "feedback": {"value": True}, "rationale": "looks right", "metadata": {"k": "v"}}}),
+    ("SAVE_ASSESSMENT",),
+    ("GET", f"/api/3.0/mlflow/traces/{T1}/assessments/{{assessment}}", None),
+    ("PATCH", f"/api/3.0/mlflow/traces/{T1}/assessments/{{assessment}}", {
+        "assessment": {"assessment_name": "correct", "rationale": "changed", "feedback": {"value": False}},
+        "update_mask": "rationale,feedback"}),
+    ("GET", f"/api/3.0/mlflow/traces/{T1}", None),
+    ("DELETE", f"/api/3.0/mlflow/traces/{T1}/assessments/{{assessment}}", None),
+    ("GET", f"/api/3.0/mlflow/traces/{T1}/assessments/{{assessment}}", None),
     ("POST", "/api/2.0/mlflow/traces/delete-traces", {"experiment_id": "{exp}"}),
     ("POST", "/api/2.0/mlflow/traces/delete-traces", {"experiment_id": "{exp}", "request_ids": [T2]}),
     ("POST", "/api/3.0/mlflow/traces/search", {"locations": LOC}),
@@ -495,15 +507,22 @@ def test_trace_answers_match_mlflow(reference, fresh_plumb):
             for base in (reference, fresh_plumb):
                 ctx[base]["exp"] = last[base][1]["experiment_id"]
             continue
+        if step[0] == "SAVE_ASSESSMENT":
+            for base in (reference, fresh_plumb):
+                ctx[base]["assessment"] = last[base][1]["assessment"]["assessment_id"]
+            continue
         method, path, body = step
         for base in (reference, fresh_plumb):
             b = json.loads(json.dumps(body).replace("{exp}", ctx[base].get("exp", ""))) if body else None
-            r = requests.request(method, base + path, json=b, timeout=60)
+            url = base + path.replace("{assessment}", ctx[base].get("assessment", ""))
+            r = requests.request(method, url, json=b, timeout=60)
             try:
                 last[base] = [r.status_code, r.json()]
             except ValueError:
                 last[base] = [r.status_code, r.text[:200]]
-        want, got = norm(last[reference]), norm(last[fresh_plumb])
+        iso = re.compile(r"20\d\d-\d\d-\d\dT[\d:.]+Z")
+        want = json.loads(iso.sub("ISO", json.dumps(norm(last[reference]))))
+        got = json.loads(iso.sub("ISO", json.dumps(norm(last[fresh_plumb]))))
         if "tr-missing/tags" in path and method == "PATCH":
             # MLflow answers a tag on a missing trace with its SQL driver's foreign-key error
             # (400 BAD_REQUEST); plumb with 404 RESOURCE_DOES_NOT_EXIST. Both refuse it.

@@ -185,3 +185,50 @@ def test_an_opentelemetry_sdk_exports_over_otlp(srv):
     assert r.status_code == 400 and "Content-Type" in r.json()["message"]
     r = requests.post(f"{srv.url}/v1/traces", json=body, headers={"x-mlflow-experiment-id": "999"})
     assert r.status_code == 404
+
+
+def test_feedback_and_expectations(srv):
+    """Assessments through the official client: feedback and expectations logged, read with
+    the trace, updated, overridden and deleted."""
+    import mlflow
+    from mlflow.entities import AssessmentSource, AssessmentSourceType
+
+    mlflow.set_tracking_uri(srv.url)
+    mlflow.set_experiment("judged")
+
+    @mlflow.trace
+    def reply(q):
+        return "Paris"
+
+    reply("capital of France?")
+    tid = mlflow.get_last_active_trace_id()
+    human = AssessmentSource(source_type=AssessmentSourceType.HUMAN, source_id="reviewer@example.com")
+    fb = mlflow.log_feedback(trace_id=tid, name="correct", value=True, source=human, rationale="checked an atlas")
+    ex = mlflow.log_expectation(trace_id=tid, name="expected_answer", value="Paris", source=human)
+    got = mlflow.get_assessment(tid, fb.assessment_id)
+    assert got.name == "correct" and got.value is True and got.rationale == "checked an atlas"
+    assert got.source.source_id == "reviewer@example.com" and got.valid
+    trace = mlflow.get_trace(tid)
+    names = sorted(a.name for a in trace.info.assessments)
+    assert names == ["correct", "expected_answer"]
+    assert mlflow.get_assessment(tid, ex.assessment_id).value == "Paris"
+
+    from mlflow.entities import Feedback
+    updated = mlflow.update_assessment(trace_id=tid, assessment_id=fb.assessment_id,
+                                       assessment=Feedback(name="correct", value=False, rationale="re-checked"))
+    assert updated.value is False and updated.rationale == "re-checked"
+    judge = AssessmentSource(source_type=AssessmentSourceType.LLM_JUDGE, source_id="gpt")
+    newer = mlflow.override_feedback(trace_id=tid, assessment_id=fb.assessment_id, value=True,
+                                     rationale="the judge disagrees", source=judge)
+    assert mlflow.get_assessment(tid, fb.assessment_id).valid is False
+    assert newer.overrides == fb.assessment_id
+    mlflow.delete_assessment(trace_id=tid, assessment_id=newer.assessment_id)
+    assert mlflow.get_assessment(tid, fb.assessment_id).valid is True
+    r = requests.get(f"{srv.url}/api/3.0/mlflow/traces/{tid}/assessments/a-nope")
+    assert r.status_code == 404
+    r = requests.post(f"{srv.url}/api/3.0/mlflow/traces/tr-nope/assessments",
+                      json={"assessment": {"assessment_name": "x", "feedback": {"value": 1}}})
+    assert r.status_code == 404
+    r = requests.post(f"{srv.url}/api/3.0/mlflow/traces/{tid}/assessments",
+                      json={"assessment": {"assessment_name": "x"}})
+    assert r.status_code == 400

@@ -289,6 +289,16 @@ fn trace_routes() -> Router<AppState> {
         .route("/mlflow/traces/link-to-run", post(t::link_to_run))
         .route("/mlflow/traces/{trace_id}", get(t::get_info))
         .route(
+            "/mlflow/traces/{trace_id}/assessments",
+            post(t::create_assessment),
+        )
+        .route(
+            "/mlflow/traces/{trace_id}/assessments/{assessment_id}",
+            get(t::get_assessment)
+                .patch(t::update_assessment)
+                .delete(t::delete_assessment),
+        )
+        .route(
             "/mlflow/traces/{trace_id}/tags",
             patch(t::set_tag).delete(t::delete_tag),
         )

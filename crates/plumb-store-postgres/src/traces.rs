@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use plumb_core::entities::Page;
 use plumb_core::Result;
 use plumb_store::queries::traces as q;
-use plumb_store::traces::{SpanRecord, TraceInfo, TraceQuery, TraceSelection, TraceStore};
+use plumb_store::traces::{
+    AssessmentPatch, AssessmentRecord, SpanRecord, TraceInfo, TraceQuery, TraceSelection,
+    TraceStore,
+};
 
 use crate::conn::PgConn;
 use crate::PgStore;
@@ -42,5 +45,29 @@ impl TraceStore for PgStore {
     }
     async fn get_spans(&self, id: &str) -> Result<Vec<SpanRecord>> {
         read!(self, |c| q::get_spans(&mut PgConn(c), id))
+    }
+    async fn create_assessment(&self, a: AssessmentRecord) -> Result<AssessmentRecord> {
+        in_tx!(self, |c| q::create_assessment(&mut PgConn(c), &a))
+    }
+    async fn get_assessment(&self, t: &str, a: &str) -> Result<AssessmentRecord> {
+        read!(self, |c| q::get_assessment(&mut PgConn(c), t, a))
+    }
+    async fn update_assessment(
+        &self,
+        t: &str,
+        a: &str,
+        p: AssessmentPatch,
+        now_ms: i64,
+    ) -> Result<AssessmentRecord> {
+        in_tx!(self, |c| q::update_assessment(
+            &mut PgConn(c),
+            t,
+            a,
+            &p,
+            now_ms
+        ))
+    }
+    async fn delete_assessment(&self, t: &str, a: &str) -> Result<()> {
+        in_tx!(self, |c| q::delete_assessment(&mut PgConn(c), t, a))
     }
 }

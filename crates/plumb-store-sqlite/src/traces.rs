@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use plumb_core::entities::Page;
 use plumb_core::Result;
 use plumb_store::queries::traces as q;
-use plumb_store::traces::{SpanRecord, TraceInfo, TraceQuery, TraceSelection, TraceStore};
+use plumb_store::traces::{
+    AssessmentPatch, AssessmentRecord, SpanRecord, TraceInfo, TraceQuery, TraceSelection,
+    TraceStore,
+};
 
 use crate::conn::{self, SqliteConn};
 use crate::SqliteStore;
@@ -57,6 +60,33 @@ impl TraceStore for SqliteStore {
     async fn get_spans(&self, id: &str) -> Result<Vec<SpanRecord>> {
         let id = id.to_string();
         self.read(move |c| conn::sync(q::get_spans(&mut SqliteConn(c), &id)))
+            .await
+    }
+    async fn create_assessment(&self, a: AssessmentRecord) -> Result<AssessmentRecord> {
+        self.write(move |c| conn::sync(q::create_assessment(&mut SqliteConn(c), &a)))
+            .await
+    }
+    async fn get_assessment(&self, t: &str, a: &str) -> Result<AssessmentRecord> {
+        let (t, a) = (t.to_string(), a.to_string());
+        self.read(move |c| conn::sync(q::get_assessment(&mut SqliteConn(c), &t, &a)))
+            .await
+    }
+    async fn update_assessment(
+        &self,
+        t: &str,
+        a: &str,
+        p: AssessmentPatch,
+        now_ms: i64,
+    ) -> Result<AssessmentRecord> {
+        let (t, a) = (t.to_string(), a.to_string());
+        self.write(move |c| {
+            conn::sync(q::update_assessment(&mut SqliteConn(c), &t, &a, &p, now_ms))
+        })
+        .await
+    }
+    async fn delete_assessment(&self, t: &str, a: &str) -> Result<()> {
+        let (t, a) = (t.to_string(), a.to_string());
+        self.write(move |c| conn::sync(q::delete_assessment(&mut SqliteConn(c), &t, &a)))
             .await
     }
 }

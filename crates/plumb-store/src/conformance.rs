@@ -57,7 +57,8 @@ macro_rules! conformance_tests {
             run_points_in_a_window,
             webhooks_lifecycle_and_paging, registry_events_queue_deliveries,
             claims_are_leased_and_finished, alert_changes_are_notified_once,
-            traces_start_search_tag_delete, spans_create_and_complete_traces);
+            traces_start_search_tag_delete, spans_create_and_complete_traces,
+            assessments_override_and_restore);
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(

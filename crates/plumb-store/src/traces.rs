@@ -26,6 +26,32 @@ pub struct TraceInfo {
     pub response_preview: Option<String>,
     pub metadata: BTreeMap<String, String>,
     pub tags: BTreeMap<String, String>,
+    /// Feedback and expectations on the trace, oldest first.
+    pub assessments: Vec<AssessmentRecord>,
+}
+
+/// A feedback or expectation on a trace. `body` is the rest of MLflow's `Assessment` as a JSON
+/// object (source, span id, feedback or expectation, rationale, error, metadata).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AssessmentRecord {
+    /// `a-<32 hex>`, made by the server.
+    pub assessment_id: String,
+    pub trace_id: String,
+    pub name: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    /// False once another assessment overrides it.
+    pub valid: bool,
+    pub overrides: Option<String>,
+    pub body: serde_json::Map<String, serde_json::Value>,
+}
+
+/// An update of an assessment: the fields of `body` given replace the stored ones.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AssessmentPatch {
+    pub name: Option<String>,
+    pub body: serde_json::Map<String, serde_json::Value>,
+    pub valid: Option<bool>,
 }
 
 /// One span as stored: its ids (hex), what searches and ordering read, and `content`, the
@@ -99,4 +125,18 @@ pub trait TraceStore: Send + Sync + 'static {
     async fn log_spans(&self, experiment_id: &str, spans: Vec<SpanRecord>) -> Result<()>;
     /// A trace's spans in the database, by start time.
     async fn get_spans(&self, trace_id: &str) -> Result<Vec<SpanRecord>>;
+
+    /// Stores an assessment of an existing trace; one it `overrides` becomes invalid.
+    async fn create_assessment(&self, a: AssessmentRecord) -> Result<AssessmentRecord>;
+    async fn get_assessment(&self, trace_id: &str, assessment_id: &str)
+        -> Result<AssessmentRecord>;
+    async fn update_assessment(
+        &self,
+        trace_id: &str,
+        assessment_id: &str,
+        patch: AssessmentPatch,
+        now_ms: i64,
+    ) -> Result<AssessmentRecord>;
+    /// Removes an assessment; the one it overrode becomes valid again.
+    async fn delete_assessment(&self, trace_id: &str, assessment_id: &str) -> Result<()>;
 }

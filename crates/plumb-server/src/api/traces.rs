@@ -11,7 +11,9 @@ use axum::Json;
 use plumb_core::search::{parse_trace_filter, parse_trace_order_by};
 use plumb_core::validation::decode_offset_token;
 use plumb_core::Error;
-use plumb_store::traces::{TraceInfo, TraceQuery, TraceSelection};
+use plumb_store::traces::{
+    AssessmentPatch, AssessmentRecord, TraceInfo, TraceQuery, TraceSelection,
+};
 use serde_json::{json, Map, Value};
 
 use crate::api::empty;
@@ -165,6 +167,8 @@ fn info_of(p: &Params) -> ApiResult<TraceInfo> {
         response_preview: p.opt_str("response_preview")?,
         metadata: string_map(p, "trace_metadata")?,
         tags,
+        // Assessments are written with their own calls.
+        assessments: Vec::new(),
     })
 }
 
@@ -196,7 +200,167 @@ pub fn wire(t: &TraceInfo) -> Value {
     if !t.tags.is_empty() {
         o.insert("tags".into(), json!(t.tags));
     }
+    if !t.assessments.is_empty() {
+        o.insert(
+            "assessments".into(),
+            Value::Array(t.assessments.iter().map(assessment_wire).collect()),
+        );
+    }
     Value::Object(o)
+}
+
+/// MLflow's `Assessment` as JSON.
+pub fn assessment_wire(a: &AssessmentRecord) -> Value {
+    let mut o = a.body.clone();
+    o.insert("assessment_id".into(), json!(a.assessment_id));
+    o.insert("assessment_name".into(), json!(a.name));
+    o.insert("trace_id".into(), json!(a.trace_id));
+    o.insert("create_time".into(), json!(timestamp(a.created_ms)));
+    o.insert("last_update_time".into(), json!(timestamp(a.updated_ms)));
+    o.insert("valid".into(), json!(a.valid));
+    if let Some(ov) = &a.overrides {
+        o.insert("overrides".into(), json!(ov));
+    }
+    Value::Object(o)
+}
+
+/// The fields of an assessment a client writes, kept as they came (checked for shape and size).
+const ASSESSMENT_FIELDS: &[&str] = &[
+    "span_id",
+    "source",
+    "feedback",
+    "expectation",
+    "rationale",
+    "error",
+    "metadata",
+];
+const MAX_ASSESSMENT_BYTES: usize = 1024 * 1024;
+
+fn assessment_body(a: &Params, only: Option<&[String]>) -> ApiResult<Map<String, Value>> {
+    let mut body = Map::new();
+    for f in ASSESSMENT_FIELDS {
+        if only.is_some_and(|o| !o.iter().any(|p| p == f)) {
+            continue;
+        }
+        let Some(v) = a.raw(f)? else { continue };
+        let ok = match *f {
+            "span_id" | "rationale" => v.is_string(),
+            "metadata" => v
+                .as_object()
+                .is_some_and(|m| m.values().all(Value::is_string)),
+            _ => v.is_object(),
+        };
+        if !ok {
+            return Err(bad_type(&format!("assessment.{f}"), v));
+        }
+        body.insert(f.to_string(), v.clone());
+    }
+    if Value::Object(body.clone()).to_string().len() > MAX_ASSESSMENT_BYTES {
+        return Err(ApiError::invalid(format!(
+            "An assessment is limited to {MAX_ASSESSMENT_BYTES} bytes"
+        )));
+    }
+    Ok(body)
+}
+
+fn assessment_json(a: &AssessmentRecord) -> Json<Value> {
+    Json(json!({ "assessment": assessment_wire(a) }))
+}
+
+pub async fn create_assessment(
+    State(st): State<AppState>,
+    Path(trace_id): Path<String>,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    let a = p
+        .object("assessment")?
+        .ok_or_else(|| Error::missing("assessment"))?;
+    let name = a
+        .opt_str("assessment_name")?
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| Error::missing("assessment.assessment_name"))?;
+    if name.chars().count() > 250 {
+        return Err(ApiError::invalid("assessment_name: at most 250 characters"));
+    }
+    let body = assessment_body(&a, None)?;
+    if body.contains_key("feedback") == body.contains_key("expectation") {
+        return Err(ApiError::invalid(
+            "An assessment must have exactly one of `feedback` or `expectation`.",
+        ));
+    }
+    let now = plumb_core::now_millis();
+    let record = AssessmentRecord {
+        assessment_id: format!("a-{}", uuid::Uuid::new_v4().simple()),
+        trace_id,
+        name,
+        created_ms: now,
+        updated_ms: now,
+        valid: true,
+        overrides: a.opt_str("overrides")?.filter(|o| !o.is_empty()),
+        body,
+    };
+    Ok(assessment_json(&st.all.create_assessment(record).await?))
+}
+
+pub async fn get_assessment(
+    State(st): State<AppState>,
+    Path((trace_id, assessment_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    Ok(assessment_json(
+        &st.all.get_assessment(&trace_id, &assessment_id).await?,
+    ))
+}
+
+pub async fn update_assessment(
+    State(st): State<AppState>,
+    Path((trace_id, assessment_id)): Path<(String, String)>,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    let a = p
+        .object("assessment")?
+        .ok_or_else(|| Error::missing("assessment"))?;
+    // A FieldMask is a comma-separated string in JSON, or an object with `paths`.
+    let paths: Vec<String> = match p.raw("update_mask")? {
+        Some(Value::String(s)) => s.split(',').map(|x| x.trim().to_string()).collect(),
+        Some(Value::Object(m)) => match m.get("paths") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        },
+        Some(other) => return Err(bad_type("update_mask", other)),
+        None => return Err(Error::missing("update_mask").into()),
+    };
+    let name = if paths.iter().any(|p| p == "assessment_name") {
+        a.opt_str("assessment_name")?.filter(|n| !n.is_empty())
+    } else {
+        None
+    };
+    let valid = if paths.iter().any(|p| p == "valid") {
+        a.opt_bool("valid")?
+    } else {
+        None
+    };
+    let body = assessment_body(&a, Some(&paths))?;
+    let updated = st
+        .all
+        .update_assessment(
+            &trace_id,
+            &assessment_id,
+            AssessmentPatch { name, body, valid },
+            plumb_core::now_millis(),
+        )
+        .await?;
+    Ok(assessment_json(&updated))
+}
+
+pub async fn delete_assessment(
+    State(st): State<AppState>,
+    Path((trace_id, assessment_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    st.all.delete_assessment(&trace_id, &assessment_id).await?;
+    Ok(empty())
 }
 
 fn trace_json(t: &TraceInfo) -> Json<Value> {

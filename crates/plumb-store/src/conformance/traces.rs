@@ -8,7 +8,9 @@ use plumb_core::search::{parse_trace_filter, parse_trace_order_by};
 use plumb_core::ErrorCode;
 
 use super::{experiment, run, Store};
-use crate::traces::{SpanRecord, TraceInfo, TraceQuery, TraceSelection};
+use crate::traces::{
+    AssessmentPatch, AssessmentRecord, SpanRecord, TraceInfo, TraceQuery, TraceSelection,
+};
 
 fn trace(id: &str, exp: &str, at: i64, state: &str, run: Option<&str>) -> TraceInfo {
     let mut metadata = BTreeMap::from([("mlflow.user".to_string(), "me".to_string())]);
@@ -303,4 +305,77 @@ pub async fn spans_create_and_complete_traces(store: Store) {
         1
     );
     assert!(store.get_spans("tr-a").await.expect("spans").is_empty());
+}
+
+pub async fn assessments_override_and_restore(store: Store) {
+    let exp = experiment(&store, "judged").await;
+    store
+        .start_trace(trace("tr-j", &exp, 1000, "OK", None))
+        .await
+        .expect("trace");
+    let make = |id: &str, overrides: Option<&str>| AssessmentRecord {
+        assessment_id: id.into(),
+        trace_id: "tr-j".into(),
+        name: "correct".into(),
+        created_ms: 10,
+        updated_ms: 10,
+        valid: true,
+        overrides: overrides.map(str::to_string),
+        body: serde_json::from_str(r#"{"feedback": {"value": true}}"#).expect("json"),
+    };
+    store
+        .create_assessment(make("a-1", None))
+        .await
+        .expect("a-1");
+    let e = store
+        .create_assessment(make("a-2", Some("a-nope")))
+        .await
+        .expect_err("overrides a missing one");
+    assert_eq!(e.code, ErrorCode::ResourceDoesNotExist);
+    store
+        .create_assessment(make("a-2", Some("a-1")))
+        .await
+        .expect("a-2");
+    assert!(
+        !store
+            .get_assessment("tr-j", "a-1")
+            .await
+            .expect("a-1")
+            .valid
+    );
+    let info = store.get_trace_info("tr-j").await.expect("info");
+    assert_eq!(info.assessments.len(), 2);
+    let patch = AssessmentPatch {
+        name: Some("still-correct".into()),
+        body: serde_json::from_str(r#"{"expectation": {"value": "Paris"}}"#).expect("json"),
+        valid: None,
+    };
+    let a = store
+        .update_assessment("tr-j", "a-2", patch, 20)
+        .await
+        .expect("update");
+    assert_eq!((a.name.as_str(), a.updated_ms), ("still-correct", 20));
+    assert!(a.body.contains_key("expectation") && !a.body.contains_key("feedback"));
+    store
+        .delete_assessment("tr-j", "a-2")
+        .await
+        .expect("delete");
+    assert!(
+        store
+            .get_assessment("tr-j", "a-1")
+            .await
+            .expect("a-1")
+            .valid,
+        "restored"
+    );
+    let e = store.get_assessment("tr-j", "a-2").await.expect_err("gone");
+    assert_eq!(e.code, ErrorCode::ResourceDoesNotExist);
+    let e = store
+        .create_assessment(AssessmentRecord {
+            trace_id: "tr-none".into(),
+            ..make("a-3", None)
+        })
+        .await
+        .expect_err("no trace");
+    assert_eq!(e.code, ErrorCode::ResourceDoesNotExist);
 }

@@ -13,8 +13,8 @@ use crate::migrations::{Feature, Migration};
 use crate::queries::experiments;
 use crate::sql::{key_value_clause, num_bind, string_cmp};
 use crate::traces::{
-    SpanRecord, TraceInfo, TraceQuery, TraceSelection, ARTIFACT_LOCATION_TAG, SOURCE_RUN_METADATA,
-    SPANS_LOCATION_TAG, TRACE_NAME_TAG,
+    AssessmentPatch, AssessmentRecord, SpanRecord, TraceInfo, TraceQuery, TraceSelection,
+    ARTIFACT_LOCATION_TAG, SOURCE_RUN_METADATA, SPANS_LOCATION_TAG, TRACE_NAME_TAG,
 };
 
 const V1: Migration = Migration {
@@ -119,9 +119,39 @@ CREATE TABLE plumb_spans (
 ",
 };
 
+const V3: Migration = Migration {
+    version: 3,
+    sqlite: "
+CREATE TABLE plumb_assessments (
+    assessment_id TEXT PRIMARY KEY,
+    trace_id      TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    updated_ms    INTEGER NOT NULL,
+    valid         INTEGER NOT NULL,
+    overrides     TEXT,
+    body          TEXT NOT NULL
+);
+CREATE INDEX plumb_assessments_trace ON plumb_assessments (trace_id, created_ms);
+",
+    postgres: "
+CREATE TABLE plumb_assessments (
+    assessment_id TEXT PRIMARY KEY,
+    trace_id      TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    created_ms    BIGINT NOT NULL,
+    updated_ms    BIGINT NOT NULL,
+    valid         BIGINT NOT NULL,
+    overrides     TEXT,
+    body          TEXT NOT NULL
+);
+CREATE INDEX plumb_assessments_trace ON plumb_assessments (trace_id, created_ms);
+",
+};
+
 pub const TRACES: Feature = Feature {
     name: "traces",
-    migrations: &[V1, V2],
+    migrations: &[V1, V2, V3],
 };
 
 /// Trace previews keep this many characters of the root span's inputs and outputs.
@@ -179,6 +209,16 @@ async fn with_details<C: Conn>(c: &mut C, mut infos: Vec<TraceInfo>) -> DbResult
                 };
                 map.insert(r.text(1)?, r.text(2)?);
             }
+        }
+    }
+    let sql = format!(
+        "SELECT {ASSESSMENT_COLUMNS} FROM plumb_assessments WHERE {} ORDER BY created_ms, assessment_id",
+        c.dialect().in_list("trace_id")
+    );
+    for r in c.query(&sql, vec![Bind::TextList(ids)]).await? {
+        let a = assessment_row(&r)?;
+        if let Some(&i) = at.get(&a.trace_id) {
+            infos[i].assessments.push(a);
         }
     }
     Ok(infos)
@@ -472,6 +512,7 @@ pub async fn delete_traces<C: Conn>(
     }
     for table in [
         "plumb_spans",
+        "plumb_assessments",
         "plumb_trace_tags",
         "plumb_trace_metadata",
         "plumb_trace_runs",
@@ -524,6 +565,7 @@ pub async fn purge_experiments<C: Conn>(c: &mut C, experiment_ids: &[i64]) -> Db
     );
     for table in [
         "plumb_spans",
+        "plumb_assessments",
         "plumb_trace_tags",
         "plumb_trace_metadata",
         "plumb_trace_runs",
@@ -693,4 +735,155 @@ pub async fn get_spans<C: Conn>(c: &mut C, trace_id: &str) -> DbResult<Vec<SpanR
         })
     })
     .collect()
+}
+
+// ---- assessments -------------------------------------------------------------------------------
+
+const ASSESSMENT_COLUMNS: &str =
+    "assessment_id, trace_id, name, created_ms, updated_ms, valid, overrides, body";
+
+fn assessment_row(r: &Row) -> DbResult<AssessmentRecord> {
+    let body = match serde_json::from_str(&r.text(7)?) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    Ok(AssessmentRecord {
+        assessment_id: r.text(0)?,
+        trace_id: r.text(1)?,
+        name: r.text(2)?,
+        created_ms: r.int(3)?,
+        updated_ms: r.int(4)?,
+        valid: r.int(5)? != 0,
+        overrides: r.opt_text(6)?,
+        body,
+    })
+}
+
+fn assessment_not_found(trace_id: &str, assessment_id: &str) -> Error {
+    Error::not_found(format!(
+        "Assessment with ID '{assessment_id}' not found for trace '{trace_id}'"
+    ))
+}
+
+pub async fn create_assessment<C: Conn>(
+    c: &mut C,
+    a: &AssessmentRecord,
+) -> DbResult<AssessmentRecord> {
+    c.query_opt(
+        "SELECT 1 FROM plumb_traces WHERE trace_id = ?",
+        vec![(&a.trace_id).into()],
+    )
+    .await?
+    .ok_or_else(|| {
+        Error::not_found(format!(
+            "Trace with ID '{}' not found. It may have been deleted.",
+            a.trace_id
+        ))
+    })?;
+    if let Some(o) = &a.overrides {
+        let n = c
+            .execute(
+                "UPDATE plumb_assessments SET valid = 0 WHERE trace_id = ? AND assessment_id = ?",
+                vec![(&a.trace_id).into(), o.into()],
+            )
+            .await?;
+        if n == 0 {
+            return Err(assessment_not_found(&a.trace_id, o).into());
+        }
+    }
+    c.execute(
+        &format!(
+            "INSERT INTO plumb_assessments ({ASSESSMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        vec![
+            (&a.assessment_id).into(),
+            (&a.trace_id).into(),
+            (&a.name).into(),
+            a.created_ms.into(),
+            a.updated_ms.into(),
+            i64::from(a.valid).into(),
+            a.overrides.clone().into(),
+            serde_json::Value::Object(a.body.clone()).to_string().into(),
+        ],
+    )
+    .await?;
+    get_assessment(c, &a.trace_id, &a.assessment_id).await
+}
+
+pub async fn get_assessment<C: Conn>(
+    c: &mut C,
+    trace_id: &str,
+    assessment_id: &str,
+) -> DbResult<AssessmentRecord> {
+    let row = c
+        .query_opt(
+            &format!(
+                "SELECT {ASSESSMENT_COLUMNS} FROM plumb_assessments
+                 WHERE trace_id = ? AND assessment_id = ?"
+            ),
+            vec![trace_id.into(), assessment_id.into()],
+        )
+        .await?
+        .ok_or_else(|| assessment_not_found(trace_id, assessment_id))?;
+    assessment_row(&row)
+}
+
+pub async fn update_assessment<C: Conn>(
+    c: &mut C,
+    trace_id: &str,
+    assessment_id: &str,
+    patch: &AssessmentPatch,
+    now_ms: i64,
+) -> DbResult<AssessmentRecord> {
+    let mut a = get_assessment(c, trace_id, assessment_id).await?;
+    if let Some(n) = &patch.name {
+        a.name = n.clone();
+    }
+    for (k, v) in &patch.body {
+        // An assessment is feedback or an expectation, never both.
+        if k == "feedback" {
+            a.body.remove("expectation");
+        } else if k == "expectation" {
+            a.body.remove("feedback");
+        }
+        a.body.insert(k.clone(), v.clone());
+    }
+    if let Some(v) = patch.valid {
+        a.valid = v;
+    }
+    c.execute(
+        "UPDATE plumb_assessments SET name = ?, body = ?, valid = ?, updated_ms = ?
+         WHERE trace_id = ? AND assessment_id = ?",
+        vec![
+            (&a.name).into(),
+            serde_json::Value::Object(a.body.clone()).to_string().into(),
+            i64::from(a.valid).into(),
+            now_ms.into(),
+            trace_id.into(),
+            assessment_id.into(),
+        ],
+    )
+    .await?;
+    get_assessment(c, trace_id, assessment_id).await
+}
+
+pub async fn delete_assessment<C: Conn>(
+    c: &mut C,
+    trace_id: &str,
+    assessment_id: &str,
+) -> DbResult<()> {
+    let a = get_assessment(c, trace_id, assessment_id).await?;
+    c.execute(
+        "DELETE FROM plumb_assessments WHERE trace_id = ? AND assessment_id = ?",
+        vec![trace_id.into(), assessment_id.into()],
+    )
+    .await?;
+    if let Some(o) = a.overrides {
+        c.execute(
+            "UPDATE plumb_assessments SET valid = 1 WHERE trace_id = ? AND assessment_id = ?",
+            vec![trace_id.into(), o.into()],
+        )
+        .await?;
+    }
+    Ok(())
 }
