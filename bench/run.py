@@ -7,6 +7,8 @@ BENCHMARKS.md with the peers side by side (one table per backend).
     bash bench/run.sh                      # the full run on SQLite (by hand; tens of minutes)
     bash bench/run.sh --backend postgres   # the same on PostgreSQL
     bash bench/run.sh --smoke              # seconds, plumb only (CI runs this so the harness never rots)
+    bash bench/run.sh --traces             # tracing: OTLP span ingest, trace search over 100k traces,
+                                           # plumb and MLflow 3.17.2 through the same endpoints
     bash bench/run.sh --monitoring         # monitoring: event ingest, 1-hour window, alert lag,
                                            # beside MLflow logging the same events as log-batch
 """
@@ -320,9 +322,108 @@ lag row: `--monitor-interval` 1 s); MLflow 3.17.2 logging the same events as `lo
 """
 
 
+def traces(smoke, backend):
+    """Tracing: OTLP span ingest and a trace search over 100k traces, plumb and MLflow's own
+    server through the same endpoints (`/v1/traces`, `traces/search`)."""
+    pg = backend == "postgres"
+    secs = "0.5" if smoke else "10"
+    count = "2000" if smoke else "100000"
+    plan_ = [
+        ("ingest c8", ["trace-ingest", "--connections", "8", "--seconds", secs]),
+        ("search", ["trace-search", "--traces", count, "--requests", "3" if smoke else "20"]),
+    ]
+    peers = {"plumb": lambda port, uri: [PLUMB, "server", "--port", str(port), "--backend-store-uri", uri]}
+    if not smoke:
+        peers["mlflow"] = lambda port, uri: [os.path.join(VENV, "bin", "mlflow"), "server", "--host", "127.0.0.1",
+                                             "--port", str(port), "--backend-store-uri", uri, "--workers", "1"]
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-traces-") as workdir:
+        for name, argv in peers.items():
+            r = {}
+            for label, args in plan_:
+                db = f"{name}_bench_traces"
+                uri = fresh_database(db) if pg else f"sqlite:///{name}.db"
+                if pg and name == "mlflow":
+                    uri = uri.replace("postgres://", "postgresql+psycopg2://")
+                sub = tempfile.mkdtemp(dir=workdir)
+                srv = Server(name, lambda port: argv(port, uri), sub)
+                try:
+                    r[label] = loadgen(srv.url, *args)
+                    print(f"   {name} {label}: {json.dumps(r[label])}", flush=True)
+                finally:
+                    srv.stop()
+                    if pg:
+                        psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            results[name] = r
+    suffix = "" if backend == "sqlite" else f"-{backend}"
+    out = os.path.join(ROOT, "target", f"bench-traces{'-smoke' if smoke else ''}{suffix}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2)
+    p = results["plumb"]
+    errors = [k for k, v in p.items() if "error" in v or v.get("errors")]
+    if errors:
+        print(f"trace workloads failed: {errors}", file=sys.stderr)
+        sys.exit(1)
+    if smoke:
+        assert p["ingest c8"]["spans_per_s"] > 0 and p["search"]["page"] > 0, p
+        print("bench smoke: trace workloads ran")
+    elif backend == "sqlite":
+        path = os.path.join(ROOT, "BENCHMARKS.md")
+        with open(path) as f:
+            doc = f.read()
+        section = traces_section()
+        start = doc.find("\n## Traces\n")
+        anchor = doc.find("Raw numbers (all percentiles")
+        if start >= 0 and anchor > start:
+            doc = doc[:start] + section + "\n" + doc[anchor:]
+        elif anchor >= 0:
+            doc = doc[:anchor] + section.lstrip("\n") + "\n" + doc[anchor:]
+        with open(path, "w") as f:
+            f.write(doc)
+
+
+def traces_section():
+    """The Traces section of BENCHMARKS.md from the last full trace run, or ''."""
+    path = os.path.join(ROOT, "target", "bench-traces.json")
+    if not os.path.exists(path):
+        return kept_section("## Traces", "Raw numbers")
+    with open(path) as f:
+        r = json.load(f)
+    p, m = r["plumb"], r.get("mlflow", {})
+    when = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                         capture_output=True, text=True).stdout.strip()
+
+    def ratio(a, b, higher_is_better=True):
+        if not a or not b:
+            return "n/a"
+        return f"{a / b:,.0f}x" if higher_is_better else f"{b / a:,.0f}x"
+
+    pi, mi = p["ingest c8"], m.get("ingest c8", {})
+    ps, ms = p["search"], m.get("search", {})
+    return f"""
+## Traces
+
+`bash bench/run.sh --traces` (run of {when}, SQLite, {os.cpu_count()} cores, {cpu}): OTLP protobuf
+exports (100 traces of 5 spans per request, 8 connections) to `/v1/traces`, and
+`traces/search` with `trace.status = 'ERROR'` (the 100 newest of {ps["traces"]:,} one-span traces,
+10% failed) on a fresh server per workload; MLflow 3.17.2's own server through the same
+endpoints in the same run.
+
+| workload | plumb | MLflow | plumb vs MLflow |
+|---|---|---|---|
+| OTLP ingest c8: spans/s | {fmt(pi["spans_per_s"])} | {fmt(mi.get("spans_per_s"))} | {ratio(pi["spans_per_s"], mi.get("spans_per_s"))} |
+| ingest c8: p50 / p99 ms per request | {fmt(pi["p50_ms"])} / {fmt(pi["p99_ms"])} | {fmt(mi.get("p50_ms"))} / {fmt(mi.get("p99_ms"))} | |
+| search over {ps["traces"]:,} traces: p50 / p99 ms | {fmt(ps["p50_ms"])} / {fmt(ps["p99_ms"])} | {fmt(ms.get("p50_ms"))} / {fmt(ms.get("p99_ms"))} | {ratio(ps["p50_ms"], ms.get("p50_ms"), False)} |
+| loading those traces: s | {fmt(ps["load_seconds"])} | {fmt(ms.get("load_seconds"))} | |
+"""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--monitoring", action="store_true", help="the monitoring workloads (see above)")
+    ap.add_argument("--traces", action="store_true", help="the trace workloads (see above)")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--out", default=None)
@@ -335,6 +436,9 @@ def main():
         return
     if args.monitoring:
         monitoring(args.smoke, args.backend)
+        return
+    if args.traces:
+        traces(args.smoke, args.backend)
         return
     results = {}
     for name, argv_for in servers(args.smoke, args.backend).items():
@@ -533,7 +637,7 @@ temporary folder with its default settings.
   "points in the metric" and "runs in the experiment".
 
 {sqlite_table}
-{ceiling(sqlite_results)}{monitoring_section()}
+{ceiling(sqlite_results)}{monitoring_section()}{traces_section()}
 Raw numbers (all percentiles, errors, bytes): `target/bench-results.json` of the run
 (`target/bench-results-postgres.json` for PostgreSQL).
 {pg_section}"""

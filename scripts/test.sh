@@ -61,6 +61,7 @@ step "benchmark harness smoke run (plumb and the do-nothing floor, seconds; the 
 bash bench/run.sh --smoke
 bash bench/run.sh --smoke --backend postgres
 bash bench/run.sh --smoke --monitoring
+bash bench/run.sh --smoke --traces
 
 
 export PLUMB_BIN=$root/target/debug/plumb

@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use serde_json::{json, Value};
 
 mod monitoring;
+mod traces;
 
 #[derive(Parser)]
 #[command(
@@ -96,6 +97,26 @@ enum Workload {
         rounds: usize,
         #[arg(long, default_value_t = 1000)]
         interval_ms: u64,
+    },
+    /// OTLP span ingest: `traces` traces of `spans` spans per protobuf request to /v1/traces.
+    TraceIngest {
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 100)]
+        traces: usize,
+        #[arg(long, default_value_t = 5)]
+        spans: usize,
+    },
+    /// traces/search (a status filter, 100 newest) over an experiment of `traces` traces.
+    TraceSearch {
+        #[arg(long, default_value_t = 100_000)]
+        traces: usize,
+        #[arg(long, default_value_t = 20)]
+        requests: usize,
+        #[arg(long, default_value_t = 4)]
+        load_connections: usize,
     },
     /// Serves on the --url's address, until killed, a server that reads and parses each request
     /// and stores nothing (the ceiling of the write workloads on this machine).
@@ -342,6 +363,17 @@ async fn run(cli: Cli) -> anyhow::Result<Value> {
     let api = Arc::new(Api::new(&cli.url)?);
     match cli.workload {
         Workload::Floor => floor(&cli.url).await,
+        Workload::TraceIngest {
+            connections,
+            seconds,
+            traces,
+            spans,
+        } => traces::ingest(&cli.url, connections, seconds, traces, spans).await,
+        Workload::TraceSearch {
+            traces,
+            requests,
+            load_connections,
+        } => traces::search(&cli.url, traces, requests, load_connections).await,
         Workload::MonitorIngest {
             connections,
             seconds,
