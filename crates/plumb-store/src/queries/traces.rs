@@ -374,8 +374,16 @@ pub async fn search<C: Conn>(c: &mut C, q: &TraceQuery) -> DbResult<Page<TraceIn
             ))
         })?);
     }
-    let mut filter = vec![c.dialect().in_list("t.experiment_id")];
-    binds.push(Bind::IntList(exps));
+    // One experiment (the usual search) compares with `=`, so the (experiment, time) index
+    // also gives the order and the page stops early; a list would sort every trace first.
+    let mut filter = Vec::new();
+    if let [one] = exps[..] {
+        filter.push("t.experiment_id = ?".to_string());
+        binds.push(one.into());
+    } else {
+        filter.push(c.dialect().in_list("t.experiment_id"));
+        binds.push(Bind::IntList(exps));
+    }
     for cl in &q.filter {
         filter.push(clause_sql(cl, &mut binds)?);
     }
