@@ -239,3 +239,72 @@ async fn version_names_the_mlflow_api_and_plumb_says_its_own() {
     assert_eq!(v["plumb"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["mlflow_api"], "3.17.2");
 }
+
+#[tokio::test]
+async fn assessments_refuse_hostile_input_and_keep_what_is_stored() {
+    let s = TestServer::spawn().await;
+    let id = "tr-0123456789abcdef0123456789abcdef";
+    s.ok(T, start_body(id, "0")).await;
+    let base = format!("{T}/{id}/assessments");
+    let good = json!({"assessment": {"assessment_name": "ok", "feedback": {"value": true},
+                                     "source": {"source_type": "HUMAN", "source_id": "me"}}});
+    let kept = s.ok(&base, good).await;
+    let aid = kept["assessment"]["assessment_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let with = |k: &str, v: Value| {
+        let mut b = json!({"assessment": {"assessment_name": "x", "feedback": {"value": 1}}});
+        b["assessment"][k] = v;
+        b
+    };
+    for (what, body) in [
+        ("no assessment", json!({})),
+        ("no name", with("assessment_name", json!(""))),
+        ("long name", with("assessment_name", json!("n".repeat(251)))),
+        ("both kinds", with("expectation", json!({"value": 2}))),
+        ("feedback not an object", with("feedback", json!("yes"))),
+        ("metadata values", with("metadata", json!({"k": 5}))),
+        (
+            "huge rationale",
+            with("rationale", json!("r".repeat(2 * 1024 * 1024))),
+        ),
+        (
+            "overrides a missing one",
+            with("overrides", json!("a-nope")),
+        ),
+    ] {
+        let (st, b) = s.post(&base, body).await;
+        assert!((400..500).contains(&st), "{what}: {st} {b}");
+    }
+    for path in [
+        format!("{T}/{id}/assessments/..%2F..%2Fetc"),
+        format!("{T}/{id}/assessments/%00"),
+        format!("{T}/{id}/assessments/{}", "a".repeat(10_000)),
+        format!("{T}/tr-nope/assessments/{aid}"),
+    ] {
+        let (st, _) = s.get(&path).await;
+        assert_eq!(st, 404, "{path}");
+        let r = s.client.delete(s.url(&path)).send().await.expect("send");
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+    }
+    let patch = s
+        .client
+        .patch(s.url(&format!("{base}/{aid}")))
+        .json(&json!({"assessment": {"rationale": 5}, "update_mask": "rationale"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(patch.status().as_u16(), 400);
+    let patch = s
+        .client
+        .patch(s.url(&format!("{base}/{aid}")))
+        .json(&json!({"assessment": {"rationale": "x"}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(patch.status().as_u16(), 400, "an update needs its mask");
+    let (st, got) = s.get(&format!("{base}/{aid}")).await;
+    assert_eq!(st, 200);
+    assert_eq!(got, kept, "nothing changed");
+}
