@@ -249,34 +249,27 @@ def monitoring(smoke, backend):
                 mlflow.stop()
                 if pg:
                     psql('DROP DATABASE IF EXISTS "mlflow_bench_monitoring" WITH (FORCE)')
-    suffix = "" if backend == "sqlite" else f"-{backend}"
-    out = os.path.join(ROOT, "target", f"bench-monitoring{'-smoke' if smoke else ''}{suffix}.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(results, f, indent=2)
+    save_results("monitoring", smoke, backend, results)
     p = results["plumb"]
-    errors = [k for k, v in p.items() if "error" in v or v.get("errors")]
-    if errors:
-        print(f"monitoring workloads failed: {errors}", file=sys.stderr)
-        sys.exit(1)
     if smoke:
         assert p["ingest c8"]["events_per_s"] > 0 and p["window 1h"]["counted"] == 20000, p
         print("bench smoke: monitoring workloads ran")
     elif backend == "sqlite":
-        update_monitoring_section()
+        put_section("## Monitoring", monitoring_section())
 
 
-def update_monitoring_section():
-    """Puts this run's Monitoring section into BENCHMARKS.md in place (the other tables are the
-    last full runs' and stay as they are)."""
+def put_section(heading, section):
+    """Puts a section of BENCHMARKS.md in place: from its heading to the next section or the
+    closing "Raw numbers" line (the other sections are the last full runs' and stay)."""
     path = os.path.join(ROOT, "BENCHMARKS.md")
     with open(path) as f:
         doc = f.read()
-    section = monitoring_section()
-    start = doc.find("\n## Monitoring\n")
+    start = doc.find(f"\n{heading}\n")
     anchor = doc.find("Raw numbers (all percentiles")
-    if start >= 0 and anchor > start:
-        doc = doc[:start] + section + "\n" + doc[anchor:]
+    if start >= 0:
+        ends = [i for i in (doc.find("\n## ", start + 1), anchor) if i > start]
+        end = min(ends) if ends else len(doc)
+        doc = doc[:start] + section + "\n" + doc[end:].lstrip("\n")
     elif anchor >= 0:
         doc = doc[:anchor] + section.lstrip("\n") + "\n" + doc[anchor:]
     else:
@@ -285,11 +278,24 @@ def update_monitoring_section():
         f.write(doc)
 
 
+def save_results(kind, smoke, backend, results):
+    """Writes `target/bench-<kind>[-smoke][-backend].json`; exits 1 when a plumb workload failed."""
+    suffix = "" if backend == "sqlite" else f"-{backend}"
+    out = os.path.join(ROOT, "target", f"bench-{kind}{'-smoke' if smoke else ''}{suffix}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(results, f, indent=2)
+    errors = [k for k, v in results["plumb"].items() if "error" in v or v.get("errors")]
+    if errors:
+        print(f"{kind} workloads failed: {errors}", file=sys.stderr)
+        sys.exit(1)
+
+
 def monitoring_section():
     """The Monitoring section of BENCHMARKS.md from the last full monitoring run, or ''."""
     path = os.path.join(ROOT, "target", "bench-monitoring.json")
     if not os.path.exists(path):
-        return kept_section("## Monitoring", "Raw numbers")
+        return kept_section("## Monitoring", "\n## ", "Raw numbers")
     with open(path) as f:
         r = json.load(f)
     p, m = r["plumb"], r.get("mlflow", {}).get("log-batch c8", {})
@@ -355,39 +361,20 @@ def traces(smoke, backend):
                     if pg:
                         psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             results[name] = r
-    suffix = "" if backend == "sqlite" else f"-{backend}"
-    out = os.path.join(ROOT, "target", f"bench-traces{'-smoke' if smoke else ''}{suffix}.json")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "w") as f:
-        json.dump(results, f, indent=2)
+    save_results("traces", smoke, backend, results)
     p = results["plumb"]
-    errors = [k for k, v in p.items() if "error" in v or v.get("errors")]
-    if errors:
-        print(f"trace workloads failed: {errors}", file=sys.stderr)
-        sys.exit(1)
     if smoke:
         assert p["ingest c8"]["spans_per_s"] > 0 and p["search"]["page"] > 0, p
         print("bench smoke: trace workloads ran")
     elif backend == "sqlite":
-        path = os.path.join(ROOT, "BENCHMARKS.md")
-        with open(path) as f:
-            doc = f.read()
-        section = traces_section()
-        start = doc.find("\n## Traces\n")
-        anchor = doc.find("Raw numbers (all percentiles")
-        if start >= 0 and anchor > start:
-            doc = doc[:start] + section + "\n" + doc[anchor:]
-        elif anchor >= 0:
-            doc = doc[:anchor] + section.lstrip("\n") + "\n" + doc[anchor:]
-        with open(path, "w") as f:
-            f.write(doc)
+        put_section("## Traces", traces_section())
 
 
 def traces_section():
     """The Traces section of BENCHMARKS.md from the last full trace run, or ''."""
     path = os.path.join(ROOT, "target", "bench-traces.json")
     if not os.path.exists(path):
-        return kept_section("## Traces", "Raw numbers")
+        return kept_section("## Traces", "\n## ", "Raw numbers")
     with open(path) as f:
         r = json.load(f)
     p, m = r["plumb"], r.get("mlflow", {})
@@ -568,9 +555,9 @@ sharing the two cores with it, leave.
 """
 
 
-def kept_section(start, stop):
-    """The text of BENCHMARKS.md from the line `start` up to the line `stop` (kept when this run
-    did not produce it), or ''."""
+def kept_section(start, *stops):
+    """The text of BENCHMARKS.md from the line `start` up to the first of `stops` after it (kept
+    when this run did not produce it), or ''."""
     try:
         with open(os.path.join(ROOT, "BENCHMARKS.md")) as f:
             doc = f.read()
@@ -579,7 +566,8 @@ def kept_section(start, stop):
     i = doc.find(start)
     if i < 0:
         return ""
-    j = doc.find(stop, i) if stop else -1
+    ends = [j for j in (doc.find(stop, i + 1) for stop in stops if stop) if j >= 0]
+    j = min(ends) if ends else -1
     return "\n" + (doc[i:j] if j >= 0 else doc[i:]).rstrip() + "\n"
 
 
