@@ -274,19 +274,15 @@ fn mlflow_routes() -> Router<AppState> {
 
 /// plumb's own routes, relative to `/api/2.0/plumb` (and `/ajax-api/2.0/plumb` for the UI).
 /// MLflow 3's trace routes, relative to `/api/3.0` (v3 only: under 2.0 the same paths are the
-/// v2 trace API, not served).
+/// v2 trace API, not served), with the routes v2 shares.
 fn trace_routes() -> Router<AppState> {
     use api::traces as t;
-    use axum::routing::patch;
     Router::new()
         .route("/mlflow/traces", post(t::start))
         .route("/mlflow/traces/search", post(t::search))
         .route("/mlflow/traces/get", get(t::get_trace))
         .route("/mlflow/traces/batchGet", get(t::batch_get))
-        .route("/mlflow/get-trace-artifact", get(t::trace_artifact))
         .route("/mlflow/traces/batchGetInfos", post(t::batch_get_infos))
-        .route("/mlflow/traces/delete-traces", post(t::delete))
-        .route("/mlflow/traces/link-to-run", post(t::link_to_run))
         .route("/mlflow/traces/{trace_id}", get(t::get_info))
         .route(
             "/mlflow/traces/{trace_id}/assessments",
@@ -298,10 +294,7 @@ fn trace_routes() -> Router<AppState> {
                 .patch(t::update_assessment)
                 .delete(t::delete_assessment),
         )
-        .route(
-            "/mlflow/traces/{trace_id}/tags",
-            patch(t::set_tag).delete(t::delete_tag),
-        )
+        .merge(trace_routes_v2())
 }
 
 /// The trace routes whose v2 form (under `/api/2.0`) is the same call as v3's; the 3.x client
