@@ -233,15 +233,23 @@ impl<'a> Parser<'a> {
         match self.next() {
             Some(Tok::Word(w)) => {
                 if let Some(entity) = w.strip_suffix('.') {
-                    if !entity.contains('.') {
-                        return match self.next() {
-                            Some(Tok::Quoted(k)) | Some(Tok::DQuoted(k)) => Ok(RawIdent {
-                                entity: entity.to_string(),
-                                key: k,
-                            }),
-                            _ => Err(self.err(&format!("expected a key after '{w}'"))),
-                        };
-                    }
+                    // `tags.`k``, or a nested key whose last part is quoted:
+                    // `span.attributes.`mlflow.spanType``.
+                    let (entity, prefix) = match entity.split_once('.') {
+                        None => (entity, ""),
+                        Some((e, rest)) => (e, rest),
+                    };
+                    return match self.next() {
+                        Some(Tok::Quoted(k)) | Some(Tok::DQuoted(k)) => Ok(RawIdent {
+                            entity: entity.to_string(),
+                            key: if prefix.is_empty() {
+                                k
+                            } else {
+                                format!("{prefix}.{k}")
+                            },
+                        }),
+                        _ => Err(self.err(&format!("expected a key after '{w}'"))),
+                    };
                 }
                 match w.split_once('.') {
                     Some((e, k)) if !k.is_empty() => Ok(RawIdent {
@@ -401,6 +409,54 @@ pub enum TraceTarget {
     Attribute(&'static str),
     Tag(String),
     Metadata(String),
+    /// A property of one of the trace's spans; the span clauses of a filter hold for one span.
+    Span(SpanKey),
+    /// A valid feedback or expectation of that name (`feedback.rating >= 4`).
+    Assessment {
+        kind: AssessmentKind,
+        name: String,
+    },
+}
+
+/// What a `span.` key of a trace filter names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpanKey {
+    Name,
+    Type,
+    Status,
+    /// The span as stored (MLflow's span dictionary), for `LIKE` (`text`, `span.content`).
+    Content,
+    /// `span.attributes.<name>`.
+    Attribute(String),
+}
+
+impl SpanKey {
+    /// The key as written after `span.`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Name => "name",
+            Self::Type => "type",
+            Self::Status => "status",
+            Self::Content => "content",
+            Self::Attribute(a) => a,
+        }
+    }
+}
+
+/// An assessment's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AssessmentKind {
+    Feedback,
+    Expectation,
+}
+
+impl AssessmentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Feedback => "feedback",
+            Self::Expectation => "expectation",
+        }
+    }
 }
 
 /// One `AND`-joined clause of a trace filter.
@@ -418,7 +474,7 @@ pub struct TraceOrder {
     pub ascending: bool,
 }
 
-const TRACE_NUMERIC: &[&str] = &["timestamp_ms", "execution_time_ms"];
+const TRACE_NUMERIC: &[&str] = &["timestamp_ms", "execution_time_ms", "end_time_ms"];
 
 /// The canonical attribute of a trace search key (`timestamp` is `timestamp_ms`, ...).
 fn trace_attr(key: &str, order: bool) -> Option<&'static str> {
@@ -426,6 +482,7 @@ fn trace_attr(key: &str, order: bool) -> Option<&'static str> {
         "request_id" | "trace_id" => "trace_id",
         "timestamp" | "timestamp_ms" => "timestamp_ms",
         "execution_time" | "execution_time_ms" => "execution_time_ms",
+        "end_time" | "end_time_ms" => "end_time_ms",
         "status" | "state" => "status",
         "client_request_id" => "client_request_id",
         "name" => "name",
@@ -437,20 +494,60 @@ fn trace_attr(key: &str, order: bool) -> Option<&'static str> {
 
 fn trace_target(entity: &str, key: String, order: bool) -> Result<TraceTarget> {
     match entity.to_ascii_lowercase().as_str() {
+        "" | "attribute" | "attributes" | "attr" | "trace" if !order && key == "text" => {
+            // Full-text search over the spans.
+            Ok(TraceTarget::Span(SpanKey::Content))
+        }
         "" | "attribute" | "attributes" | "attr" | "trace" => trace_attr(&key, order)
             .map(TraceTarget::Attribute)
             .ok_or_else(|| {
                 Error::invalid(format!(
                     "Invalid attribute key '{key}' specified. Valid keys are 'request_id', \
                      'timestamp', 'timestamp_ms', 'execution_time', 'execution_time_ms', \
-                     'status', 'client_request_id', 'name', 'run_id'"
+                     'end_time', 'end_time_ms', 'status', 'client_request_id', 'name', \
+                     'run_id', 'text'"
                 ))
             }),
         "tag" | "tags" => Ok(TraceTarget::Tag(key)),
         "metadata" | "request_metadata" => Ok(TraceTarget::Metadata(key)),
+        "span" if !order => Ok(TraceTarget::Span(match key.as_str() {
+            "name" => SpanKey::Name,
+            "type" => SpanKey::Type,
+            "status" => SpanKey::Status,
+            "content" => SpanKey::Content,
+            k => match k.strip_prefix("attributes.") {
+                Some(a) if !a.is_empty() => SpanKey::Attribute(a.to_string()),
+                Some(_) => {
+                    return Err(Error::invalid(
+                        "Span attribute name cannot be empty after 'attributes.'",
+                    ))
+                }
+                None => {
+                    return Err(Error::invalid(format!(
+                        "Invalid span attribute '{key}'. Supported attributes: name, status, \
+                         type, attributes.<attribute_name>."
+                    )))
+                }
+            },
+        })),
+        "feedback" | "expectation" if !order => {
+            if key.is_empty() {
+                return Err(Error::invalid("Assessment field name cannot be empty"));
+            }
+            let kind = if entity.eq_ignore_ascii_case("feedback") {
+                AssessmentKind::Feedback
+            } else {
+                AssessmentKind::Expectation
+            };
+            Ok(TraceTarget::Assessment { kind, name: key })
+        }
         other => Err(Error::invalid(format!(
-            "Invalid entity type '{other}'. Valid values are 'attribute', 'tag', 'metadata' \
-             (plumb does not search spans or assessments yet)"
+            "Invalid entity type '{other}'. Valid values are 'attribute', 'tag', 'metadata'{}",
+            if order {
+                ""
+            } else {
+                ", 'span', 'feedback', 'expectation'"
+            }
         ))),
     }
 }
@@ -476,6 +573,22 @@ pub fn parse_trace_filter(filter: &str) -> Result<Vec<TraceClause>> {
                     && matches!(value, Value::Str(_))
                     || matches!(op, Op::IsNull | Op::IsNotNull)
             }
+            TraceTarget::Span(SpanKey::Content) => {
+                matches!(op, Op::Like | Op::ILike) && matches!(value, Value::Str(_))
+            }
+            TraceTarget::Span(_) => {
+                matches!(op, Op::Eq | Op::Ne | Op::Like | Op::ILike)
+                    && matches!(value, Value::Str(_))
+                    || matches!(op, Op::In | Op::NotIn) && matches!(value, Value::List(_))
+            }
+            TraceTarget::Assessment { .. } => match op {
+                Op::IsNull | Op::IsNotNull => true,
+                Op::Lt | Op::Le | Op::Gt | Op::Ge => matches!(value, Value::Num(_)),
+                Op::Eq | Op::Ne | Op::Like | Op::ILike => {
+                    matches!(value, Value::Str(_) | Value::Num(_))
+                }
+                Op::In | Op::NotIn => false,
+            },
         };
         if !ok {
             return Err(Error::invalid(format!(
@@ -485,6 +598,8 @@ pub fn parse_trace_filter(filter: &str) -> Result<Vec<TraceClause>> {
                     TraceTarget::Attribute(a) => format!("attribute '{a}'"),
                     TraceTarget::Tag(k) => format!("tag '{k}'"),
                     TraceTarget::Metadata(k) => format!("metadata '{k}'"),
+                    TraceTarget::Span(k) => format!("span.{}", k.as_str()),
+                    TraceTarget::Assessment { kind, name } => format!("{} '{name}'", kind.as_str()),
                 }
             )));
         }
@@ -1183,8 +1298,31 @@ mod tests {
         );
         assert_eq!(f[4].op, Op::In);
         assert!(parse_trace_filter("").expect("empty").is_empty());
+        let f = parse_trace_filter(
+            "span.attributes.`mlflow.spanType` = 'LLM' AND feedback.`my score` >= 4 \
+             AND text LIKE '%a%' AND span.status IN ('OK')",
+        )
+        .expect("spans and assessments");
+        assert_eq!(
+            f[0].target,
+            TraceTarget::Span(SpanKey::Attribute("mlflow.spanType".into()))
+        );
+        assert_eq!(
+            f[1].target,
+            TraceTarget::Assessment {
+                kind: AssessmentKind::Feedback,
+                name: "my score".into()
+            }
+        );
+        assert_eq!(f[2].target, TraceTarget::Span(SpanKey::Content));
         for bad in [
-            "span.name = 'x'",
+            "span.nope = 'x'",
+            "span.attributes. = 'x'",
+            "span.content = 'x'",
+            "span.name > 'x'",
+            "feedback.rating > 'x'",
+            "feedback.rating IN ('a')",
+            "issue.id = 'x'",
             "trace.nope = 'x'",
             "timestamp_ms LIKE 'x'",
             "status > 'OK'",
@@ -1199,6 +1337,8 @@ mod tests {
         assert!(o[0].ascending && !o[1].ascending);
         assert!(parse_trace_order_by(&["trace.status sideways".into()]).is_err());
         assert!(parse_trace_order_by(&["experiment_id".into()]).is_ok());
+        assert!(parse_trace_order_by(&["span.name".into()]).is_err());
+        assert!(parse_trace_order_by(&["feedback.rating".into()]).is_err());
         assert!(parse_trace_filter("experiment_id = '1'").is_err());
     }
 }

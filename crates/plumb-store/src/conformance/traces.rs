@@ -379,3 +379,146 @@ pub async fn assessments_override_and_restore(store: Store) {
         .expect_err("no trace");
     assert_eq!(e.code, ErrorCode::ResourceDoesNotExist);
 }
+
+pub async fn traces_searched_by_spans_and_assessments(store: Store) {
+    let exp = experiment(&store, "searched").await;
+    let with_attrs = |trace: &str, id: &str, name: &str, attrs: &str, status: &str| SpanRecord {
+        name: name.into(),
+        content: format!(r#"{{"name":"{name}","attributes":{attrs}}}"#),
+        ..span(trace, id, None, 1_000_000_000, status)
+    };
+    store
+        .log_spans(
+            &exp,
+            vec![
+                with_attrs(
+                    "tr-1",
+                    "a",
+                    "chat",
+                    r#"{"model":"\"gpt-4\"","n":"5"}"#,
+                    "OK",
+                ),
+                with_attrs(
+                    "tr-2",
+                    "b",
+                    "retrieve",
+                    r#"{"model":"\"gpt-4o_mini\""}"#,
+                    "ERROR",
+                ),
+                with_attrs("tr-3", "c", "chat", r#"{"model":"\"50%\""}"#, "ERROR"),
+            ],
+        )
+        .await
+        .expect("spans");
+    let feedback = |id: &str, trace: &str, name: &str, body: &str| AssessmentRecord {
+        assessment_id: id.into(),
+        trace_id: trace.into(),
+        name: name.into(),
+        created_ms: 10,
+        updated_ms: 10,
+        valid: true,
+        overrides: None,
+        body: serde_json::from_str(body).expect("json"),
+    };
+    for a in [
+        feedback("a-1", "tr-1", "rating", r#"{"feedback": {"value": 5}}"#),
+        feedback("a-2", "tr-2", "rating", r#"{"feedback": {"value": 2}}"#),
+        feedback("a-3", "tr-1", "correct", r#"{"feedback": {"value": true}}"#),
+        feedback("a-4", "tr-2", "tone", r#"{"feedback": {"value": "yes"}}"#),
+        feedback(
+            "a-5",
+            "tr-3",
+            "answer",
+            r#"{"expectation": {"value": "Paris"}}"#,
+        ),
+    ] {
+        store.create_assessment(a).await.expect("assessment");
+    }
+    let found = |f: &'static str| {
+        let store = store.clone();
+        let exp = exp.clone();
+        async move {
+            let mut v = ids(&store, query(&exp, f, &[], 100, 0)).await;
+            v.sort();
+            v
+        }
+    };
+    assert_eq!(found("span.name = 'chat'").await, ["tr-1", "tr-3"]);
+    assert_eq!(found("span.name IN ('retrieve')").await, ["tr-2"]);
+    assert_eq!(found("span.status = 'ERROR'").await, ["tr-2", "tr-3"]);
+    assert_eq!(
+        found("span.name = 'chat' AND span.status = 'ERROR'").await,
+        ["tr-3"],
+        "one span meets both"
+    );
+    assert_eq!(found("span.type = 'LLM'").await.len(), 3);
+    assert_eq!(found("span.attributes.model = 'gpt-4'").await, ["tr-1"]);
+    assert_eq!(found("span.attributes.n = '5'").await, ["tr-1"]);
+    assert_eq!(
+        found("span.attributes.model != 'gpt-4'").await,
+        ["tr-2", "tr-3"]
+    );
+    assert_eq!(
+        found("span.attributes.model LIKE '%gpt%'").await,
+        ["tr-1", "tr-2"]
+    );
+    assert_eq!(found("span.attributes.model = '50%'").await, ["tr-3"]);
+    assert_eq!(
+        found("span.attributes.model = 'gpt-4o%mini'").await,
+        Vec::<String>::new(),
+        "a value's % is literal"
+    );
+    assert_eq!(found("text LIKE '%retrieve%'").await, ["tr-2"]);
+    assert_eq!(found("feedback.rating > 3").await, ["tr-1"]);
+    assert_eq!(found("feedback.rating <= 2").await, ["tr-2"]);
+    assert_eq!(found("feedback.rating = 5").await, ["tr-1"]);
+    assert_eq!(found("feedback.rating != '5'").await, ["tr-2"]);
+    assert_eq!(found("feedback.correct = 'true'").await, ["tr-1"]);
+    assert_eq!(found("feedback.tone = 'yes'").await, ["tr-2"]);
+    assert_eq!(
+        found("feedback.tone > 0").await,
+        Vec::<String>::new(),
+        "yes is not a number"
+    );
+    assert_eq!(found("feedback.rating IS NULL").await, ["tr-3"]);
+    assert_eq!(found("expectation.answer = 'Paris'").await, ["tr-3"]);
+    assert_eq!(
+        found("expectation.answer LIKE 'P%'").await,
+        Vec::<String>::new()
+    );
+    assert_eq!(found("expectation.answer LIKE '\"P%'").await, ["tr-3"]);
+    assert_eq!(
+        found("feedback.answer IS NOT NULL").await,
+        Vec::<String>::new(),
+        "an expectation is not feedback"
+    );
+    // An overridden assessment no longer matches; its replacement does.
+    store
+        .create_assessment(AssessmentRecord {
+            overrides: Some("a-1".into()),
+            ..feedback("a-6", "tr-1", "rating", r#"{"feedback": {"value": 1}}"#)
+        })
+        .await
+        .expect("override");
+    assert_eq!(found("feedback.rating > 3").await, Vec::<String>::new());
+    assert_eq!(found("feedback.rating < 2").await, ["tr-1"]);
+    // An update moves the searchable value too.
+    store
+        .update_assessment(
+            "tr-2",
+            "a-4",
+            AssessmentPatch {
+                name: None,
+                body: serde_json::from_str(r#"{"feedback": {"value": "no"}}"#).expect("json"),
+                valid: None,
+            },
+            20,
+        )
+        .await
+        .expect("update");
+    assert_eq!(found("feedback.tone = 'no'").await, ["tr-2"]);
+    assert_eq!(
+        found("trace.end_time_ms > 0 AND span.name = 'retrieve'").await,
+        ["tr-2"]
+    );
+}

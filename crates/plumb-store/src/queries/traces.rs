@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use plumb_core::entities::Page;
-use plumb_core::search::{TraceClause, TraceTarget, Value};
+use plumb_core::search::{Op, SpanKey, TraceClause, TraceTarget, Value};
 use plumb_core::Error;
 
 use crate::db::{fetch_page, Bind, Conn, DbResult, Row};
@@ -149,10 +149,88 @@ CREATE INDEX plumb_assessments_trace ON plumb_assessments (trace_id, created_ms)
 ",
 };
 
+/// An assessment's kind and value kept as columns for trace search and trace metrics:
+/// `value` is the value as JSON text, `num_value` the number it counts as (booleans and
+/// yes/no as 1 and 0), `is_num` whether it is a number itself (what `<`, `>` compare).
+const V4: Migration = Migration {
+    version: 4,
+    sqlite: "
+ALTER TABLE plumb_assessments ADD COLUMN kind TEXT;
+ALTER TABLE plumb_assessments ADD COLUMN value TEXT;
+ALTER TABLE plumb_assessments ADD COLUMN num_value REAL;
+ALTER TABLE plumb_assessments ADD COLUMN is_num INTEGER NOT NULL DEFAULT 0;
+UPDATE plumb_assessments SET
+    kind = CASE WHEN json_type(body, '$.feedback') IS NOT NULL THEN 'feedback'
+                WHEN json_type(body, '$.expectation') IS NOT NULL THEN 'expectation' END,
+    value = COALESCE(body -> '$.feedback.value', body -> '$.expectation.value');
+UPDATE plumb_assessments SET
+    num_value = CASE json_type(value)
+        WHEN 'integer' THEN json_extract(value, '$')
+        WHEN 'real' THEN json_extract(value, '$')
+        WHEN 'true' THEN 1.0
+        WHEN 'false' THEN 0.0
+        WHEN 'text' THEN CASE lower(trim(json_extract(value, '$')))
+            WHEN 'yes' THEN 1.0 WHEN 'no' THEN 0.0 END END,
+    is_num = CASE WHEN json_type(value) IN ('integer', 'real') THEN 1 ELSE 0 END
+WHERE value IS NOT NULL;
+CREATE INDEX plumb_assessments_name ON plumb_assessments (name, kind);
+CREATE INDEX plumb_spans_name ON plumb_spans (name);
+",
+    postgres: "
+ALTER TABLE plumb_assessments ADD COLUMN kind TEXT;
+ALTER TABLE plumb_assessments ADD COLUMN value TEXT;
+ALTER TABLE plumb_assessments ADD COLUMN num_value DOUBLE PRECISION;
+ALTER TABLE plumb_assessments ADD COLUMN is_num BIGINT NOT NULL DEFAULT 0;
+UPDATE plumb_assessments SET
+    kind = CASE WHEN body::jsonb -> 'feedback' IS NOT NULL THEN 'feedback'
+                WHEN body::jsonb -> 'expectation' IS NOT NULL THEN 'expectation' END,
+    value = COALESCE(body::jsonb -> 'feedback' -> 'value',
+                     body::jsonb -> 'expectation' -> 'value')::text;
+UPDATE plumb_assessments SET
+    num_value = CASE jsonb_typeof(value::jsonb)
+        WHEN 'number' THEN (value::jsonb #>> '{}')::double precision
+        WHEN 'boolean' THEN CASE WHEN value = 'true' THEN 1.0 ELSE 0.0 END
+        WHEN 'string' THEN CASE lower(trim(value::jsonb #>> '{}'))
+            WHEN 'yes' THEN 1.0 WHEN 'no' THEN 0.0 END END,
+    is_num = CASE WHEN jsonb_typeof(value::jsonb) = 'number' THEN 1 ELSE 0 END
+WHERE value IS NOT NULL;
+CREATE INDEX plumb_assessments_name ON plumb_assessments (name, kind);
+CREATE INDEX plumb_spans_name ON plumb_spans (name);
+",
+};
+
 pub const TRACES: Feature = Feature {
     name: "traces",
-    migrations: &[V1, V2, V3],
+    migrations: &[V1, V2, V3, V4],
 };
+
+/// An assessment's kind, value (JSON text), the number it counts as, and whether it is a
+/// number itself: the searchable columns of V4, derived from its body.
+fn assessment_columns(body: &serde_json::Map<String, serde_json::Value>) -> [Bind; 4] {
+    use serde_json::Value as J;
+    let (kind, value) = match (body.get("feedback"), body.get("expectation")) {
+        (Some(f), _) => (Some("feedback"), f.get("value")),
+        (None, Some(e)) => (Some("expectation"), e.get("value")),
+        _ => (None, None),
+    };
+    let num = match value {
+        Some(J::Bool(b)) => Some(if *b { 1.0 } else { 0.0 }),
+        Some(J::Number(n)) => n.as_f64().filter(|x| x.is_finite()),
+        Some(J::String(s)) => match s.trim().to_ascii_lowercase().as_str() {
+            "yes" => Some(1.0),
+            "no" => Some(0.0),
+            _ => None,
+        },
+        _ => None,
+    };
+    let is_num = i64::from(matches!(value, Some(J::Number(_))) && num.is_some());
+    [
+        kind.map(str::to_string).into(),
+        value.map(|v| v.to_string()).into(),
+        num.into(),
+        is_num.into(),
+    ]
+}
 
 /// Trace previews keep this many characters of the root span's inputs and outputs.
 const PREVIEW_CHARS: usize = 1000;
@@ -333,6 +411,7 @@ fn attr_column(a: &str) -> &'static str {
         "status" => "t.state",
         "client_request_id" => "t.client_request_id",
         "name" => "t.name",
+        "end_time_ms" => "(t.request_time_ms + COALESCE(t.execution_ms, 0))",
         _ => "t.experiment_id",
     }
 }
@@ -353,7 +432,51 @@ fn clause_sql(cl: &TraceClause, binds: &mut Vec<Bind>) -> DbResult<String> {
                  WHERE r.trace_id = t.trace_id AND {linked}))"
             )
         }
-        TraceTarget::Attribute(a) if matches!(*a, "timestamp_ms" | "execution_time_ms") => {
+        TraceTarget::Span(_) => {
+            return Err(Error::internal("span clauses are rendered together").into())
+        }
+        TraceTarget::Assessment { kind, name } => {
+            binds.push(kind.as_str().into());
+            binds.push(name.into());
+            let head = "SELECT 1 FROM plumb_assessments a WHERE a.trace_id = t.trace_id \
+                        AND a.kind = ? AND a.name = ? AND a.valid = 1";
+            match (cl.op, &cl.value) {
+                (Op::IsNull, _) => format!("NOT EXISTS ({head})"),
+                (Op::IsNotNull, _) => format!("EXISTS ({head})"),
+                (Op::Lt | Op::Le | Op::Gt | Op::Ge, Value::Num(n)) => {
+                    binds.push(Bind::Real(*n));
+                    format!(
+                        "EXISTS ({head} AND a.is_num = 1 AND a.num_value {} ?)",
+                        cl.op.as_str()
+                    )
+                }
+                (Op::Eq | Op::Ne, v) => {
+                    // The stored JSON text equals the value as written (`true`, `4`) or as
+                    // a JSON string (`"yes"`).
+                    let raw = match v {
+                        Value::Str(s) => s.clone(),
+                        Value::Num(n) if n.fract() == 0.0 && n.abs() < 1e15 => {
+                            format!("{}", *n as i64)
+                        }
+                        Value::Num(n) => n.to_string(),
+                        _ => return Err(Error::invalid("expected a value").into()),
+                    };
+                    let quoted = serde_json::Value::String(raw.clone()).to_string();
+                    binds.push(raw.into());
+                    binds.push(quoted.into());
+                    // `!=`: an assessment of that name whose value is another.
+                    let not = if cl.op == Op::Ne { "NOT " } else { "" };
+                    format!("EXISTS ({head} AND {not}(a.value = ? OR a.value = ?))")
+                }
+                (op, v) => {
+                    let cmp = string_cmp("a.value", op, v, binds)?;
+                    format!("EXISTS ({head} AND {cmp})")
+                }
+            }
+        }
+        TraceTarget::Attribute(a)
+            if matches!(*a, "timestamp_ms" | "execution_time_ms" | "end_time_ms") =>
+        {
             let Value::Num(n) = cl.value else {
                 return Err(Error::invalid("expected a number").into());
             };
@@ -362,6 +485,73 @@ fn clause_sql(cl: &TraceClause, binds: &mut Vec<Bind>) -> DbResult<String> {
         }
         TraceTarget::Attribute(a) => string_cmp(attr_column(a), cl.op, &cl.value, binds)?,
     })
+}
+
+/// `%`, `_` and the escape character itself escaped for `LIKE ... ESCAPE '!'`.
+fn like_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '!') {
+            out.push('!');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// One span clause over the span aliased `s`.
+fn span_clause_sql(key: &SpanKey, cl: &TraceClause, binds: &mut Vec<Bind>) -> DbResult<String> {
+    let column = match key {
+        SpanKey::Name => "s.name",
+        SpanKey::Type => "s.span_type",
+        SpanKey::Status => "s.status",
+        SpanKey::Content => return Ok(string_cmp("s.content", cl.op, &cl.value, binds)?),
+        SpanKey::Attribute(a) => {
+            // Attributes live in the stored span dictionary, each value JSON-encoded:
+            // `"attributes":{"model":"\"gpt-4\""}`. LIKE reads as MLflow's does (the
+            // pattern after the quoted name); `=` / `!=` / IN compare the decoded value.
+            let name = serde_json::Value::String(a.clone()).to_string();
+            return Ok(match (cl.op, &cl.value) {
+                (Op::Like | Op::ILike, Value::Str(v)) => {
+                    let pattern = format!("%{}{v}%", like_literal(&name));
+                    let (l, r) = if cl.op == Op::ILike {
+                        ("LOWER(s.content)", "LOWER(?)")
+                    } else {
+                        ("s.content", "?")
+                    };
+                    binds.push(pattern.into());
+                    format!("{l} LIKE {r} ESCAPE '!'")
+                }
+                (op, v) => {
+                    let values: Vec<String> = match v {
+                        Value::Str(x) => vec![x.clone()],
+                        Value::List(xs) => xs.clone(),
+                        _ => return Err(Error::invalid("expected a quoted value").into()),
+                    };
+                    let mut alts = Vec::new();
+                    for x in values {
+                        // A string attribute (`"\"x\""`) or another JSON value (`"5"`).
+                        let as_string = serde_json::Value::String(x.clone()).to_string();
+                        for encoded in [as_string, x] {
+                            let stored = serde_json::Value::String(encoded).to_string();
+                            binds.push(
+                                format!("%{}:{}%", like_literal(&name), like_literal(&stored))
+                                    .into(),
+                            );
+                            alts.push("s.content LIKE ? ESCAPE '!'");
+                        }
+                    }
+                    let any = format!("({})", alts.join(" OR "));
+                    if matches!(op, Op::Ne | Op::NotIn) {
+                        format!("NOT {any}")
+                    } else {
+                        any
+                    }
+                }
+            });
+        }
+    };
+    Ok(string_cmp(column, cl.op, &cl.value, binds)?)
 }
 
 pub async fn search<C: Conn>(c: &mut C, q: &TraceQuery) -> DbResult<Page<TraceInfo>> {
@@ -384,8 +574,19 @@ pub async fn search<C: Conn>(c: &mut C, q: &TraceQuery) -> DbResult<Page<TraceIn
         filter.push(c.dialect().in_list("t.experiment_id"));
         binds.push(Bind::IntList(exps));
     }
+    let mut span_clauses = Vec::new();
     for cl in &q.filter {
-        filter.push(clause_sql(cl, &mut binds)?);
+        match &cl.target {
+            TraceTarget::Span(key) => span_clauses.push(span_clause_sql(key, cl, &mut binds)?),
+            _ => filter.push(clause_sql(cl, &mut binds)?),
+        }
+    }
+    if !span_clauses.is_empty() {
+        // One span meets every span clause, as in MLflow.
+        filter.push(format!(
+            "EXISTS (SELECT 1 FROM plumb_spans s WHERE s.trace_id = t.trace_id AND {})",
+            span_clauses.join(" AND ")
+        ));
     }
     let mut order = Vec::new();
     for o in &q.order_by {
@@ -405,6 +606,9 @@ pub async fn search<C: Conn>(c: &mut C, q: &TraceQuery) -> DbResult<Page<TraceIn
                     "(SELECT kv.value FROM {table} kv WHERE kv.trace_id = t.trace_id \
                      AND kv.key = ?) {dir}"
                 ));
+            }
+            TraceTarget::Span(_) | TraceTarget::Assessment { .. } => {
+                return Err(Error::invalid("spans and assessments do not order traces").into())
             }
         }
     }
@@ -799,20 +1003,23 @@ pub async fn create_assessment<C: Conn>(
             return Err(assessment_not_found(&a.trace_id, o).into());
         }
     }
+    let mut binds: Vec<Bind> = vec![
+        (&a.assessment_id).into(),
+        (&a.trace_id).into(),
+        (&a.name).into(),
+        a.created_ms.into(),
+        a.updated_ms.into(),
+        i64::from(a.valid).into(),
+        a.overrides.clone().into(),
+        serde_json::Value::Object(a.body.clone()).to_string().into(),
+    ];
+    binds.extend(assessment_columns(&a.body));
     c.execute(
         &format!(
-            "INSERT INTO plumb_assessments ({ASSESSMENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO plumb_assessments ({ASSESSMENT_COLUMNS}, kind, value, num_value, is_num) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
-        vec![
-            (&a.assessment_id).into(),
-            (&a.trace_id).into(),
-            (&a.name).into(),
-            a.created_ms.into(),
-            a.updated_ms.into(),
-            i64::from(a.valid).into(),
-            a.overrides.clone().into(),
-            serde_json::Value::Object(a.body.clone()).to_string().into(),
-        ],
+        binds,
     )
     .await?;
     get_assessment(c, &a.trace_id, &a.assessment_id).await
@@ -859,17 +1066,19 @@ pub async fn update_assessment<C: Conn>(
     if let Some(v) = patch.valid {
         a.valid = v;
     }
+    let mut binds: Vec<Bind> = vec![
+        (&a.name).into(),
+        serde_json::Value::Object(a.body.clone()).to_string().into(),
+        i64::from(a.valid).into(),
+        now_ms.into(),
+    ];
+    binds.extend(assessment_columns(&a.body));
+    binds.extend([trace_id.into(), assessment_id.into()]);
     c.execute(
-        "UPDATE plumb_assessments SET name = ?, body = ?, valid = ?, updated_ms = ?
+        "UPDATE plumb_assessments SET name = ?, body = ?, valid = ?, updated_ms = ?,
+             kind = ?, value = ?, num_value = ?, is_num = ?
          WHERE trace_id = ? AND assessment_id = ?",
-        vec![
-            (&a.name).into(),
-            serde_json::Value::Object(a.body.clone()).to_string().into(),
-            i64::from(a.valid).into(),
-            now_ms.into(),
-            trace_id.into(),
-            assessment_id.into(),
-        ],
+        binds,
     )
     .await?;
     get_assessment(c, trace_id, assessment_id).await
