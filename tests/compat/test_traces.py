@@ -168,6 +168,27 @@ def test_an_opentelemetry_sdk_exports_over_otlp(srv):
         locations=[exp], filter_string="trace.status = 'ERROR'", return_type="list")] == [bad_id]
     artifact = requests.get(f"{srv.url}/ajax-api/2.0/mlflow/get-trace-artifact", params={"request_id": ok_id})
     assert artifact.status_code == 200 and len(artifact.json()["spans"]) == 2
+    # Span filters: one span meets every span clause.
+    def found(f):
+        return sorted(t.info.trace_id for t in mlflow.search_traces(locations=[exp], filter_string=f, return_type="list"))
+    assert found("span.name = 'score'") == [ok_id]
+    assert found("span.name = 'score' AND span.status = 'ERROR'") == []
+    assert found("span.status = 'ERROR'") == [bad_id]
+    assert found("span.attributes.`http.method` = 'POST'") == [ok_id]
+    assert found("span.attributes.`model.version` = '7'") == [ok_id]
+    assert found("span.attributes.`http.method` LIKE '%PO%'") == [ok_id]
+
+    # A gzip-compressed protobuf export, as the exporter sends it when asked.
+    from opentelemetry.exporter.otlp.proto.http import Compression
+    provider = TracerProvider(resource=Resource.create({"service.name": "checkout"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(
+        endpoint=f"{srv.url}/v1/traces", headers={"x-mlflow-experiment-id": exp},
+        compression=Compression.Gzip)))
+    with provider.get_tracer("test").start_as_current_span("zipped") as zipped:
+        zipped.set_attribute("size", "large")
+    provider.shutdown()
+    zipped_id = "tr-" + format(zipped.get_span_context().trace_id, "032x")
+    assert mlflow.get_trace(zipped_id).data.spans[0].name == "zipped"
 
     # OTLP JSON (hex ids), and the mistakes an exporter can make.
     body = {"resourceSpans": [{"scopeSpans": [{"spans": [{
@@ -224,6 +245,20 @@ def test_feedback_and_expectations(srv):
     assert newer.overrides == fb.assessment_id
     mlflow.delete_assessment(trace_id=tid, assessment_id=newer.assessment_id)
     assert mlflow.get_assessment(tid, fb.assessment_id).valid is True
+    # Searches by assessment, through the client.
+    reply("second question")
+    other = mlflow.get_last_active_trace_id()
+    mlflow.log_feedback(trace_id=other, name="rating", value=2, source=human)
+    mlflow.log_feedback(trace_id=tid, name="rating", value=5, source=human)
+    exp = mlflow.get_experiment_by_name("judged").experiment_id
+
+    def found(f):
+        return sorted(t.info.trace_id for t in mlflow.search_traces(locations=[exp], filter_string=f, return_type="list"))
+    assert found("feedback.rating > 3") == [tid]
+    assert found("feedback.rating = 2") == [other]
+    assert found("feedback.correct = 'false'") == [tid]  # updated to False above
+    assert found("expectation.expected_answer = 'Paris'") == [tid]
+    assert found("feedback.correct IS NULL") == [other]
     r = requests.get(f"{srv.url}/api/3.0/mlflow/traces/{tid}/assessments/a-nope")
     assert r.status_code == 404
     r = requests.post(f"{srv.url}/api/3.0/mlflow/traces/tr-nope/assessments",

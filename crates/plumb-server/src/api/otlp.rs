@@ -168,6 +168,24 @@ fn protobuf(headers: &HeaderMap) -> Option<bool> {
     }
 }
 
+enum Gunzip {
+    TooLarge,
+    Invalid,
+}
+
+/// A gzip body inflated, refusing more than `limit` bytes of output (a small bomb must not
+/// inflate into memory).
+fn gunzip(data: &[u8], limit: usize) -> Result<Bytes, Gunzip> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut reader = flate2::read::GzDecoder::new(data).take(limit as u64 + 1);
+    reader.read_to_end(&mut out).map_err(|_| Gunzip::Invalid)?;
+    if out.len() > limit {
+        return Err(Gunzip::TooLarge);
+    }
+    Ok(out.into())
+}
+
 /// `POST /v1/traces`.
 pub async fn export(State(st): State<AppState>, req: Request) -> ApiResult<Response> {
     let headers = req.headers().clone();
@@ -186,22 +204,31 @@ pub async fn export(State(st): State<AppState>, req: Request) -> ApiResult<Respo
                 .unwrap_or("none")
         ))
     })?;
-    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
-        if enc.as_bytes() != b"identity" {
+    let gzip = match headers.get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
+        None | Some(b"identity") => false,
+        Some(e) if e.eq_ignore_ascii_case(b"gzip") => true,
+        Some(e) => {
             return Err(ApiError::invalid(format!(
-                "Unsupported Content-Encoding {:?}: send the export uncompressed",
-                String::from_utf8_lossy(enc.as_bytes())
-            )));
+                "Unsupported Content-Encoding {:?}: send the export as gzip or uncompressed",
+                String::from_utf8_lossy(e)
+            )))
         }
-    }
-    let body: Bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
+    };
+    let too_large = || {
+        ApiError::new(
+            plumb_core::ErrorCode::InvalidParameterValue,
+            format!("the export request is larger than {MAX_BODY} bytes"),
+        )
+    };
+    let mut body: Bytes = axum::body::to_bytes(req.into_body(), MAX_BODY)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                plumb_core::ErrorCode::InvalidParameterValue,
-                format!("the export request is larger than {MAX_BODY} bytes"),
-            )
+        .map_err(|_| too_large())?;
+    if gzip {
+        body = gunzip(&body, MAX_BODY).map_err(|e| match e {
+            Gunzip::TooLarge => too_large(),
+            Gunzip::Invalid => ApiError::invalid("The export request is not valid gzip"),
         })?;
+    }
     let invalid = || ApiError::invalid("Invalid OpenTelemetry format");
     let request = if is_proto {
         ExportTraceServiceRequest::decode(body.as_ref()).map_err(|_| invalid())?

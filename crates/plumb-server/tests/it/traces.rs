@@ -221,6 +221,49 @@ async fn otlp_export_refuses_what_it_cannot_read() {
 }
 
 #[tokio::test]
+async fn otlp_export_reads_gzip_and_refuses_bombs_and_unknown_encodings() {
+    use std::io::Write;
+    let s = TestServer::spawn().await;
+    let url = s.url("/v1/traces");
+    let gz = |data: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(data).expect("gzip");
+        e.finish().expect("gzip")
+    };
+    let send = |body: Vec<u8>, enc: &'static str| {
+        s.send(
+            s.client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("content-encoding", enc)
+                .header("x-mlflow-experiment-id", "0")
+                .body(body),
+        )
+    };
+    let span = br#"{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "6b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", "name": "zipped", "startTimeUnixNano": "1", "endTimeUnixNano": "2000000"}]}]}]}"#;
+    let (st, b) = send(gz(span), "gzip").await;
+    assert_eq!(st, 200, "{b}");
+    let (st, b) = s
+        .get("/api/3.0/mlflow/traces/tr-6b8efff798038103d269b633813fc60c")
+        .await;
+    assert_eq!(st, 200, "{b}");
+    // 40 MB of spaces inflate past the 32 MB limit from a body of about 40 KB.
+    let bomb = gz(&vec![b' '; 40 * 1024 * 1024]);
+    assert!(bomb.len() < 100_000);
+    for (what, body, enc) in [
+        ("bomb", bomb, "gzip"),
+        ("not gzip", span.to_vec(), "gzip"),
+        ("truncated", gz(span)[..20].to_vec(), "gzip"),
+        ("br", span.to_vec(), "br"),
+        ("deflate", span.to_vec(), "deflate"),
+    ] {
+        let (st, b) = send(body, enc).await;
+        assert!((400..500).contains(&st), "{what}: {st} {b}");
+        assert_eq!(b["error_code"], "INVALID_PARAMETER_VALUE", "{what}: {b}");
+    }
+}
+
+#[tokio::test]
 async fn version_names_the_mlflow_api_and_plumb_says_its_own() {
     let s = TestServer::spawn().await;
     let text = s

@@ -472,6 +472,8 @@ pub async fn traces_searched_by_spans_and_assessments(store: Store) {
     assert_eq!(found("feedback.rating > 3").await, ["tr-1"]);
     assert_eq!(found("feedback.rating <= 2").await, ["tr-2"]);
     assert_eq!(found("feedback.rating = 5").await, ["tr-1"]);
+    assert_eq!(found("feedback.rating = 5.0").await, ["tr-1"]);
+    assert_eq!(found("feedback.rating = '5.0'").await, ["tr-1"]);
     assert_eq!(found("feedback.rating != '5'").await, ["tr-2"]);
     assert_eq!(found("feedback.correct = 'true'").await, ["tr-1"]);
     assert_eq!(found("feedback.tone = 'yes'").await, ["tr-2"]);

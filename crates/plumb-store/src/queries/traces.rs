@@ -462,11 +462,18 @@ fn clause_sql(cl: &TraceClause, binds: &mut Vec<Bind>) -> DbResult<String> {
                         _ => return Err(Error::invalid("expected a value").into()),
                     };
                     let quoted = serde_json::Value::String(raw.clone()).to_string();
+                    // A number equals the stored number however it was written (`2`, `2.0`).
+                    let number = raw.trim().parse::<f64>().ok().filter(|x| x.is_finite());
                     binds.push(raw.into());
                     binds.push(quoted.into());
+                    let mut same = "a.value = ? OR a.value = ?".to_string();
+                    if let Some(x) = number {
+                        binds.push(Bind::Real(x));
+                        same.push_str(" OR (a.is_num = 1 AND a.num_value = ?)");
+                    }
                     // `!=`: an assessment of that name whose value is another.
                     let not = if cl.op == Op::Ne { "NOT " } else { "" };
-                    format!("EXISTS ({head} AND {not}(a.value = ? OR a.value = ?))")
+                    format!("EXISTS ({head} AND {not}({same}))")
                 }
                 (op, v) => {
                     let cmp = string_cmp("a.value", op, v, binds)?;
