@@ -646,6 +646,106 @@ pub fn parse_trace_order_by(order_by: &[String]) -> Result<Vec<TraceOrder>> {
         .collect()
 }
 
+/// One filter of a trace-metrics query (MLflow's `view.entity[.key] = 'value'`, one clause
+/// each, equality only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MetricFilter {
+    TraceStatus(String),
+    TraceTag(String, String),
+    TraceMetadata(String, String),
+    SpanName(String),
+    SpanStatus(String),
+    SpanType(String),
+    AssessmentName(String),
+    AssessmentType(String),
+}
+
+impl MetricFilter {
+    /// `trace`, `span` or `assessment`.
+    pub fn view(&self) -> &'static str {
+        match self {
+            Self::TraceStatus(_) | Self::TraceTag(..) | Self::TraceMetadata(..) => "trace",
+            Self::SpanName(_) | Self::SpanStatus(_) | Self::SpanType(_) => "span",
+            Self::AssessmentName(_) | Self::AssessmentType(_) => "assessment",
+        }
+    }
+}
+
+/// Parses one trace-metrics filter: `trace.status = 'OK'`, `trace.tag.env = 'prod'`,
+/// `trace.metadata.k = 'v'`, `span.name|status|type = '...'`, `assessment.name|type = '...'`.
+pub fn parse_metric_filter(filter: &str) -> Result<MetricFilter> {
+    let mut clauses = parse_raw(filter)?;
+    if clauses.len() != 1 {
+        return Err(Error::invalid(format!(
+            "Invalid filter: '{filter}'. Expected one filter clause."
+        )));
+    }
+    let (ident, op, value) = clauses.remove(0);
+    let bad_ident = || {
+        Error::invalid(format!(
+            "Invalid identifier '{}.{}'. Columns should be specified as 'trace.<key>', \
+             'span.<key>', 'assessment.<key>'.",
+            ident.entity, ident.key
+        ))
+    };
+    let (entity, key) = match ident.key.split_once('.') {
+        Some((e, k)) => (e.to_string(), Some(k.to_string())),
+        None => (ident.key.clone(), None),
+    };
+    let Value::Str(v) = value else {
+        return Err(Error::invalid(format!(
+            "Invalid filter: '{filter}'. Expected a quoted value."
+        )));
+    };
+    if op != Op::Eq {
+        return Err(Error::invalid(format!(
+            "Invalid comparator '{}' in '{filter}': trace metric filters compare with '='",
+            op.as_str()
+        )));
+    }
+    let needs_key = |what: &str| {
+        Error::invalid(format!(
+            "Filtering by {what} requires a key, e.g. '{}.{what}.<key> = <value>'",
+            ident.entity
+        ))
+    };
+    let no_key = |what: &str| {
+        Error::invalid(format!(
+            "Filtering by {what} does not require a key, use '{}.{what}' instead",
+            ident.entity
+        ))
+    };
+    Ok(match (ident.entity.as_str(), entity.as_str(), key) {
+        ("trace", "status", None) => MetricFilter::TraceStatus(v),
+        ("trace", "tag", Some(k)) => MetricFilter::TraceTag(k, v),
+        ("trace", "metadata", Some(k)) => MetricFilter::TraceMetadata(k, v),
+        ("trace", e @ ("tag" | "metadata"), None) => return Err(needs_key(e)),
+        ("trace", "status", Some(_)) => return Err(no_key("status")),
+        ("span", "name", None) => MetricFilter::SpanName(v),
+        ("span", "status", None) => MetricFilter::SpanStatus(v),
+        ("span", "type", None) => MetricFilter::SpanType(v),
+        ("assessment", "name", None) => MetricFilter::AssessmentName(v),
+        ("assessment", "type", None) => MetricFilter::AssessmentType(v),
+        ("trace" | "span" | "assessment", e, _) => {
+            return Err(Error::invalid(format!(
+                "Invalid entity '{e}' specified for view type '{}'. Valid entities are {}",
+                ident.entity,
+                match ident.entity.as_str() {
+                    "trace" => "['status', 'tag', 'metadata']",
+                    "span" => "['name', 'status', 'type']",
+                    _ => "['name', 'type']",
+                }
+            )))
+        }
+        ("", _, _) => return Err(bad_ident()),
+        (other, _, _) => {
+            return Err(Error::invalid(format!(
+                "Invalid view type '{other}'. Valid values are ['trace', 'span', 'assessment']"
+            )))
+        }
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Per-entity resolution
 
@@ -1338,6 +1438,26 @@ mod tests {
         assert!(parse_trace_order_by(&["trace.status sideways".into()]).is_err());
         assert!(parse_trace_order_by(&["experiment_id".into()]).is_ok());
         assert!(parse_trace_order_by(&["span.name".into()]).is_err());
+        assert_eq!(
+            parse_metric_filter("trace.tag.`env.name` = 'prod'").expect("tag"),
+            MetricFilter::TraceTag("env.name".into(), "prod".into())
+        );
+        assert_eq!(
+            parse_metric_filter("span.type = 'LLM'").expect("span"),
+            MetricFilter::SpanType("LLM".into())
+        );
+        for bad in [
+            "trace.status = 'OK' AND span.name = 'x'",
+            "trace.tag = 'x'",
+            "trace.status.k = 'x'",
+            "trace.nope = 'x'",
+            "spans.name = 'x'",
+            "span.name != 'x'",
+            "span.name = 3",
+            "name = 'x'",
+        ] {
+            assert!(parse_metric_filter(bad).is_err(), "{bad}");
+        }
         assert!(parse_trace_order_by(&["feedback.rating".into()]).is_err());
         assert!(parse_trace_filter("experiment_id = '1'").is_err());
     }

@@ -3,11 +3,13 @@
 
 use async_trait::async_trait;
 use plumb_core::entities::Page;
+use plumb_core::search::TraceClause;
 use plumb_core::Result;
+use plumb_store::queries::trace_metrics as m;
 use plumb_store::queries::traces as q;
 use plumb_store::traces::{
-    AssessmentPatch, AssessmentRecord, SpanRecord, TraceInfo, TraceQuery, TraceSelection,
-    TraceStore,
+    AssessmentPatch, AssessmentRecord, CorrelationCounts, MetricPoint, SpanRecord, TraceInfo,
+    TraceMetricsQuery, TraceQuery, TraceSelection, TraceStore,
 };
 
 use crate::conn::PgConn;
@@ -69,5 +71,24 @@ impl TraceStore for PgStore {
     }
     async fn delete_assessment(&self, t: &str, a: &str) -> Result<()> {
         in_tx!(self, |c| q::delete_assessment(&mut PgConn(c), t, a))
+    }
+
+    async fn query_trace_metrics(&self, query: TraceMetricsQuery) -> Result<Vec<MetricPoint>> {
+        read!(self, |c| m::query(&mut PgConn(c), &query))
+    }
+    async fn trace_correlation_counts(
+        &self,
+        exps: Vec<String>,
+        base: Vec<TraceClause>,
+        first: Vec<TraceClause>,
+        second: Vec<TraceClause>,
+    ) -> Result<CorrelationCounts> {
+        read!(self, |c| m::correlation_counts(
+            &mut PgConn(c),
+            &exps,
+            &base,
+            &first,
+            &second
+        ))
     }
 }

@@ -3,11 +3,13 @@
 
 use async_trait::async_trait;
 use plumb_core::entities::Page;
+use plumb_core::search::TraceClause;
 use plumb_core::Result;
+use plumb_store::queries::trace_metrics as m;
 use plumb_store::queries::traces as q;
 use plumb_store::traces::{
-    AssessmentPatch, AssessmentRecord, SpanRecord, TraceInfo, TraceQuery, TraceSelection,
-    TraceStore,
+    AssessmentPatch, AssessmentRecord, CorrelationCounts, MetricPoint, SpanRecord, TraceInfo,
+    TraceMetricsQuery, TraceQuery, TraceSelection, TraceStore,
 };
 
 use crate::conn::{self, SqliteConn};
@@ -88,5 +90,28 @@ impl TraceStore for SqliteStore {
         let (t, a) = (t.to_string(), a.to_string());
         self.write(move |c| conn::sync(q::delete_assessment(&mut SqliteConn(c), &t, &a)))
             .await
+    }
+
+    async fn query_trace_metrics(&self, query: TraceMetricsQuery) -> Result<Vec<MetricPoint>> {
+        self.read(move |c| conn::sync(m::query(&mut SqliteConn(c), &query)))
+            .await
+    }
+    async fn trace_correlation_counts(
+        &self,
+        exps: Vec<String>,
+        base: Vec<TraceClause>,
+        first: Vec<TraceClause>,
+        second: Vec<TraceClause>,
+    ) -> Result<CorrelationCounts> {
+        self.read(move |c| {
+            conn::sync(m::correlation_counts(
+                &mut SqliteConn(c),
+                &exps,
+                &base,
+                &first,
+                &second,
+            ))
+        })
+        .await
     }
 }

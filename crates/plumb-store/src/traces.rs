@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use plumb_core::entities::Page;
-use plumb_core::search::{TraceClause, TraceOrder};
+use plumb_core::search::{MetricFilter, TraceClause, TraceOrder};
 use plumb_core::Result;
 
 /// A trace's info as MLflow's `TraceInfoV3` carries it.
@@ -96,6 +96,233 @@ pub enum TraceSelection {
     },
 }
 
+/// What a trace-metrics query counts: traces, spans or assessments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricView {
+    Traces,
+    Spans,
+    Assessments,
+}
+
+/// How a trace-metrics query folds a group's values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MetricAgg {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+    /// A percentile in [0, 100], interpolated linearly between ranks (PostgreSQL's
+    /// `percentile_cont`).
+    Percentile(f64),
+}
+
+impl MetricAgg {
+    /// The key of its value in an answer, as MLflow names it (`AVG`, `P95.0`).
+    pub fn label(&self) -> String {
+        match self {
+            Self::Count => "COUNT".into(),
+            Self::Sum => "SUM".into(),
+            Self::Avg => "AVG".into(),
+            Self::Min => "MIN".into(),
+            Self::Max => "MAX".into(),
+            Self::Percentile(p) => format!("P{p:?}"),
+        }
+    }
+}
+
+/// A trace-metrics query: MLflow's `QueryTraceMetrics`, checked by
+/// [`TraceMetricsQuery::check`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceMetricsQuery {
+    pub experiment_ids: Vec<String>,
+    pub view: MetricView,
+    pub metric: String,
+    pub aggregations: Vec<MetricAgg>,
+    pub dimensions: Vec<String>,
+    pub filters: Vec<MetricFilter>,
+    /// Group by time buckets of this many seconds (of the trace's request time).
+    pub interval_s: Option<i64>,
+    /// Request times in `[start_ms, end_ms]` (both inclusive), as MLflow bounds them.
+    pub start_ms: Option<i64>,
+    pub end_ms: Option<i64>,
+    pub max_results: i64,
+}
+
+/// One group of a trace-metrics answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricPoint {
+    /// The start of its time bucket, when the query has an interval.
+    pub bucket_ms: Option<i64>,
+    /// Its dimensions' values, by dimension name.
+    pub dimensions: BTreeMap<String, String>,
+    /// Each aggregation's value by its label; an aggregation without a value is left out.
+    pub values: BTreeMap<String, f64>,
+}
+
+/// The metrics, aggregations and dimensions each view offers (MLflow's table). Token metrics
+/// come from the trace's `mlflow.trace.tokenUsage`; span costs and model dimensions are not
+/// served.
+pub const METRIC_TABLE: &[(MetricView, &str, &[&str], &[&str])] = {
+    const ALL_BUT_COUNT: &[&str] = &["SUM", "AVG", "MIN", "MAX", "PERCENTILE"];
+    const SPREAD: &[&str] = &["AVG", "MIN", "MAX", "PERCENTILE"];
+    &[
+        (
+            MetricView::Traces,
+            "trace_count",
+            &["COUNT"],
+            &["trace_name", "trace_status"],
+        ),
+        (MetricView::Traces, "session_count", &["COUNT"], &[]),
+        (MetricView::Traces, "latency", SPREAD, &["trace_name"]),
+        (
+            MetricView::Traces,
+            "input_tokens",
+            ALL_BUT_COUNT,
+            &["trace_name"],
+        ),
+        (
+            MetricView::Traces,
+            "output_tokens",
+            ALL_BUT_COUNT,
+            &["trace_name"],
+        ),
+        (
+            MetricView::Traces,
+            "total_tokens",
+            ALL_BUT_COUNT,
+            &["trace_name"],
+        ),
+        (
+            MetricView::Traces,
+            "cache_read_input_tokens",
+            ALL_BUT_COUNT,
+            &["trace_name"],
+        ),
+        (
+            MetricView::Traces,
+            "cache_creation_input_tokens",
+            ALL_BUT_COUNT,
+            &["trace_name"],
+        ),
+        (
+            MetricView::Spans,
+            "span_count",
+            &["COUNT"],
+            &["span_name", "span_type", "span_status"],
+        ),
+        (
+            MetricView::Spans,
+            "latency",
+            SPREAD,
+            &["span_name", "span_status"],
+        ),
+        (
+            MetricView::Assessments,
+            "assessment_count",
+            &["COUNT"],
+            &["assessment_name", "assessment_value"],
+        ),
+        (
+            MetricView::Assessments,
+            "assessment_value",
+            SPREAD,
+            &["assessment_name"],
+        ),
+    ]
+};
+
+impl TraceMetricsQuery {
+    /// MLflow's checks, in its order and words.
+    pub fn check(&self) -> Result<()> {
+        use plumb_core::Error;
+        let rows: Vec<_> = METRIC_TABLE.iter().filter(|r| r.0 == self.view).collect();
+        let Some(row) = rows.iter().find(|r| r.1 == self.metric) else {
+            let names: Vec<String> = rows.iter().map(|r| format!("'{}'", r.1)).collect();
+            return Err(Error::invalid(format!(
+                "metric_name must be one of [{}], got '{}'",
+                names.join(", "),
+                self.metric
+            )));
+        };
+        let mut bad: Vec<String> = self
+            .aggregations
+            .iter()
+            .map(|a| match a {
+                MetricAgg::Percentile(_) => "PERCENTILE".to_string(),
+                other => other.label(),
+            })
+            .filter(|l| !row.2.contains(&l.as_str()))
+            .collect();
+        if !bad.is_empty() {
+            bad.sort();
+            bad.dedup();
+            let mut ok: Vec<&str> = row.2.to_vec();
+            ok.sort();
+            return Err(Error::invalid(format!(
+                "Found invalid aggregation_type(s): {bad:?}. Supported aggregation types: {ok:?}"
+            )));
+        }
+        let mut bad: Vec<&String> = self
+            .dimensions
+            .iter()
+            .filter(|d| !row.3.contains(&d.as_str()))
+            .collect();
+        if !bad.is_empty() {
+            bad.sort();
+            bad.dedup();
+            let mut ok: Vec<&str> = row.3.to_vec();
+            ok.sort();
+            return Err(Error::invalid(format!(
+                "Found invalid dimension(s): {bad:?}. Supported dimensions: {ok:?}"
+            )));
+        }
+        if self.aggregations.is_empty() {
+            return Err(Error::invalid("aggregations: at least one is needed"));
+        }
+        if self.interval_s.is_some() && (self.start_ms.is_none() || self.end_ms.is_none()) {
+            return Err(Error::invalid(
+                "start_time_ms and end_time_ms are required if time_interval_seconds is set",
+            ));
+        }
+        if self.interval_s.is_some_and(|s| s <= 0) {
+            return Err(Error::invalid("time_interval_seconds must be positive"));
+        }
+        for f in &self.filters {
+            let allowed = match self.view {
+                MetricView::Traces => f.view() == "trace",
+                MetricView::Spans => f.view() != "assessment",
+                MetricView::Assessments => f.view() != "span",
+            };
+            if !allowed {
+                let (what, view) = match f.view() {
+                    "span" => ("span", "SPANS"),
+                    _ => ("assessment", "ASSESSMENTS"),
+                };
+                return Err(Error::invalid(format!(
+                    "Filtering by {what} is only supported for {view} view type, got {}",
+                    match self.view {
+                        MetricView::Traces => "TRACES",
+                        MetricView::Spans => "SPANS",
+                        MetricView::Assessments => "ASSESSMENTS",
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How often two trace filters hold together (MLflow's filter correlation): counts over the
+/// traces of the experiments (meeting `base` when given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CorrelationCounts {
+    pub total: i64,
+    pub first: i64,
+    pub second: i64,
+    pub joint: i64,
+}
+
 /// The tag holding where a trace's artifacts (its spans) live.
 pub const ARTIFACT_LOCATION_TAG: &str = "mlflow.artifactLocation";
 /// The tag holding a trace's name (kept as a column for search and order).
@@ -139,4 +366,15 @@ pub trait TraceStore: Send + Sync + 'static {
     ) -> Result<AssessmentRecord>;
     /// Removes an assessment; the one it overrode becomes valid again.
     async fn delete_assessment(&self, trace_id: &str, assessment_id: &str) -> Result<()>;
+
+    /// MLflow's trace metrics: the groups of a view's values, in dimension order.
+    async fn query_trace_metrics(&self, query: TraceMetricsQuery) -> Result<Vec<MetricPoint>>;
+    /// How many traces meet each filter and both (the base filter bounding them all).
+    async fn trace_correlation_counts(
+        &self,
+        experiment_ids: Vec<String>,
+        base: Vec<TraceClause>,
+        first: Vec<TraceClause>,
+        second: Vec<TraceClause>,
+    ) -> Result<CorrelationCounts>;
 }

@@ -524,3 +524,296 @@ pub async fn traces_searched_by_spans_and_assessments(store: Store) {
         ["tr-2"]
     );
 }
+
+pub async fn trace_metrics_and_correlation(store: Store) {
+    use crate::traces::{MetricAgg, MetricView, TraceMetricsQuery};
+    use plumb_core::search::parse_metric_filter;
+    let exp = experiment(&store, "metered").await;
+    // Five traces a minute apart: latencies 10..50 ms, two errors, token usage on three.
+    for i in 0..5i64 {
+        let mut t = trace(
+            &format!("tr-m{i}"),
+            &exp,
+            60_000 * i,
+            if i % 2 == 1 { "ERROR" } else { "OK" },
+            None,
+        );
+        t.execution_ms = Some(10 * (i + 1));
+        t.tags.insert(
+            "mlflow.traceName".into(),
+            if i < 3 { "chat" } else { "rag" }.into(),
+        );
+        if i < 3 {
+            t.metadata.insert(
+                "mlflow.trace.tokenUsage".into(),
+                format!(
+                    r#"{{"input_tokens": {}, "output_tokens": 5, "total_tokens": {}}}"#,
+                    100 * (i + 1),
+                    100 * (i + 1) + 5
+                ),
+            );
+        }
+        store.start_trace(t).await.expect("trace");
+    }
+    let q = |view, metric: &str, aggs: Vec<MetricAgg>, dims: &[&str], filters: &[&str]| {
+        TraceMetricsQuery {
+            experiment_ids: vec![exp.clone()],
+            view,
+            metric: metric.into(),
+            aggregations: aggs,
+            dimensions: dims.iter().map(|d| d.to_string()).collect(),
+            filters: filters
+                .iter()
+                .map(|f| parse_metric_filter(f).expect("filter"))
+                .collect(),
+            interval_s: None,
+            start_ms: None,
+            end_ms: None,
+            max_results: 1000,
+        }
+    };
+    let run = |query: TraceMetricsQuery| {
+        let store = store.clone();
+        async move { store.query_trace_metrics(query).await.expect("metrics") }
+    };
+    let got = run(q(
+        MetricView::Traces,
+        "trace_count",
+        vec![MetricAgg::Count],
+        &["trace_status"],
+        &[],
+    ))
+    .await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].dimensions["trace_status"], "ERROR");
+    assert_eq!(got[0].values["COUNT"], 2.0);
+    assert_eq!(got[1].values["COUNT"], 3.0);
+    let got = run(q(
+        MetricView::Traces,
+        "latency",
+        vec![
+            MetricAgg::Avg,
+            MetricAgg::Min,
+            MetricAgg::Max,
+            MetricAgg::Percentile(50.0),
+            MetricAgg::Percentile(90.0),
+        ],
+        &[],
+        &[],
+    ))
+    .await;
+    assert_eq!(got.len(), 1);
+    let v = &got[0].values;
+    assert_eq!(
+        (v["AVG"], v["MIN"], v["MAX"], v["P50.0"]),
+        (30.0, 10.0, 50.0, 30.0)
+    );
+    assert!((v["P90.0"] - 46.0).abs() < 1e-9, "interpolated: {v:?}");
+    let got = run(q(
+        MetricView::Traces,
+        "latency",
+        vec![MetricAgg::Max],
+        &["trace_name"],
+        &["trace.status = 'OK'"],
+    ))
+    .await;
+    assert_eq!(
+        got.iter()
+            .map(|p| (p.dimensions["trace_name"].as_str(), p.values["MAX"]))
+            .collect::<Vec<_>>(),
+        [("chat", 30.0), ("rag", 50.0)]
+    );
+    let got = run(q(
+        MetricView::Traces,
+        "input_tokens",
+        vec![MetricAgg::Sum, MetricAgg::Avg],
+        &[],
+        &[],
+    ))
+    .await;
+    assert_eq!((got[0].values["SUM"], got[0].values["AVG"]), (600.0, 200.0));
+    // Time buckets of two minutes over [0, 4 min]: request times 0, 1, 2, 3, 4 minutes.
+    let mut bucketed = q(
+        MetricView::Traces,
+        "trace_count",
+        vec![MetricAgg::Count],
+        &[],
+        &[],
+    );
+    bucketed.interval_s = Some(120);
+    bucketed.start_ms = Some(0);
+    bucketed.end_ms = Some(180_000);
+    let got = run(bucketed.clone()).await;
+    assert_eq!(
+        got.iter()
+            .map(|p| (p.bucket_ms, p.values["COUNT"]))
+            .collect::<Vec<_>>(),
+        [(Some(0), 2.0), (Some(120_000), 2.0)],
+        "end inclusive at 3 min"
+    );
+    bucketed.max_results = 1;
+    assert_eq!(run(bucketed).await.len(), 1);
+    // Spans: latency by name, filtered by status; assessments: values by name.
+    store
+        .log_spans(
+            &exp,
+            vec![
+                SpanRecord {
+                    name: "llm".into(),
+                    ..span("tr-m0", "s1", Some("x"), 0, "OK")
+                },
+                SpanRecord {
+                    name: "llm".into(),
+                    end_ns: Some(8_000_000),
+                    ..span("tr-m1", "s2", Some("x"), 0, "ERROR")
+                },
+                SpanRecord {
+                    name: "tool".into(),
+                    ..span("tr-m1", "s3", Some("x"), 0, "OK")
+                },
+            ],
+        )
+        .await
+        .expect("spans");
+    let got = run(q(
+        MetricView::Spans,
+        "latency",
+        vec![MetricAgg::Max],
+        &["span_name"],
+        &["span.status = 'OK'"],
+    ))
+    .await;
+    assert_eq!(
+        got.iter()
+            .map(|p| (p.dimensions["span_name"].as_str(), p.values["MAX"]))
+            .collect::<Vec<_>>(),
+        [("llm", 2.0), ("tool", 2.0)]
+    );
+    let got = run(q(
+        MetricView::Spans,
+        "span_count",
+        vec![MetricAgg::Count],
+        &["span_name"],
+        &["trace.status = 'ERROR'"],
+    ))
+    .await;
+    assert_eq!(
+        got.iter().map(|p| p.values["COUNT"]).collect::<Vec<_>>(),
+        [1.0, 1.0]
+    );
+    for (id, trace, value) in [
+        ("a-m1", "tr-m0", "4"),
+        ("a-m2", "tr-m1", "2"),
+        ("a-m3", "tr-m2", "true"),
+    ] {
+        store
+            .create_assessment(AssessmentRecord {
+                assessment_id: id.into(),
+                trace_id: trace.into(),
+                name: if value == "true" { "ok" } else { "rating" }.into(),
+                created_ms: 1,
+                updated_ms: 1,
+                valid: true,
+                overrides: None,
+                body: serde_json::from_str(&format!(r#"{{"feedback": {{"value": {value}}}}}"#))
+                    .expect("json"),
+            })
+            .await
+            .expect("assessment");
+    }
+    let got = run(q(
+        MetricView::Assessments,
+        "assessment_value",
+        vec![MetricAgg::Avg],
+        &["assessment_name"],
+        &["assessment.type = 'feedback'"],
+    ))
+    .await;
+    assert_eq!(
+        got.iter()
+            .map(|p| (p.dimensions["assessment_name"].as_str(), p.values["AVG"]))
+            .collect::<Vec<_>>(),
+        [("ok", 1.0), ("rating", 3.0)]
+    );
+    let got = run(q(
+        MetricView::Assessments,
+        "assessment_count",
+        vec![MetricAgg::Count],
+        &["assessment_value"],
+        &["assessment.name = 'rating'"],
+    ))
+    .await;
+    assert_eq!(got.len(), 2);
+    // Refusals: a metric of another view, an aggregation or dimension it lacks, a span filter
+    // on traces, a bucket without a range.
+    for bad in [
+        q(
+            MetricView::Traces,
+            "span_count",
+            vec![MetricAgg::Count],
+            &[],
+            &[],
+        ),
+        q(
+            MetricView::Traces,
+            "latency",
+            vec![MetricAgg::Count],
+            &[],
+            &[],
+        ),
+        q(
+            MetricView::Traces,
+            "latency",
+            vec![MetricAgg::Avg],
+            &["span_name"],
+            &[],
+        ),
+        q(
+            MetricView::Traces,
+            "latency",
+            vec![MetricAgg::Avg],
+            &[],
+            &["span.name = 'x'"],
+        ),
+        TraceMetricsQuery {
+            interval_s: Some(60),
+            ..q(
+                MetricView::Traces,
+                "trace_count",
+                vec![MetricAgg::Count],
+                &[],
+                &[],
+            )
+        },
+        TraceMetricsQuery {
+            experiment_ids: vec!["x".into()],
+            ..q(
+                MetricView::Traces,
+                "trace_count",
+                vec![MetricAgg::Count],
+                &[],
+                &[],
+            )
+        },
+    ] {
+        let e = store
+            .query_trace_metrics(bad.clone())
+            .await
+            .expect_err("refused");
+        assert_eq!(e.code, ErrorCode::InvalidParameterValue, "{bad:?}");
+    }
+    // Correlation: errors against the rag name, within the first four minutes.
+    let counts = store
+        .trace_correlation_counts(
+            vec![exp.clone()],
+            parse_trace_filter("timestamp_ms <= 180000").expect("base"),
+            parse_trace_filter("status = 'ERROR'").expect("f1"),
+            parse_trace_filter("name = 'rag'").expect("f2"),
+        )
+        .await
+        .expect("counts");
+    assert_eq!(
+        (counts.total, counts.first, counts.second, counts.joint),
+        (4, 2, 1, 1)
+    );
+}

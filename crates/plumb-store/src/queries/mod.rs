@@ -9,5 +9,6 @@ pub mod models;
 pub mod monitoring;
 pub mod registry;
 pub mod runs;
+pub mod trace_metrics;
 pub mod traces;
 pub mod webhooks;

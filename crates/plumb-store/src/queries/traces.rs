@@ -175,6 +175,27 @@ UPDATE plumb_assessments SET
 WHERE value IS NOT NULL;
 CREATE INDEX plumb_assessments_name ON plumb_assessments (name, kind);
 CREATE INDEX plumb_spans_name ON plumb_spans (name);
+ALTER TABLE plumb_traces ADD COLUMN input_tokens INTEGER;
+ALTER TABLE plumb_traces ADD COLUMN output_tokens INTEGER;
+ALTER TABLE plumb_traces ADD COLUMN total_tokens INTEGER;
+ALTER TABLE plumb_traces ADD COLUMN cache_read_input_tokens INTEGER;
+ALTER TABLE plumb_traces ADD COLUMN cache_creation_input_tokens INTEGER;
+UPDATE plumb_traces SET
+    input_tokens = (SELECT json_extract(m.value, '$.input_tokens') FROM plumb_trace_metadata m
+        WHERE m.trace_id = plumb_traces.trace_id AND m.key = 'mlflow.trace.tokenUsage'
+        AND json_valid(m.value)),
+    output_tokens = (SELECT json_extract(m.value, '$.output_tokens') FROM plumb_trace_metadata m
+        WHERE m.trace_id = plumb_traces.trace_id AND m.key = 'mlflow.trace.tokenUsage'
+        AND json_valid(m.value)),
+    total_tokens = (SELECT json_extract(m.value, '$.total_tokens') FROM plumb_trace_metadata m
+        WHERE m.trace_id = plumb_traces.trace_id AND m.key = 'mlflow.trace.tokenUsage'
+        AND json_valid(m.value)),
+    cache_read_input_tokens = (SELECT json_extract(m.value, '$.cache_read_input_tokens')
+        FROM plumb_trace_metadata m WHERE m.trace_id = plumb_traces.trace_id
+        AND m.key = 'mlflow.trace.tokenUsage' AND json_valid(m.value)),
+    cache_creation_input_tokens = (SELECT json_extract(m.value, '$.cache_creation_input_tokens')
+        FROM plumb_trace_metadata m WHERE m.trace_id = plumb_traces.trace_id
+        AND m.key = 'mlflow.trace.tokenUsage' AND json_valid(m.value));
 ",
     postgres: "
 ALTER TABLE plumb_assessments ADD COLUMN kind TEXT;
@@ -196,6 +217,22 @@ UPDATE plumb_assessments SET
 WHERE value IS NOT NULL;
 CREATE INDEX plumb_assessments_name ON plumb_assessments (name, kind);
 CREATE INDEX plumb_spans_name ON plumb_spans (name);
+ALTER TABLE plumb_traces ADD COLUMN input_tokens BIGINT;
+ALTER TABLE plumb_traces ADD COLUMN output_tokens BIGINT;
+ALTER TABLE plumb_traces ADD COLUMN total_tokens BIGINT;
+ALTER TABLE plumb_traces ADD COLUMN cache_read_input_tokens BIGINT;
+ALTER TABLE plumb_traces ADD COLUMN cache_creation_input_tokens BIGINT;
+DO $$ BEGIN
+    UPDATE plumb_traces t SET
+        input_tokens = (m.value::jsonb ->> 'input_tokens')::bigint,
+        output_tokens = (m.value::jsonb ->> 'output_tokens')::bigint,
+        total_tokens = (m.value::jsonb ->> 'total_tokens')::bigint,
+        cache_read_input_tokens = (m.value::jsonb ->> 'cache_read_input_tokens')::bigint,
+        cache_creation_input_tokens = (m.value::jsonb ->> 'cache_creation_input_tokens')::bigint
+    FROM plumb_trace_metadata m
+    WHERE m.trace_id = t.trace_id AND m.key = 'mlflow.trace.tokenUsage';
+EXCEPTION WHEN others THEN NULL;
+END $$;
 ",
 };
 
@@ -231,6 +268,17 @@ fn assessment_columns(body: &serde_json::Map<String, serde_json::Value>) -> [Bin
         is_num.into(),
     ]
 }
+
+/// The metadata holding a trace's token counts (JSON), as the 3.x client sets it.
+pub const TOKEN_USAGE_METADATA: &str = "mlflow.trace.tokenUsage";
+/// Its keys, which are also the columns of `plumb_traces` that keep them.
+pub const TOKEN_COLUMNS: [&str; 5] = [
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+];
 
 /// Trace previews keep this many characters of the root span's inputs and outputs.
 const PREVIEW_CHARS: usize = 1000;
@@ -371,6 +419,24 @@ pub async fn start_trace<C: Conn>(c: &mut C, mut info: TraceInfo) -> DbResult<Tr
     .await?;
     upsert_kv(c, "plumb_trace_tags", &info.trace_id, &info.tags).await?;
     upsert_kv(c, "plumb_trace_metadata", &info.trace_id, &info.metadata).await?;
+    if let Some(usage) = info.metadata.get(TOKEN_USAGE_METADATA) {
+        // Kept as columns for trace metrics and monitors.
+        let usage: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(usage).unwrap_or_default();
+        let mut binds: Vec<Bind> = TOKEN_COLUMNS
+            .iter()
+            .map(|k| usage.get(*k).and_then(serde_json::Value::as_i64).into())
+            .collect();
+        binds.push((&info.trace_id).into());
+        c.execute(
+            &format!(
+                "UPDATE plumb_traces SET {} WHERE trace_id = ?",
+                TOKEN_COLUMNS.map(|k| format!("{k} = ?")).join(", ")
+            ),
+            binds,
+        )
+        .await?;
+    }
     get_trace_info(c, &info.trace_id).await
 }
 
@@ -561,16 +627,43 @@ fn span_clause_sql(key: &SpanKey, cl: &TraceClause, binds: &mut Vec<Bind>) -> Db
     Ok(string_cmp(column, cl.op, &cl.value, binds)?)
 }
 
+/// Experiment ids as numbers (MLflow's message for one that is not).
+pub(crate) fn experiment_numbers(ids: &[String]) -> DbResult<Vec<i64>> {
+    ids.iter()
+        .map(|id| {
+            id.parse::<i64>().map_err(|_| {
+                Error::invalid(format!(
+                    "Invalid experiment ID '{id}'. Experiment ID must be a valid integer."
+                ))
+                .into()
+            })
+        })
+        .collect()
+}
+
+/// The conditions of a trace filter over the trace aliased `t`, AND-joined (`1 = 1` when
+/// empty); the span clauses hold for one span, as in MLflow.
+pub(crate) fn filter_sql(clauses: &[TraceClause], binds: &mut Vec<Bind>) -> DbResult<String> {
+    let mut filter = vec!["1 = 1".to_string()];
+    let mut span_clauses = Vec::new();
+    for cl in clauses {
+        match &cl.target {
+            TraceTarget::Span(key) => span_clauses.push(span_clause_sql(key, cl, binds)?),
+            _ => filter.push(clause_sql(cl, binds)?),
+        }
+    }
+    if !span_clauses.is_empty() {
+        filter.push(format!(
+            "EXISTS (SELECT 1 FROM plumb_spans s WHERE s.trace_id = t.trace_id AND {})",
+            span_clauses.join(" AND ")
+        ));
+    }
+    Ok(filter.join(" AND "))
+}
+
 pub async fn search<C: Conn>(c: &mut C, q: &TraceQuery) -> DbResult<Page<TraceInfo>> {
     let mut binds: Vec<Bind> = Vec::new();
-    let mut exps = Vec::new();
-    for id in &q.experiment_ids {
-        exps.push(id.parse::<i64>().map_err(|_| {
-            Error::invalid(format!(
-                "Invalid experiment ID '{id}'. Experiment ID must be a valid integer."
-            ))
-        })?);
-    }
+    let exps = experiment_numbers(&q.experiment_ids)?;
     // One experiment (the usual search) compares with `=`, so the (experiment, time) index
     // also gives the order and the page stops early; a list would sort every trace first.
     let mut filter = Vec::new();
@@ -581,20 +674,7 @@ pub async fn search<C: Conn>(c: &mut C, q: &TraceQuery) -> DbResult<Page<TraceIn
         filter.push(c.dialect().in_list("t.experiment_id"));
         binds.push(Bind::IntList(exps));
     }
-    let mut span_clauses = Vec::new();
-    for cl in &q.filter {
-        match &cl.target {
-            TraceTarget::Span(key) => span_clauses.push(span_clause_sql(key, cl, &mut binds)?),
-            _ => filter.push(clause_sql(cl, &mut binds)?),
-        }
-    }
-    if !span_clauses.is_empty() {
-        // One span meets every span clause, as in MLflow.
-        filter.push(format!(
-            "EXISTS (SELECT 1 FROM plumb_spans s WHERE s.trace_id = t.trace_id AND {})",
-            span_clauses.join(" AND ")
-        ));
-    }
+    filter.push(filter_sql(&q.filter, &mut binds)?);
     let mut order = Vec::new();
     for o in &q.order_by {
         let dir = if o.ascending { "ASC" } else { "DESC" };
