@@ -456,6 +456,43 @@ def _trace(tid, exp, **extra):
     return {"trace": {"trace_info": info}}
 
 
+def _metrics(view, metric, aggs, **extra):
+    body = {"experiment_ids": ["{exp}"], "view_type": view, "metric_name": metric,
+            "aggregations": [{"aggregation_type": a} if isinstance(a, str)
+                             else {"aggregation_type": "PERCENTILE", "percentile_value": a} for a in aggs]}
+    body.update(extra)
+    return ("POST", "/api/3.0/mlflow/traces/metrics", body)
+
+
+CORRELATION = "/api/3.0/mlflow/traces/calculate-filter-correlation"
+# Trace metrics and filter correlation (after the assessment exists, before deletion).
+METRIC_STEPS = [
+    _metrics("TRACES", "trace_count", ["COUNT"], dimensions=["trace_status"]),
+    _metrics("TRACES", "latency", ["AVG", "MIN", "MAX", 50, 90]),
+    _metrics("TRACES", "latency", ["AVG"], dimensions=["trace_name"], filters=["trace.status = 'OK'"]),
+    _metrics("TRACES", "latency", ["MAX"], time_interval_seconds=60,
+             start_time_ms=1735786800000, end_time_ms=1735790400000),
+    _metrics("TRACES", "latency", ["MAX"], time_interval_seconds=60),
+    _metrics("TRACES", "total_tokens", ["SUM", "AVG"]),
+    _metrics("TRACES", "input_tokens", ["SUM"], filters=["trace.tag.team = 'ml'"]),
+    _metrics("TRACES", "trace_count", ["COUNT"], filters=["trace.metadata.`mlflow.user` = 'me'"]),
+    _metrics("TRACES", "span_count", ["COUNT"]),
+    _metrics("TRACES", "latency", ["COUNT"]),
+    _metrics("TRACES", "latency", ["AVG"], dimensions=["span_name"]),
+    _metrics("TRACES", "latency", ["AVG"], filters=["span.name = 'x'"]),
+    _metrics("TRACES", "latency", ["AVG"], filters=["trace.nope = 'x'"]),
+    _metrics("SPANS", "span_count", ["COUNT"], dimensions=["span_name"]),
+    _metrics("ASSESSMENTS", "assessment_count", ["COUNT"], dimensions=["assessment_name"]),
+    _metrics("ASSESSMENTS", "assessment_value", ["AVG"], filters=["assessment.type = 'feedback'"]),
+    ("POST", CORRELATION, {"experiment_ids": ["{exp}"], "filter_string1": "trace.status = 'ERROR'",
+                           "filter_string2": "tags.team = 'ml'"}),
+    ("POST", CORRELATION, {"experiment_ids": ["{exp}"], "filter_string1": "trace.status = 'ERROR'",
+                           "filter_string2": "trace.status = 'OK'"}),
+    ("POST", CORRELATION, {"experiment_ids": ["{exp}"], "filter_string1": "trace.status = 'ERROR'",
+                           "filter_string2": "tags.nope = 'x'", "base_filter": "timestamp_ms > 0"}),
+    ("POST", CORRELATION, {"experiment_ids": ["{exp}"], "filter_string1": "trace.status = 'ERROR'"}),
+]
+
 T1 = "tr-00000000000000000000000000000001"
 T2 = "tr-00000000000000000000000000000002"
 LOC = [{"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": "{exp}"}}]
@@ -463,7 +500,10 @@ TRACE_STEPS = [
     ("POST", "/api/2.0/mlflow/experiments/create", {"name": "diff-traces"}),
     ("SAVE",),
     ("POST", "/api/3.0/mlflow/traces", _trace(T1, "{exp}")),
-    ("POST", "/api/3.0/mlflow/traces", _trace(T2, "{exp}", state="ERROR", request_time="2025-01-02T03:04:06Z")),
+    ("POST", "/api/3.0/mlflow/traces", _trace(T2, "{exp}", state="ERROR", request_time="2025-01-02T03:04:06Z",
+                                             execution_duration="0.500s",
+                                             trace_metadata={"mlflow.trace.tokenUsage": json.dumps(
+                                                 {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10})})),
     ("GET", f"/api/3.0/mlflow/traces/{T1}", None),
     ("GET", "/api/3.0/mlflow/traces/tr-missing", None),
     ("POST", "/api/3.0/mlflow/traces/search", {"locations": LOC}),
@@ -490,6 +530,7 @@ TRACE_STEPS = [
     ("GET", f"/api/3.0/mlflow/traces/{T1}", None),
     ("DELETE", f"/api/3.0/mlflow/traces/{T1}/assessments/{{assessment}}", None),
     ("GET", f"/api/3.0/mlflow/traces/{T1}/assessments/{{assessment}}", None),
+    *METRIC_STEPS,
     ("POST", "/api/2.0/mlflow/traces/delete-traces", {"experiment_id": "{exp}"}),
     ("POST", "/api/2.0/mlflow/traces/delete-traces", {"experiment_id": "{exp}", "request_ids": [T2]}),
     ("POST", "/api/3.0/mlflow/traces/search", {"locations": LOC}),

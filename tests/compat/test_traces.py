@@ -259,6 +259,25 @@ def test_feedback_and_expectations(srv):
     assert found("feedback.correct = 'false'") == [tid]  # updated to False above
     assert found("expectation.expected_answer = 'Paris'") == [tid]
     assert found("feedback.correct IS NULL") == [other]
+
+    # Trace metrics and filter correlation through the client's store and tracing client.
+    from mlflow.entities.trace_metrics import AggregationType, MetricAggregation, MetricViewType
+    from mlflow.tracing.client import TracingClient
+    from mlflow.tracking._tracking_service.utils import _get_store
+    points = _get_store().query_trace_metrics(
+        experiment_ids=[exp], view_type=MetricViewType.ASSESSMENTS, metric_name="assessment_value",
+        aggregations=[MetricAggregation(AggregationType.AVG), MetricAggregation(AggregationType.PERCENTILE, 50)],
+        dimensions=["assessment_name"], filters=["assessment.name = 'rating'"])
+    assert [(p.dimensions, p.values) for p in points] == [
+        ({"assessment_name": "rating"}, {"AVG": 3.5, "P50.0": 3.5})]  # as MLflow names it
+    points = _get_store().query_trace_metrics(
+        experiment_ids=[exp], view_type=MetricViewType.TRACES, metric_name="trace_count",
+        aggregations=[MetricAggregation(AggregationType.COUNT)])
+    assert points[0].values == {"COUNT": 2.0}
+    corr = TracingClient().calculate_trace_filter_correlation(
+        experiment_ids=[exp], filter_string1="feedback.rating > 3", filter_string2="expectation.expected_answer = 'Paris'")
+    assert (corr.filter1_count, corr.filter2_count, corr.joint_count, corr.total_count) == (1, 1, 1, 2)
+    assert corr.npmi == 1.0
     r = requests.get(f"{srv.url}/api/3.0/mlflow/traces/{tid}/assessments/a-nope")
     assert r.status_code == 404
     r = requests.post(f"{srv.url}/api/3.0/mlflow/traces/tr-nope/assessments",

@@ -283,6 +283,11 @@ fn trace_routes() -> Router<AppState> {
         .route("/mlflow/traces/get", get(t::get_trace))
         .route("/mlflow/traces/batchGet", get(t::batch_get))
         .route("/mlflow/traces/batchGetInfos", post(t::batch_get_infos))
+        .route("/mlflow/traces/metrics", post(api::trace_metrics::query))
+        .route(
+            "/mlflow/traces/calculate-filter-correlation",
+            post(api::trace_metrics::correlation),
+        )
         .route("/mlflow/traces/{trace_id}", get(t::get_info))
         .route(
             "/mlflow/traces/{trace_id}/assessments",

@@ -232,16 +232,22 @@ pub const METRIC_TABLE: &[(MetricView, &str, &[&str], &[&str])] = {
     ]
 };
 
+/// A list as Python prints one (`['a', 'b']`), as MLflow's messages show them.
+fn py_list<S: AsRef<str>>(items: &[S]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("'{}'", s.as_ref())).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
 impl TraceMetricsQuery {
     /// MLflow's checks, in its order and words.
     pub fn check(&self) -> Result<()> {
         use plumb_core::Error;
         let rows: Vec<_> = METRIC_TABLE.iter().filter(|r| r.0 == self.view).collect();
         let Some(row) = rows.iter().find(|r| r.1 == self.metric) else {
-            let names: Vec<String> = rows.iter().map(|r| format!("'{}'", r.1)).collect();
+            let names: Vec<&str> = rows.iter().map(|r| r.1).collect();
             return Err(Error::invalid(format!(
-                "metric_name must be one of [{}], got '{}'",
-                names.join(", "),
+                "metric_name must be one of {}, got '{}'",
+                py_list(&names),
                 self.metric
             )));
         };
@@ -260,7 +266,9 @@ impl TraceMetricsQuery {
             let mut ok: Vec<&str> = row.2.to_vec();
             ok.sort();
             return Err(Error::invalid(format!(
-                "Found invalid aggregation_type(s): {bad:?}. Supported aggregation types: {ok:?}"
+                "Found invalid aggregation_type(s): {}. Supported aggregation types: {}",
+                py_list(&bad),
+                py_list(&ok)
             )));
         }
         let mut bad: Vec<&String> = self
@@ -274,7 +282,9 @@ impl TraceMetricsQuery {
             let mut ok: Vec<&str> = row.3.to_vec();
             ok.sort();
             return Err(Error::invalid(format!(
-                "Found invalid dimension(s): {bad:?}. Supported dimensions: {ok:?}"
+                "Found invalid dimension(s): {}. Supported dimensions: {}",
+                py_list(&bad),
+                py_list(&ok)
             )));
         }
         if self.aggregations.is_empty() {

@@ -351,3 +351,146 @@ async fn assessments_refuse_hostile_input_and_keep_what_is_stored() {
     assert_eq!(st, 200);
     assert_eq!(got, kept, "nothing changed");
 }
+
+#[tokio::test]
+async fn trace_metrics_and_correlation_refuse_hostile_input() {
+    let s = TestServer::spawn().await;
+    s.ok(T, start_body("tr-0123456789abcdef0123456789abcdef", "0"))
+        .await;
+    let good = json!({"experiment_ids": ["0"], "view_type": "TRACES", "metric_name": "latency",
+                      "aggregations": [{"aggregation_type": "PERCENTILE", "percentile_value": 99}],
+                      "time_interval_seconds": 3600, "start_time_ms": 0,
+                      "end_time_ms": 4_000_000_000_000i64});
+    let got = s.ok(&format!("{T}/metrics"), good.clone()).await;
+    assert_eq!(got["data_points"][0]["values"]["P99.0"], 250.0, "{got}");
+    assert_eq!(
+        got["data_points"][0]["dimensions"]["time_bucket"],
+        "2025-01-02T03:00:00+00:00"
+    );
+    let with = |k: &str, v: Value| {
+        let mut b = good.clone();
+        b[k] = v;
+        b
+    };
+    for (what, body) in [
+        ("no experiments", with("experiment_ids", json!([]))),
+        ("experiment path", with("experiment_ids", json!(["../0"]))),
+        (
+            "experiment as number list",
+            with("experiment_ids", json!([[1]])),
+        ),
+        ("view", with("view_type", json!("TABLES"))),
+        ("view number", with("view_type", json!(9))),
+        (
+            "metric",
+            with("metric_name", json!("'; DROP TABLE plumb_traces; --")),
+        ),
+        ("no aggregations", with("aggregations", json!([]))),
+        (
+            "aggregation",
+            with("aggregations", json!([{"aggregation_type": "MEDIAN"}])),
+        ),
+        (
+            "percentile > 100",
+            with(
+                "aggregations",
+                json!([{"aggregation_type": "PERCENTILE", "percentile_value": 101}]),
+            ),
+        ),
+        (
+            "percentile NaN",
+            with(
+                "aggregations",
+                json!([{"aggregation_type": "PERCENTILE", "percentile_value": "NaN"}]),
+            ),
+        ),
+        (
+            "percentile on MAX",
+            with(
+                "aggregations",
+                json!([{"aggregation_type": "MAX", "percentile_value": 5}]),
+            ),
+        ),
+        (
+            "percentile missing",
+            with("aggregations", json!([{"aggregation_type": "PERCENTILE"}])),
+        ),
+        ("dimension", with("dimensions", json!(["t.name); --"]))),
+        (
+            "filter",
+            with("filters", json!(["trace.status = 'OK' OR 1=1"])),
+        ),
+        (
+            "filter comparator",
+            with("filters", json!(["trace.status != 'OK'"])),
+        ),
+        (
+            "negative interval",
+            with("time_interval_seconds", json!(-60)),
+        ),
+        (
+            "interval text",
+            with("time_interval_seconds", json!("hourly")),
+        ),
+        ("max_results", with("max_results", json!(1_000_000))),
+        ("start as text", with("start_time_ms", json!("yesterday"))),
+    ] {
+        let (st, b) = s.post(&format!("{T}/metrics"), body).await;
+        assert!((400..500).contains(&st), "{what}: {st} {b}");
+    }
+    // A huge interval and times at the ends of the range are answered, not overflowed.
+    let (st, b) = s
+        .post(
+            &format!("{T}/metrics"),
+            with("time_interval_seconds", json!(i64::MAX)),
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let (st, b) = s
+        .post(
+            &format!("{T}/metrics"),
+            with("end_time_ms", json!(i64::MAX)),
+        )
+        .await;
+    assert_eq!(st, 200, "{b}");
+    let c = format!("{T}/calculate-filter-correlation");
+    for (what, body) in [
+        (
+            "missing second",
+            json!({"experiment_ids": ["0"], "filter_string1": "status = 'OK'"}),
+        ),
+        (
+            "bad filter",
+            json!({"experiment_ids": ["0"], "filter_string1": "status = 'OK'", "filter_string2": "x ~ y"}),
+        ),
+        (
+            "no experiments",
+            json!({"filter_string1": "status = 'OK'", "filter_string2": "status = 'OK'"}),
+        ),
+        (
+            "bad base",
+            json!({"experiment_ids": ["0"], "filter_string1": "status = 'OK'", "filter_string2": "status = 'OK'", "base_filter": "1; DROP"}),
+        ),
+        (
+            "experiment text",
+            json!({"experiment_ids": ["zero"], "filter_string1": "status = 'OK'", "filter_string2": "status = 'OK'"}),
+        ),
+    ] {
+        let (st, b) = s.post(&c, body).await;
+        assert!((400..500).contains(&st), "{what}: {st} {b}");
+    }
+    let got = s
+        .ok(
+            &c,
+            json!({"experiment_ids": ["0"], "filter_string1": "status = 'OK'",
+                   "filter_string2": "name = 'chat'"}),
+        )
+        .await;
+    assert_eq!(got["npmi"], 1.0, "{got}");
+    assert_eq!(got["total_count"], 1);
+    // Still one trace, unchanged.
+    let (st, b) = s
+        .get(&format!("{T}/tr-0123456789abcdef0123456789abcdef"))
+        .await;
+    assert_eq!(st, 200, "{b}");
+}
