@@ -14,7 +14,7 @@ use plumb_core::{Error, Result};
 use plumb_store::monitoring::{bucket_of, MonitorRecord, BUCKET_MS};
 use plumb_store::{RunQuery, Store};
 
-use crate::metric::{aggregate, MetricRef, Origin};
+use crate::metric::{aggregate, Agg, MetricRef, Origin};
 use crate::rollup::Rollup;
 use crate::rules::{observe, step};
 use crate::spec::{Baseline, Compiled, MonitorSpec, Rule, Task};
@@ -215,6 +215,132 @@ pub async fn matching_runs(store: &dyn Store, spec: &MonitorSpec) -> Result<Vec<
     Ok(ids)
 }
 
+/// Ids of the experiments a traces-sourced monitor watches (names resolved now; an id that
+/// names no experiment is kept: it matches nothing).
+pub async fn trace_experiments(store: &dyn Store, spec: &MonitorSpec) -> Result<Vec<String>> {
+    let Some(src) = &spec.source.traces else {
+        return Ok(Vec::new());
+    };
+    let mut ids = Vec::new();
+    for e in &src.experiments {
+        match store.get_experiment_by_name(e).await {
+            Ok(x) => ids.push(x.experiment_id),
+            Err(_) if e.chars().all(|c| c.is_ascii_digit()) => ids.push(e.clone()),
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(ids)
+}
+
+/// A trace metric over the traces (or spans) with a request time in `[start_ms, end_ms]`, and
+/// how many traces (spans) that is.
+pub async fn trace_window(
+    store: &dyn Store,
+    spec: &MonitorSpec,
+    experiments: &[String],
+    metric: &MetricRef,
+    start_ms: i64,
+    end_ms: i64,
+) -> Result<(Option<f64>, u64)> {
+    use plumb_core::search::{parse_metric_filter, MetricFilter};
+    use plumb_store::traces::{MetricAgg, MetricView, TraceMetricsQuery};
+    let Some(src) = &spec.source.traces else {
+        return Ok((None, 0));
+    };
+    let mut filters = src
+        .filters
+        .iter()
+        .map(|f| parse_metric_filter(f))
+        .collect::<Result<Vec<_>>>()?;
+    let (view, count_metric) = match &src.span {
+        Some(name) => {
+            filters.push(MetricFilter::SpanName(name.clone()));
+            (MetricView::Spans, "span_count")
+        }
+        None => (MetricView::Traces, "trace_count"),
+    };
+    let one = |metric: &str, agg: MetricAgg, extra: Option<MetricFilter>| {
+        let mut filters = filters.clone();
+        filters.extend(extra);
+        TraceMetricsQuery {
+            experiment_ids: experiments.to_vec(),
+            view,
+            metric: metric.to_string(),
+            aggregations: vec![agg],
+            dimensions: Vec::new(),
+            filters,
+            interval_s: None,
+            start_ms: Some(start_ms),
+            end_ms: Some(end_ms),
+            max_results: 1,
+        }
+    };
+    let read = |q: TraceMetricsQuery| async move {
+        let label = q.aggregations[0].label();
+        Ok::<_, Error>(
+            store
+                .query_trace_metrics(q)
+                .await?
+                .first()
+                .and_then(|p| p.values.get(&label).copied()),
+        )
+    };
+    if experiments.is_empty() {
+        return Ok((None, 0));
+    }
+    let count = read(one(count_metric, MetricAgg::Count, None))
+        .await?
+        .unwrap_or(0.0);
+    let samples = count as u64;
+    let errors = || {
+        let status = "ERROR".to_string();
+        Some(match view {
+            MetricView::Spans => MetricFilter::SpanStatus(status),
+            _ => MetricFilter::TraceStatus(status),
+        })
+    };
+    let value = match metric.name.as_str() {
+        "count" => Some(count),
+        "errors" => Some(
+            read(one(count_metric, MetricAgg::Count, errors()))
+                .await?
+                .unwrap_or(0.0),
+        ),
+        "error_rate" if count > 0.0 => Some(
+            read(one(count_metric, MetricAgg::Count, errors()))
+                .await?
+                .unwrap_or(0.0)
+                / count,
+        ),
+        "error_rate" => None,
+        name => {
+            let (stored, default) = match name {
+                "latency_ms" => ("latency", MetricAgg::Avg),
+                _ => (name, MetricAgg::Sum),
+            };
+            let agg = match metric.agg {
+                None => default,
+                Some(Agg::Mean) => MetricAgg::Avg,
+                Some(Agg::Min) => MetricAgg::Min,
+                Some(Agg::Max) => MetricAgg::Max,
+                Some(Agg::Sum) => MetricAgg::Sum,
+                Some(Agg::Quantile(q)) => MetricAgg::Percentile(q * 100.0),
+                Some(Agg::Count) => return Ok((Some(count), samples)),
+                Some(Agg::Last) => {
+                    return Err(Error::invalid(format!(
+                        "'{name}:last' is not kept for traces"
+                    )))
+                }
+            };
+            if stored == "latency" && agg == MetricAgg::Sum {
+                return Err(Error::invalid("latency_ms:sum is not offered for traces"));
+            }
+            read(one(stored, agg, None)).await?
+        }
+    };
+    Ok((value, samples))
+}
+
 /// One point of a windowed series: the value of the window ending at `timestamp_ms`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Point {
@@ -256,6 +382,20 @@ pub async fn series(
                     }
                 })
                 .collect())
+        }
+        Origin::Traces => {
+            let mut out = Vec::with_capacity(ends.len());
+            let experiments = trace_experiments(store, &m.spec).await?;
+            for t in ends {
+                let (value, samples) =
+                    trace_window(store, &m.spec, &experiments, metric, t - window_ms, *t).await?;
+                out.push(Point {
+                    timestamp_ms: *t,
+                    value,
+                    samples,
+                });
+            }
+            Ok(out)
         }
         Origin::Runs => {
             let runs = matching_runs(store, &m.spec).await?;

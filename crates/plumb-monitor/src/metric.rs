@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 pub enum Origin {
     Events,
     Runs,
+    /// MLflow traces (or spans of one name) of the monitor's `source.traces`.
+    Traces,
 }
 
 /// `predicted:<class>`: the share of a class among the predictions (classification).
@@ -28,6 +30,18 @@ pub const EVENT_METRICS: &[&str] = &[
     "f1",
     "mae",
     "rmse",
+];
+
+/// Metrics computed from traces: `count`, `errors`, `error_rate`, `latency_ms` (of traces or
+/// of spans of one name), and the token counts of traces.
+pub const TRACE_METRICS: &[&str] = &[
+    "count",
+    "errors",
+    "error_rate",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
 ];
 
 /// How the values in a window become one number.
@@ -108,6 +122,21 @@ impl MetricRef {
     /// The class of a `predicted:<class>` metric.
     pub fn predicted_class(&self) -> Option<&str> {
         self.name.strip_prefix(PREDICTED)
+    }
+
+    /// Whether traces give this metric (aggregations: on latency and tokens only; `:last` is
+    /// not kept for traces).
+    pub fn is_trace_metric(&self) -> bool {
+        TRACE_METRICS.contains(&self.name.as_str())
+            && match self.agg {
+                None => true,
+                Some(Agg::Last) => false,
+                Some(Agg::Sum) => self.name.ends_with("_tokens"),
+                Some(_) => matches!(
+                    self.name.as_str(),
+                    "latency_ms" | "input_tokens" | "output_tokens" | "total_tokens"
+                ),
+            }
     }
 
     pub fn is_event_metric(&self) -> bool {

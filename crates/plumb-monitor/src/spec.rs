@@ -139,6 +139,67 @@ pub struct Source {
     /// Experiments (names or ids) the runs filter searches; empty: all active experiments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub experiments: Vec<String>,
+    /// MLflow traces logged to experiments (a traced LLM service, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TraceSource>,
+}
+
+/// Traces a monitor watches: those of `experiments` meeting every one of `filters` (MLflow's
+/// trace-metrics filters, `trace.tag.env = 'prod'`), or their spans named `span`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSource {
+    /// Experiment names or ids (1 to 100).
+    pub experiments: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<String>,
+    /// Watch the spans of this name (latency, errors, count) instead of whole traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span: Option<String>,
+}
+
+impl TraceSource {
+    fn check(&self) -> Result<(), String> {
+        if self.experiments.is_empty() || self.experiments.len() > 100 {
+            return Err("source.traces.experiments: name 1 to 100 experiments".into());
+        }
+        if let Some(e) = self
+            .experiments
+            .iter()
+            .find(|e| e.is_empty() || e.len() > 500 || e.chars().any(char::is_control))
+        {
+            return Err(format!(
+                "source.traces.experiments: '{e}' is not an experiment name or id"
+            ));
+        }
+        if self.filters.len() > 20 {
+            return Err("source.traces.filters: at most 20".into());
+        }
+        for (i, f) in self.filters.iter().enumerate() {
+            let parsed = plumb_core::search::parse_metric_filter(f)
+                .map_err(|e| format!("source.traces.filters[{i}]: {}", e.message))?;
+            match parsed.view() {
+                "trace" => {}
+                "span" if self.span.is_some() => {}
+                "span" => {
+                    return Err(format!(
+                        "source.traces.filters[{i}]: span filters need source.traces.span"
+                    ))
+                }
+                _ => {
+                    return Err(format!(
+                        "source.traces.filters[{i}]: only trace.* and span.* filters"
+                    ))
+                }
+            }
+        }
+        if let Some(s) = &self.span {
+            if s.is_empty() || s.len() > 500 || s.chars().any(char::is_control) {
+                return Err("source.traces.span: 1 to 500 printable characters".into());
+            }
+        }
+        Ok(())
+    }
 }
 
 fn yes() -> bool {
@@ -151,6 +212,7 @@ impl Default for Source {
             events: true,
             runs: None,
             experiments: Vec::new(),
+            traces: None,
         }
     }
 }
@@ -342,43 +404,12 @@ impl MonitorSpec {
             }
             let metric =
                 MetricRef::parse(&r.metric).map_err(|e| format!("{}: {e}", at("metric")))?;
-            let origin = match r.from {
-                Some(o) => o,
-                None if self.source.events && metric.is_event_metric() => Origin::Events,
-                None if self.source.runs.is_some() => Origin::Runs,
-                None => {
-                    return Err(format!(
-                        "{}: '{}' is not an event metric ({}) and the monitor has no \
-                         source.runs filter",
-                        at("metric"),
-                        r.metric,
-                        crate::metric::EVENT_METRICS.join(", ")
-                    ))
-                }
-            };
-            match origin {
-                Origin::Events if !self.source.events => {
-                    return Err(format!(
-                        "{}: events, but source.events is false",
-                        at("from")
-                    ))
-                }
-                Origin::Events if !metric.is_event_metric() => {
-                    return Err(format!(
-                        "{}: '{}' is not an event metric ({})",
-                        at("metric"),
-                        r.metric,
-                        crate::metric::EVENT_METRICS.join(", ")
-                    ))
-                }
-                Origin::Runs if self.source.runs.is_none() => {
-                    return Err(format!(
-                        "{}: runs, but the monitor has no source.runs",
-                        at("from")
-                    ))
-                }
-                _ => {}
-            }
+            let origin = self.origin_of(&metric, &r.metric, r.from).map_err(|e| {
+                format!(
+                    "{}: {e}",
+                    at(if r.from.is_some() { "from" } else { "metric" })
+                )
+            })?;
             let window = duration(&at("window"), &r.window)?;
             if window < Duration::from_secs(60) || window > Duration::from_secs(90 * 86_400) {
                 return Err(format!(
@@ -424,6 +455,65 @@ impl MonitorSpec {
         Ok(out)
     }
 
+    /// Where a metric's numbers come from: `from` when given (checked against the sources),
+    /// else events for an event metric when the monitor takes events, else traces for a trace
+    /// metric when it watches traces, else runs.
+    pub fn origin_of(
+        &self,
+        metric: &MetricRef,
+        text: &str,
+        from: Option<Origin>,
+    ) -> Result<Origin, String> {
+        let src = &self.source;
+        let origin = match from {
+            Some(o) => o,
+            None if src.events && metric.is_event_metric() => Origin::Events,
+            None if src.traces.is_some() && metric.is_trace_metric() => Origin::Traces,
+            None if src.runs.is_some() => Origin::Runs,
+            None => {
+                return Err(format!(
+                    "'{text}' is not an event metric ({}){} and the monitor has no source.runs \
+                     filter",
+                    crate::metric::EVENT_METRICS.join(", "),
+                    if src.traces.is_some() {
+                        format!(
+                            " nor a trace metric ({})",
+                            crate::metric::TRACE_METRICS.join(", ")
+                        )
+                    } else {
+                        String::new()
+                    }
+                ))
+            }
+        };
+        match origin {
+            Origin::Events if !src.events => Err("events, but source.events is false".into()),
+            Origin::Events if !metric.is_event_metric() => Err(format!(
+                "'{text}' is not an event metric ({})",
+                crate::metric::EVENT_METRICS.join(", ")
+            )),
+            Origin::Runs if src.runs.is_none() => {
+                Err("runs, but the monitor has no source.runs".into())
+            }
+            Origin::Traces if src.traces.is_none() => {
+                Err("traces, but the monitor has no source.traces".into())
+            }
+            Origin::Traces if !metric.is_trace_metric() => Err(format!(
+                "'{text}' is not a trace metric ({}; aggregations on latency_ms and tokens)",
+                crate::metric::TRACE_METRICS.join(", ")
+            )),
+            Origin::Traces
+                if src.traces.as_ref().is_some_and(|t| t.span.is_some())
+                    && metric.name.ends_with("_tokens") =>
+            {
+                Err(format!(
+                    "'{text}': token counts are kept per trace, not per span"
+                ))
+            }
+            o => Ok(o),
+        }
+    }
+
     fn check(&self) -> Result<(), String> {
         if !name_ok(&self.name) {
             return Err(format!(
@@ -438,8 +528,11 @@ impl MonitorSpec {
             plumb_core::search::parse_filter(plumb_core::search::Domain::Runs, f)
                 .map_err(|e| format!("source.runs: {}", e.message))?;
         }
-        if !self.source.events && self.source.runs.is_none() {
-            return Err("source: needs events: true or a runs filter".to_string());
+        if let Some(t) = &self.source.traces {
+            t.check()?;
+        }
+        if !self.source.events && self.source.runs.is_none() && self.source.traces.is_none() {
+            return Err("source: needs events: true, a runs filter or traces".to_string());
         }
         if self.rules.len() > MAX_RULES {
             return Err(format!("rules: at most {MAX_RULES} rules"));

@@ -349,28 +349,10 @@ pub async fn series(
     if !(60_000..=90 * 86_400_000).contains(&window_ms) {
         return Err(ApiError::invalid("window: must be between 1m and 90d"));
     }
-    let origin = match q.from {
-        Some(o) => o,
-        None if m.spec.source.events && metric.is_event_metric() => Origin::Events,
-        None if m.spec.source.runs.is_some() => Origin::Runs,
-        None => {
-            return Err(ApiError::invalid(format!(
-                "metric: '{}' is not an event metric and the monitor has no runs source",
-                q.metric
-            )))
-        }
-    };
-    if origin == Origin::Events && !metric.is_event_metric() {
-        return Err(ApiError::invalid(format!(
-            "metric: '{}' is not an event metric",
-            q.metric
-        )));
-    }
-    if origin == Origin::Runs && m.spec.source.runs.is_none() {
-        return Err(ApiError::invalid(
-            "from: runs, but the monitor has no runs source",
-        ));
-    }
+    let origin = m
+        .spec
+        .origin_of(&metric, &q.metric, q.from)
+        .map_err(|e| ApiError::invalid(format!("metric: {e}")))?;
     let end = q.end_ms.unwrap_or_else(now_millis);
     let start = q.start_ms.unwrap_or(end.saturating_sub(3_600_000));
     if start < 0 || end < start || end > LATEST_MS {
