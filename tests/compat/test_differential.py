@@ -440,6 +440,17 @@ def test_webhook_answers_match_mlflow(reference, fresh_plumb):
     assert not mismatches, "\n".join(mismatches)
 
 
+def _sorted_key_values(v):
+    if isinstance(v, list):
+        items = [_sorted_key_values(x) for x in v]
+        if items and all(isinstance(x, dict) and set(x) == {"key", "value"} for x in items):
+            return sorted(items, key=lambda x: x["key"])
+        return items
+    if isinstance(v, dict):
+        return {k: _sorted_key_values(x) for k, x in v.items()}
+    return v
+
+
 def _trace(tid, exp, **extra):
     info = {
         "trace_id": tid,
@@ -531,6 +542,22 @@ TRACE_STEPS = [
     ("DELETE", f"/api/3.0/mlflow/traces/{T1}/assessments/{{assessment}}", None),
     ("GET", f"/api/3.0/mlflow/traces/{T1}/assessments/{{assessment}}", None),
     *METRIC_STEPS,
+    # The v2 trace API (the 2.x client's), deprecated in MLflow 3 but served.
+    ("POST", "/api/2.0/mlflow/traces", {"experiment_id": "{exp}", "timestamp_ms": 1735787046000,
+                                        "request_metadata": [{"key": "mlflow.user", "value": "me"}],
+                                        "tags": [{"key": "mlflow.traceName", "value": "v2"}]}),
+    ("SAVE_V2",),
+    ("PATCH", "/api/2.0/mlflow/traces/{v2}", {"timestamp_ms": 1735787046250, "status": "ERROR",
+                                              "request_metadata": [{"key": "k", "value": "v"}],
+                                              "tags": [{"key": "team", "value": "ml"}]}),
+    ("GET", "/api/2.0/mlflow/traces/{v2}/info", None),
+    ("GET", "/api/2.0/mlflow/traces/tr-missing/info", None),
+    ("PATCH", "/api/2.0/mlflow/traces/tr-missing", {"timestamp_ms": 1, "status": "OK"}),
+    ("POST", "/api/2.0/mlflow/traces", {"experiment_id": "999999", "timestamp_ms": 1}),
+    ("GET", "/api/2.0/mlflow/traces?experiment_ids={exp}&filter=trace.status%20%3D%20%27ERROR%27", None),
+    ("GET", "/api/2.0/mlflow/traces?experiment_ids={exp}&max_results=1", None),
+    ("GET", "/api/2.0/mlflow/traces?experiment_ids={exp}&max_results=501", None),
+    ("GET", "/api/2.0/mlflow/traces", None),
     ("POST", "/api/2.0/mlflow/traces/delete-traces", {"experiment_id": "{exp}"}),
     ("POST", "/api/2.0/mlflow/traces/delete-traces", {"experiment_id": "{exp}", "request_ids": [T2]}),
     ("POST", "/api/3.0/mlflow/traces/search", {"locations": LOC}),
@@ -548,6 +575,10 @@ def test_trace_answers_match_mlflow(reference, fresh_plumb):
             for base in (reference, fresh_plumb):
                 ctx[base]["exp"] = last[base][1]["experiment_id"]
             continue
+        if step[0] == "SAVE_V2":
+            for base in (reference, fresh_plumb):
+                ctx[base]["v2"] = last[base][1]["trace_info"]["request_id"]
+            continue
         if step[0] == "SAVE_ASSESSMENT":
             for base in (reference, fresh_plumb):
                 ctx[base]["assessment"] = last[base][1]["assessment"]["assessment_id"]
@@ -555,13 +586,17 @@ def test_trace_answers_match_mlflow(reference, fresh_plumb):
         method, path, body = step
         for base in (reference, fresh_plumb):
             b = json.loads(json.dumps(body).replace("{exp}", ctx[base].get("exp", ""))) if body else None
-            url = base + path.replace("{assessment}", ctx[base].get("assessment", ""))
+            url = base + (path.replace("{assessment}", ctx[base].get("assessment", ""))
+                          .replace("{exp}", ctx[base].get("exp", "")).replace("{v2}", ctx[base].get("v2", "")))
             r = requests.request(method, url, json=b, timeout=60)
             try:
                 last[base] = [r.status_code, r.json()]
             except ValueError:
                 last[base] = [r.status_code, r.text[:200]]
         iso = re.compile(r"20\d\d-\d\d-\d\dT[\d:.]+Z")
+        for base in (reference, fresh_plumb):
+            # v2's key-value lists come in the order of the database's rows: not meaningful.
+            last[base] = _sorted_key_values(last[base])
         want = json.loads(iso.sub("ISO", json.dumps(norm(last[reference]))))
         got = json.loads(iso.sub("ISO", json.dumps(norm(last[fresh_plumb]))))
         if "tr-missing/tags" in path and method == "PATCH":

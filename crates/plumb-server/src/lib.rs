@@ -302,6 +302,17 @@ fn trace_routes() -> Router<AppState> {
         .merge(trace_routes_v2())
 }
 
+/// The v2 trace API of the 2.x client, under `/api/2.0` only (under 3.0 the same paths are
+/// v3 calls).
+fn trace_routes_v2_only() -> Router<AppState> {
+    use api::traces_v2 as t;
+    use axum::routing::patch;
+    Router::new()
+        .route("/mlflow/traces", post(t::start).get(t::search))
+        .route("/mlflow/traces/{trace_id}", patch(t::end))
+        .route("/mlflow/traces/{trace_id}/info", get(t::get_info))
+}
+
 /// The trace routes whose v2 form (under `/api/2.0`) is the same call as v3's; the 3.x client
 /// uses these paths for tags and deletion.
 fn trace_routes_v2() -> Router<AppState> {
@@ -362,12 +373,24 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/3.0/mlflow/server-info", server_info.clone())
         .route("/ajax-api/3.0/mlflow/server-info", server_info)
-        .nest("/api/2.0", mlflow.clone().merge(trace_routes_v2()))
+        .nest(
+            "/api/2.0",
+            mlflow
+                .clone()
+                .merge(trace_routes_v2())
+                .merge(trace_routes_v2_only()),
+        )
         .route(
             "/ajax-api/2.0/mlflow/upload-artifact",
             post(api::artifacts::upload_for_run),
         )
-        .nest("/ajax-api/2.0", mlflow.clone().merge(trace_routes_v2()))
+        .nest(
+            "/ajax-api/2.0",
+            mlflow
+                .clone()
+                .merge(trace_routes_v2())
+                .merge(trace_routes_v2_only()),
+        )
         .nest("/api/3.0", mlflow.clone().merge(trace_routes()))
         .nest("/ajax-api/3.0", mlflow.merge(trace_routes()))
         .nest("/api/2.0/plumb", plumb_routes())

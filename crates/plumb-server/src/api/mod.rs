@@ -11,6 +11,7 @@ pub mod registry;
 pub mod runs;
 pub mod trace_metrics;
 pub mod traces;
+pub mod traces_v2;
 pub mod webhooks;
 
 use axum::Json;

@@ -95,7 +95,7 @@ fn string_map(p: &Params, field: &str) -> ApiResult<BTreeMap<String, String>> {
     }
 }
 
-fn check_tag(key: &str, value: &str) -> ApiResult<()> {
+pub(crate) fn check_tag(key: &str, value: &str) -> ApiResult<()> {
     if key.is_empty() || key.chars().count() > MAX_TAG_KEY {
         return Err(ApiError::invalid(format!(
             "Trace tag key '{key}' must be 1 to {MAX_TAG_KEY} characters long"
@@ -372,7 +372,13 @@ pub async fn start(State(st): State<AppState>, p: Params) -> ApiResult<Json<Valu
     let info = trace
         .object("trace_info")?
         .ok_or_else(|| Error::missing("trace.trace_info"))?;
-    let info = st.all.start_trace(info_of(&info)?).await?;
+    let mut info = info_of(&info)?;
+    // As MLflow: the info is final once the client started the trace with it (v3 only).
+    info.metadata.insert(
+        plumb_store::queries::traces::INFO_FINALIZED_METADATA.to_string(),
+        "true".to_string(),
+    );
+    let info = st.all.start_trace(info).await?;
     Ok(trace_json(&info))
 }
 

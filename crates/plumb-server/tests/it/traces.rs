@@ -114,8 +114,8 @@ async fn trace_info_round_trips_and_hostile_input_gets_4xx() {
             json!({"locations": loc, "filter": "tags.k = 'a'' OR ''1''=''1'"}),
         ),
         (
-            "span filter",
-            json!({"locations": loc, "filter": "span.name = 'x'"}),
+            "span key",
+            json!({"locations": loc, "filter": "span.nope = 'x'"}),
         ),
         (
             "max_results",

@@ -283,8 +283,8 @@ pub const TOKEN_COLUMNS: [&str; 5] = [
 /// Trace previews keep this many characters of the root span's inputs and outputs.
 const PREVIEW_CHARS: usize = 1000;
 
-/// The metadata MLflow sets when a trace's info is written by `start_trace`.
-const INFO_FINALIZED_METADATA: &str = "mlflow.trace.infoFinalized";
+/// The metadata MLflow sets when a trace's info is written by v3's `start_trace`.
+pub const INFO_FINALIZED_METADATA: &str = "mlflow.trace.infoFinalized";
 
 /// Traces linked to one run in one request at most (MLflow's limit).
 pub const MAX_LINKS: usize = 100;
@@ -390,9 +390,6 @@ pub async fn start_trace<C: Conn>(c: &mut C, mut info: TraceInfo) -> DbResult<Tr
         ARTIFACT_LOCATION_TAG.to_string(),
         artifact_location(&location, &info.trace_id),
     );
-    // As MLflow: the info is final once the client started the trace with it.
-    info.metadata
-        .insert(INFO_FINALIZED_METADATA.to_string(), "true".to_string());
     let name = info.tags.get(TRACE_NAME_TAG).cloned();
     c.execute(
         "INSERT INTO plumb_traces (trace_id, experiment_id, client_request_id, request_time_ms,
