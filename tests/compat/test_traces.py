@@ -143,6 +143,8 @@ def test_an_opentelemetry_sdk_exports_over_otlp(srv):
         root.set_attribute("mlflow.spanInputs", _json.dumps({"cart": 3}))
         with tracer.start_as_current_span("score") as child:
             child.set_attribute("model.version", 7)
+            child.set_attribute("gen_ai.usage.input_tokens", 12)
+            child.set_attribute("gen_ai.usage.output_tokens", 3)
             child.add_event("cache-miss", {"key": "abc"})
     with tracer.start_as_current_span("fail") as bad:
         bad.set_status(Status(StatusCode.ERROR, "timeout"))
@@ -155,6 +157,12 @@ def test_an_opentelemetry_sdk_exports_over_otlp(srv):
     trace = mlflow.get_trace(ok_id)
     assert trace.info.state == "OK" and trace.info.tags["mlflow.traceName"] == "handle-request"
     assert trace.info.execution_duration is not None and "cart" in trace.info.request_preview
+    # Token counts of the GenAI conventions become the trace's, as MLflow's server does.
+    assert trace.info.token_usage == {"input_tokens": 12, "output_tokens": 3, "total_tokens": 15}
+    r = requests.post(f"{srv.url}/api/3.0/mlflow/traces/metrics", json={
+        "experiment_ids": [exp], "view_type": "TRACES", "metric_name": "total_tokens",
+        "aggregations": [{"aggregation_type": "SUM"}]})
+    assert r.json()["data_points"][0]["values"] == {"SUM": 15.0}, r.text
     spans = {s.name: s for s in trace.data.spans}
     assert set(spans) == {"handle-request", "score"}
     assert spans["score"].parent_id == spans["handle-request"].span_id

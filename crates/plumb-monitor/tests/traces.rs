@@ -76,6 +76,7 @@ async fn request(store: &dyn Store, exp: &str, n: u64, at_ms: i64, latency: i64,
                 content: "{}".into(),
                 inputs: None,
                 outputs: None,
+                tokens: None,
             }],
         )
         .await

@@ -59,7 +59,7 @@ macro_rules! conformance_tests {
             claims_are_leased_and_finished, alert_changes_are_notified_once,
             traces_start_search_tag_delete, spans_create_and_complete_traces,
             assessments_override_and_restore, traces_searched_by_spans_and_assessments,
-            trace_metrics_and_correlation);
+            trace_metrics_and_correlation, trace_tokens_sum_spans_once);
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
         $(

@@ -72,6 +72,8 @@ pub struct SpanRecord {
     /// The root span's `mlflow.spanInputs` / `mlflow.spanOutputs` (trace previews).
     pub inputs: Option<String>,
     pub outputs: Option<String>,
+    /// The span's own token counts (input, output, total), when it reports them.
+    pub tokens: Option<(i64, i64, i64)>,
 }
 
 /// A trace search: experiments, a parsed filter, an order, a page.

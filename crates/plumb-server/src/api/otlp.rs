@@ -156,7 +156,46 @@ fn record(span: &Span) -> ApiResult<SpanRecord> {
         content: content.to_string(),
         inputs: text("mlflow.spanInputs"),
         outputs: text("mlflow.spanOutputs"),
+        tokens: tokens(&decoded),
     })
+}
+
+/// A span's token counts: MLflow's `mlflow.chat.tokenUsage` (a JSON object, or its text), or
+/// the OpenTelemetry GenAI conventions (`gen_ai.usage.input_tokens`/`output_tokens`, or the
+/// older `prompt_tokens`/`completion_tokens`). The total is the sum when not given.
+fn tokens(attrs: &Map<String, Value>) -> Option<(i64, i64, i64)> {
+    let int = |v: Option<&Value>| -> Option<i64> {
+        match v? {
+            Value::Number(n) => n.as_i64().filter(|x| *x >= 0),
+            Value::String(s) => s.trim().parse().ok().filter(|x: &i64| *x >= 0),
+            _ => None,
+        }
+    };
+    let (input, output, total) = match attrs.get("mlflow.chat.tokenUsage") {
+        Some(v) => {
+            let obj = match v {
+                Value::String(s) => serde_json::from_str::<Value>(s).ok()?,
+                other => other.clone(),
+            };
+            (
+                int(obj.get("input_tokens")),
+                int(obj.get("output_tokens")),
+                int(obj.get("total_tokens")),
+            )
+        }
+        None => (
+            int(attrs.get("gen_ai.usage.input_tokens"))
+                .or_else(|| int(attrs.get("gen_ai.usage.prompt_tokens"))),
+            int(attrs.get("gen_ai.usage.output_tokens"))
+                .or_else(|| int(attrs.get("gen_ai.usage.completion_tokens"))),
+            None,
+        ),
+    };
+    if input.is_none() && output.is_none() && total.is_none() {
+        return None;
+    }
+    let (i, o) = (input.unwrap_or(0), output.unwrap_or(0));
+    Some((i, o, total.unwrap_or(i.saturating_add(o))))
 }
 
 fn protobuf(headers: &HeaderMap) -> Option<bool> {

@@ -246,6 +246,7 @@ fn span(trace: &str, id: &str, parent: Option<&str>, start_ns: i64, status: &str
         content: format!("{{\"name\": \"span-{id}\"}}"),
         inputs: Some("{\"q\": 1}".into()),
         outputs: None,
+        tokens: None,
     }
 }
 
@@ -815,5 +816,68 @@ pub async fn trace_metrics_and_correlation(store: Store) {
     assert_eq!(
         (counts.total, counts.first, counts.second, counts.joint),
         (4, 2, 1, 1)
+    );
+}
+
+pub async fn trace_tokens_sum_spans_once(store: Store) {
+    let exp = experiment(&store, "tokens").await;
+    let with = |id: &str, parent: Option<&str>, tokens: Option<(i64, i64, i64)>| SpanRecord {
+        tokens,
+        ..span("tr-t", id, parent, 1_000, "OK")
+    };
+    // An agent span reporting its two LLM calls' total, a tool call of its own, and a second
+    // call in another request.
+    store
+        .log_spans(
+            &exp,
+            vec![
+                with("agent", Some("root"), Some((30, 12, 42))),
+                with("llm1", Some("agent"), Some((10, 2, 12))),
+                with("llm2", Some("agent"), Some((20, 10, 30))),
+            ],
+        )
+        .await
+        .expect("spans");
+    store
+        .log_spans(
+            &exp,
+            vec![
+                with("root", None, None),
+                with("tool", Some("root"), Some((5, 1, 6))),
+            ],
+        )
+        .await
+        .expect("more spans");
+    let t = store.get_trace_info("tr-t").await.expect("info");
+    let usage: serde_json::Value =
+        serde_json::from_str(&t.metadata["mlflow.trace.tokenUsage"]).expect("json");
+    assert_eq!(
+        usage,
+        serde_json::json!({"input_tokens": 35, "output_tokens": 13, "total_tokens": 48})
+    );
+    // A trace the client started with its own counts keeps them.
+    let mut own = trace("tr-own", &exp, 1, "OK", None);
+    own.metadata.insert(
+        "mlflow.trace.tokenUsage".into(),
+        r#"{"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}"#.into(),
+    );
+    own.metadata
+        .insert("mlflow.trace.infoFinalized".into(), "true".into());
+    store.start_trace(own).await.expect("trace");
+    store
+        .log_spans(
+            &exp,
+            vec![SpanRecord {
+                tokens: Some((100, 100, 200)),
+                ..span("tr-own", "x", Some("y"), 1_000, "OK")
+            }],
+        )
+        .await
+        .expect("span");
+    let t = store.get_trace_info("tr-own").await.expect("info");
+    assert!(t.metadata["mlflow.trace.tokenUsage"].contains("\"total_tokens\": 2"));
+    assert_eq!(
+        store.get_spans("tr-own").await.expect("spans")[0].tokens,
+        Some((100, 100, 200))
     );
 }

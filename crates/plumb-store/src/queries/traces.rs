@@ -175,6 +175,9 @@ UPDATE plumb_assessments SET
 WHERE value IS NOT NULL;
 CREATE INDEX plumb_assessments_name ON plumb_assessments (name, kind);
 CREATE INDEX plumb_spans_name ON plumb_spans (name);
+ALTER TABLE plumb_spans ADD COLUMN input_tokens INTEGER;
+ALTER TABLE plumb_spans ADD COLUMN output_tokens INTEGER;
+ALTER TABLE plumb_spans ADD COLUMN total_tokens INTEGER;
 ALTER TABLE plumb_traces ADD COLUMN input_tokens INTEGER;
 ALTER TABLE plumb_traces ADD COLUMN output_tokens INTEGER;
 ALTER TABLE plumb_traces ADD COLUMN total_tokens INTEGER;
@@ -217,6 +220,9 @@ UPDATE plumb_assessments SET
 WHERE value IS NOT NULL;
 CREATE INDEX plumb_assessments_name ON plumb_assessments (name, kind);
 CREATE INDEX plumb_spans_name ON plumb_spans (name);
+ALTER TABLE plumb_spans ADD COLUMN input_tokens BIGINT;
+ALTER TABLE plumb_spans ADD COLUMN output_tokens BIGINT;
+ALTER TABLE plumb_spans ADD COLUMN total_tokens BIGINT;
 ALTER TABLE plumb_traces ADD COLUMN input_tokens BIGINT;
 ALTER TABLE plumb_traces ADD COLUMN output_tokens BIGINT;
 ALTER TABLE plumb_traces ADD COLUMN total_tokens BIGINT;
@@ -981,13 +987,14 @@ pub async fn log_spans<C: Conn>(
         for s in mine {
             c.execute(
                 "INSERT INTO plumb_spans (trace_id, span_id, parent_span_id, name, span_type,
-                     status, start_ns, end_ns, content)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     status, start_ns, end_ns, content, input_tokens, output_tokens, total_tokens)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (trace_id, span_id) DO UPDATE SET
                      parent_span_id = excluded.parent_span_id, name = excluded.name,
                      span_type = excluded.span_type, status = excluded.status,
                      start_ns = excluded.start_ns, end_ns = excluded.end_ns,
-                     content = excluded.content",
+                     content = excluded.content, input_tokens = excluded.input_tokens,
+                     output_tokens = excluded.output_tokens, total_tokens = excluded.total_tokens",
                 vec![
                     (&s.trace_id).into(),
                     (&s.span_id).into(),
@@ -998,18 +1005,113 @@ pub async fn log_spans<C: Conn>(
                     s.start_ns.into(),
                     s.end_ns.into(),
                     (&s.content).into(),
+                    s.tokens.map(|t| t.0).into(),
+                    s.tokens.map(|t| t.1).into(),
+                    s.tokens.map(|t| t.2).into(),
                 ],
             )
             .await?;
         }
+        if spans
+            .iter()
+            .any(|s| s.trace_id == trace_id && s.tokens.is_some())
+        {
+            trace_tokens_from_spans(c, trace_id).await?;
+        }
     }
+    Ok(())
+}
+
+/// Sets a trace's token counts from its spans' (when the client did not give the trace's own
+/// with a v3 start): the spans that report counts and have no ancestor that does, summed, so
+/// a parent reporting its children's total is not counted twice (as MLflow does).
+async fn trace_tokens_from_spans<C: Conn>(c: &mut C, trace_id: &str) -> DbResult<()> {
+    let finalized = c
+        .query_opt(
+            "SELECT 1 FROM plumb_trace_metadata WHERE trace_id = ? AND key = ?",
+            vec![trace_id.into(), INFO_FINALIZED_METADATA.into()],
+        )
+        .await?
+        .is_some();
+    let given = c
+        .query_opt(
+            "SELECT 1 FROM plumb_trace_metadata WHERE trace_id = ? AND key = ?",
+            vec![trace_id.into(), TOKEN_USAGE_METADATA.into()],
+        )
+        .await?
+        .is_some();
+    if finalized && given {
+        return Ok(());
+    }
+    let rows = c
+        .query(
+            "SELECT span_id, parent_span_id, input_tokens, output_tokens, total_tokens
+             FROM plumb_spans WHERE trace_id = ?",
+            vec![trace_id.into()],
+        )
+        .await?;
+    let mut parent = std::collections::HashMap::new();
+    let mut usage = std::collections::HashMap::new();
+    for r in &rows {
+        let id = r.text(0)?;
+        if let Some(p) = r.opt_text(1)? {
+            parent.insert(id.clone(), p);
+        }
+        if let Some(total) = r.opt_int(4)? {
+            usage.insert(
+                id,
+                (
+                    r.opt_int(2)?.unwrap_or(0),
+                    r.opt_int(3)?.unwrap_or(0),
+                    total,
+                ),
+            );
+        }
+    }
+    let mut sum = (0i64, 0i64, 0i64);
+    for (id, u) in &usage {
+        // Counted unless an ancestor reports counts (a loop in bad data stops the walk).
+        let mut at = parent.get(id);
+        let mut steps = 0;
+        let mut covered = false;
+        while let Some(p) = at {
+            if usage.contains_key(p) {
+                covered = true;
+                break;
+            }
+            steps += 1;
+            if steps > rows.len() {
+                break;
+            }
+            at = parent.get(p);
+        }
+        if !covered {
+            sum = (
+                sum.0.saturating_add(u.0),
+                sum.1.saturating_add(u.1),
+                sum.2.saturating_add(u.2),
+            );
+        }
+    }
+    let json = serde_json::json!({
+        "input_tokens": sum.0, "output_tokens": sum.1, "total_tokens": sum.2,
+    })
+    .to_string();
+    let kv = BTreeMap::from([(TOKEN_USAGE_METADATA.to_string(), json)]);
+    upsert_kv(c, "plumb_trace_metadata", trace_id, &kv).await?;
+    c.execute(
+        "UPDATE plumb_traces SET input_tokens = ?, output_tokens = ?, total_tokens = ?
+         WHERE trace_id = ?",
+        vec![sum.0.into(), sum.1.into(), sum.2.into(), trace_id.into()],
+    )
+    .await?;
     Ok(())
 }
 
 pub async fn get_spans<C: Conn>(c: &mut C, trace_id: &str) -> DbResult<Vec<SpanRecord>> {
     c.query(
         "SELECT trace_id, span_id, parent_span_id, name, span_type, status, start_ns, end_ns,
-                content
+                content, input_tokens, output_tokens, total_tokens
          FROM plumb_spans WHERE trace_id = ? ORDER BY start_ns, span_id",
         vec![trace_id.into()],
     )
@@ -1028,6 +1130,14 @@ pub async fn get_spans<C: Conn>(c: &mut C, trace_id: &str) -> DbResult<Vec<SpanR
             content: r.text(8)?,
             inputs: None,
             outputs: None,
+            tokens: match r.opt_int(11)? {
+                Some(total) => Some((
+                    r.opt_int(9)?.unwrap_or(0),
+                    r.opt_int(10)?.unwrap_or(0),
+                    total,
+                )),
+                None => None,
+            },
         })
     })
     .collect()
