@@ -202,7 +202,7 @@ def plan(smoke, name):
 VALUES_PER_EVENT = 13
 
 
-def monitoring(smoke, backend):
+def monitoring(smoke, backend, only=None, out=None):
     """plumb's monitoring workloads, and MLflow's log-batch carrying the same events as metrics."""
     pg = backend == "postgres"
     interval_ms = 1000
@@ -234,7 +234,7 @@ def monitoring(smoke, backend):
                 if pg:
                     psql('DROP DATABASE IF EXISTS "plumb_bench_monitoring" WITH (FORCE)')
         results["plumb"] = r
-        if not smoke:
+        if not smoke and only in (None, "mlflow"):
             muri = (fresh_database("mlflow_bench_monitoring").replace("postgres://", "postgresql+psycopg2://")
                     if pg else "sqlite:///mlflow.db")
             mlflow = Server("mlflow", lambda port: [os.path.join(VENV, "bin", "mlflow"), "server", "--host", "127.0.0.1",
@@ -249,12 +249,14 @@ def monitoring(smoke, backend):
                 mlflow.stop()
                 if pg:
                     psql('DROP DATABASE IF EXISTS "mlflow_bench_monitoring" WITH (FORCE)')
-    save_results("monitoring", smoke, backend, results)
+    save_results("monitoring", smoke, backend, results, only, out)
+    if only:
+        return
     p = results["plumb"]
     if smoke:
         assert p["ingest c8"]["events_per_s"] > 0 and p["window 1h"]["counted"] == 20000, p
         print("bench smoke: monitoring workloads ran")
-    elif backend == "sqlite":
+    elif backend == "sqlite" and not only:
         put_section("## Monitoring", monitoring_section())
 
 
@@ -278,14 +280,16 @@ def put_section(heading, section):
         f.write(doc)
 
 
-def save_results(kind, smoke, backend, results):
-    """Writes `target/bench-<kind>[-smoke][-backend].json`; exits 1 when a plumb workload failed."""
-    suffix = "" if backend == "sqlite" else f"-{backend}"
-    out = os.path.join(ROOT, "target", f"bench-{kind}{'-smoke' if smoke else ''}{suffix}.json")
+def save_results(kind, smoke, backend, results, only=None, out=None):
+    """Writes `--out`, else `target/bench-<kind>[-smoke][-backend][-only-<peer>].json` (a run of
+    one peer never replaces the full run's file that BENCHMARKS.md is written from); exits 1
+    when a plumb workload failed."""
+    suffix = ("" if backend == "sqlite" else f"-{backend}") + (f"-only-{only}" if only else "")
+    out = out or os.path.join(ROOT, "target", f"bench-{kind}{'-smoke' if smoke else ''}{suffix}.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump(results, f, indent=2)
-    errors = [k for k, v in results["plumb"].items() if "error" in v or v.get("errors")]
+    errors = [k for k, v in results.get("plumb", {}).items() if "error" in v or v.get("errors")]
     if errors:
         print(f"{kind} workloads failed: {errors}", file=sys.stderr)
         sys.exit(1)
@@ -328,7 +332,7 @@ lag row: `--monitor-interval` 1 s); MLflow 3.17.2 logging the same events as `lo
 """
 
 
-def traces(smoke, backend):
+def traces(smoke, backend, only=None, out=None):
     """Tracing: OTLP span ingest and a trace search over 100k traces, plumb and MLflow's own
     server through the same endpoints (`/v1/traces`, `traces/search`)."""
     pg = backend == "postgres"
@@ -342,6 +346,8 @@ def traces(smoke, backend):
     if not smoke:
         peers["mlflow"] = lambda port, uri: [os.path.join(VENV, "bin", "mlflow"), "server", "--host", "127.0.0.1",
                                              "--port", str(port), "--backend-store-uri", uri, "--workers", "1"]
+    if only:
+        peers = {k: v for k, v in peers.items() if k == only}
     results = {}
     with tempfile.TemporaryDirectory(prefix="bench-traces-") as workdir:
         for name, argv in peers.items():
@@ -361,7 +367,9 @@ def traces(smoke, backend):
                     if pg:
                         psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
             results[name] = r
-    save_results("traces", smoke, backend, results)
+    save_results("traces", smoke, backend, results, only, out)
+    if only:
+        return
     p = results["plumb"]
     if smoke:
         assert p["ingest c8"]["spans_per_s"] > 0 and p["search"]["page"] > 0, p
@@ -422,10 +430,10 @@ def main():
         write_markdown()
         return
     if args.monitoring:
-        monitoring(args.smoke, args.backend)
+        monitoring(args.smoke, args.backend, args.only, args.out)
         return
     if args.traces:
-        traces(args.smoke, args.backend)
+        traces(args.smoke, args.backend, args.only, args.out)
         return
     results = {}
     for name, argv_for in servers(args.smoke, args.backend).items():
