@@ -174,7 +174,6 @@ UPDATE plumb_assessments SET
     is_num = CASE WHEN json_type(value) IN ('integer', 'real') THEN 1 ELSE 0 END
 WHERE value IS NOT NULL;
 CREATE INDEX plumb_assessments_name ON plumb_assessments (name, kind);
-CREATE INDEX plumb_spans_name ON plumb_spans (name);
 ALTER TABLE plumb_spans ADD COLUMN input_tokens INTEGER;
 ALTER TABLE plumb_spans ADD COLUMN output_tokens INTEGER;
 ALTER TABLE plumb_spans ADD COLUMN total_tokens INTEGER;
@@ -219,7 +218,6 @@ UPDATE plumb_assessments SET
     is_num = CASE WHEN jsonb_typeof(value::jsonb) = 'number' THEN 1 ELSE 0 END
 WHERE value IS NOT NULL;
 CREATE INDEX plumb_assessments_name ON plumb_assessments (name, kind);
-CREATE INDEX plumb_spans_name ON plumb_spans (name);
 ALTER TABLE plumb_spans ADD COLUMN input_tokens BIGINT;
 ALTER TABLE plumb_spans ADD COLUMN output_tokens BIGINT;
 ALTER TABLE plumb_spans ADD COLUMN total_tokens BIGINT;
