@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command (README "Run the tests"; .ci/run calls exactly this).
 # Lints, the Rust suites (unit, conformance on SQLite and PostgreSQL, HTTP + snapshots, the
-# binary incl. replicas and database restarts), then the official MLflow clients (2.22.4 and
-# 3.17.2, installed here into .venvs/) against the real plumb binary, on SQLite and PostgreSQL.
+# binary incl. replicas and database restarts), the web UI's bundle check and browser tests,
+# then the official MLflow clients (2.22.4 and 3.17.2, installed here into .venvs/) against the
+# real plumb binary, on SQLite and PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -63,9 +64,21 @@ bash bench/run.sh --smoke --backend postgres
 bash bench/run.sh --smoke --monitoring
 bash bench/run.sh --smoke --traces
 
-
 export PLUMB_BIN=$root/target/debug/plumb
 status=0
+
+# The web UI: the committed bundle (crates/plumb-server/ui/, embedded in the binary) must be
+# what its sources build to with the pinned lockfile; the browser tests drive Debian's Chromium
+# (installed here when missing) with playwright-core against the real binary.
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+step "web UI: the committed bundle is what its sources build to"
+(cd ui && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && node build.mjs --check)
+step "web UI: browser tests (Chromium from Debian's packages)"
+if ! command -v chromium >/dev/null 2>&1; then
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 ||
+    { as_root apt-get update -q && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+fi
+PLUMB_PYTHON=$root/.venvs/mlflow3/bin/python node --test "$root/ui/tests/" || status=1
 for backend in sqlite postgres; do
   for v in mlflow3 mlflow2; do
     step "official client compatibility: $v on $backend"

@@ -9,6 +9,7 @@ mod extract;
 mod security;
 mod serve;
 mod telemetry;
+mod ui;
 mod wire;
 
 use std::sync::Arc;
@@ -356,6 +357,8 @@ pub fn router(state: AppState) -> Router {
     let telemetry = Arc::new(telemetry::Telemetry::default());
     let exposition = telemetry.clone();
     Router::new()
+        .route("/", get(ui::index))
+        .route("/static/{file}", get(ui::static_file))
         .route("/health", get(api::misc::health))
         .route(
             "/metrics",

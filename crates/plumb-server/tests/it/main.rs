@@ -9,4 +9,5 @@ mod support;
 mod telemetry;
 mod traces;
 mod tracking;
+mod ui;
 mod webhooks;

@@ -1,0 +1,112 @@
+// Metric charts with uPlot (canvas): runs overlaid, x as step, wall time or relative time,
+// EMA smoothing, log scale, drag to zoom (double-click resets). Long series come sampled by
+// the server (get-history-bulk-interval keeps each interval's extremes), so a million points
+// draw as a few thousand.
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { mlflow } from "./api.js";
+import { ErrorBox } from "./util.jsx";
+
+const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
+
+export function ema(values, weight) {
+  if (!weight) return values;
+  const out = [];
+  let last = 0, n = 0;
+  for (const v of values) {
+    if (v === null || !Number.isFinite(v)) {
+      out.push(v);
+      continue;
+    }
+    last = last * weight + (1 - weight) * v;
+    n += 1;
+    // Debiased, as TensorBoard smooths: early points are not pulled toward zero.
+    out.push(last / (1 - Math.pow(weight, n)));
+  }
+  return out;
+}
+
+/** The points of `key` for each run, sampled by the server to at most `max` per run. */
+export async function history(runIds, key, max = 2000) {
+  const answer = await mlflow.get("metrics/get-history-bulk-interval", { run_ids: runIds, metric_key: key, max_results: max });
+  const byRun = new Map(runIds.map((id) => [id, []]));
+  for (const m of answer.metrics || []) byRun.get(m.run_id)?.push(m);
+  for (const list of byRun.values()) list.sort((a, b) => a.step - b.step || a.timestamp - b.timestamp);
+  return byRun;
+}
+
+/** uPlot's aligned data: one shared x (the union of all runs' x values), a series per run. */
+export function align(byRun, xOf) {
+  const xs = new Set();
+  for (const list of byRun.values()) for (const p of list) xs.add(xOf(p, list));
+  const x = [...xs].sort((a, b) => a - b);
+  const at = new Map(x.map((v, i) => [v, i]));
+  const series = [...byRun.values()].map((list) => {
+    const ys = new Array(x.length).fill(null);
+    for (const p of list) ys[at.get(xOf(p, list))] = typeof p.value === "number" ? p.value : Number(p.value);
+    return ys;
+  });
+  return [x, ...series];
+}
+
+export function MetricChart({ runs, metric, height = 300 }) {
+  const el = useRef(null);
+  const [xAxis, setXAxis] = useState("step");
+  const [smooth, setSmooth] = useState(0);
+  const [log, setLog] = useState(false);
+  const [data, setData] = useState(null);
+  const [error, setError] = useState();
+  const ids = runs.map((r) => r.id).join(",");
+  useEffect(() => {
+    let live = true;
+    setError(undefined);
+    history(runs.map((r) => r.id), metric).then((d) => live && setData(d), (e) => live && setError(e));
+    return () => {
+      live = false;
+    };
+  }, [ids, metric]);
+  useEffect(() => {
+    if (!data || !el.current) return;
+    const xOf =
+      xAxis === "step" ? (p) => Number(p.step) : xAxis === "wall" ? (p) => Number(p.timestamp) / 1000 : (p, list) => (Number(p.timestamp) - Number(list[0].timestamp)) / 1000;
+    const aligned = align(data, xOf);
+    const shown = [aligned[0], ...aligned.slice(1).map((ys) => ema(ys, smooth))];
+    const opts = {
+      width: el.current.clientWidth || 600,
+      height,
+      scales: { x: { time: xAxis === "wall" }, y: { distr: log ? 3 : 1 } },
+      axes: [{ label: xAxis === "step" ? "step" : xAxis === "wall" ? "" : "seconds" }, {}],
+      series: [{}, ...runs.map((r, i) => ({ label: r.name, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true }))],
+      cursor: { drag: { x: true, y: false } },
+    };
+    const plot = new uPlot(opts, shown, el.current);
+    const ro = new ResizeObserver(() => plot.setSize({ width: el.current.clientWidth, height }));
+    ro.observe(el.current);
+    return () => {
+      ro.disconnect();
+      plot.destroy();
+    };
+  }, [data, xAxis, smooth, log, height]);
+  return (
+    <figure class="chart" data-metric={metric}>
+      <figcaption>
+        <strong>{metric}</strong>
+        <select aria-label="X axis" value={xAxis} onChange={(e) => setXAxis(e.currentTarget.value)}>
+          <option value="step">Step</option>
+          <option value="wall">Wall time</option>
+          <option value="relative">Relative time</option>
+        </select>
+        <label>
+          Smoothing{" "}
+          <input type="range" min="0" max="0.99" step="0.01" value={smooth} onInput={(e) => setSmooth(Number(e.currentTarget.value))} />
+        </label>
+        <label>
+          <input type="checkbox" checked={log} onChange={(e) => setLog(e.currentTarget.checked)} /> log
+        </label>
+      </figcaption>
+      <ErrorBox error={error} />
+      <div ref={el} class="plot" />
+    </figure>
+  );
+}
