@@ -498,17 +498,25 @@ pub async fn search(State(st): State<AppState>, p: Params) -> ApiResult<Json<Val
             offset,
         })
         .await?;
+    Ok(trace_page(&page, wire))
+}
+
+/// A page of traces as `{"traces": [...], "next_page_token"}`, each in `shape` (v3's or v2's).
+pub(crate) fn trace_page(
+    page: &plumb_core::entities::Page<TraceInfo>,
+    shape: fn(&TraceInfo) -> Value,
+) -> Json<Value> {
     let mut o = Map::new();
     if !page.items.is_empty() {
         o.insert(
             "traces".into(),
-            Value::Array(page.items.iter().map(wire).collect()),
+            Value::Array(page.items.iter().map(shape).collect()),
         );
     }
-    if let Some(t) = page.next_page_token {
+    if let Some(t) = &page.next_page_token {
         o.insert("next_page_token".into(), json!(t));
     }
-    Ok(Json(Value::Object(o)))
+    Json(Value::Object(o))
 }
 
 pub async fn set_tag(

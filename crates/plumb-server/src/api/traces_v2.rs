@@ -13,7 +13,7 @@ use plumb_store::traces::{TraceInfo, TraceQuery};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
-use crate::api::traces::check_tag;
+use crate::api::traces::{check_tag, trace_page};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{bad_type, Params};
 use crate::AppState;
@@ -177,15 +177,5 @@ pub async fn search(State(st): State<AppState>, p: Params) -> ApiResult<Json<Val
             offset: decode_offset_token(p.opt_str("page_token")?.as_deref())?,
         })
         .await?;
-    let mut o = Map::new();
-    if !page.items.is_empty() {
-        o.insert(
-            "traces".into(),
-            Value::Array(page.items.iter().map(wire).collect()),
-        );
-    }
-    if let Some(t) = page.next_page_token {
-        o.insert("next_page_token".into(), json!(t));
-    }
-    Ok(Json(Value::Object(o)))
+    Ok(trace_page(&page, wire))
 }
