@@ -3,13 +3,12 @@ with nested spans and errors, `get_trace` with its spans, `search_traces` by sta
 and time, trace tags, links to runs, deletion; spans sent over OTLP by the client itself and by
 the OpenTelemetry SDK's exporter."""
 import os
-import tempfile
 import time
 
 import pytest
 import requests
 
-from conftest import Server, mlflow_major
+from conftest import mlflow_major
 
 pytestmark = pytest.mark.skipif(mlflow_major() < 3, reason="the v3 trace API came with MLflow 3")
 
@@ -18,15 +17,9 @@ os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
 
 
 @pytest.fixture(scope="module")
-def srv():
-    with tempfile.TemporaryDirectory(prefix="plumb-traces-") as workdir:
-        s = Server(workdir)
-        try:
-            yield s
-        finally:
-            s.stop()
-            errors = s.server_errors()
-            assert not errors, "plumb answered 5xx:\n" + "".join(errors)
+def srv(server):
+    """conftest's server (a fresh plumb for this module; no 5xx allowed)."""
+    return server
 
 
 def test_traces_through_the_official_client(srv):

@@ -2,12 +2,11 @@
 API (start, end, get info, search), spans uploaded as the trace's artifact and read back,
 tags, deletion. Under the 3.x client the same routes are checked by the differential test."""
 import os
-import tempfile
 
 import pytest
 import requests
 
-from conftest import Server, mlflow_major
+from conftest import mlflow_major
 
 pytestmark = pytest.mark.skipif(mlflow_major() != 2, reason="the v2 trace API is the 2.x client's")
 
@@ -15,15 +14,9 @@ os.environ["MLFLOW_ENABLE_ASYNC_TRACE_LOGGING"] = "false"
 
 
 @pytest.fixture(scope="module")
-def srv():
-    with tempfile.TemporaryDirectory(prefix="plumb-traces-v2-") as workdir:
-        s = Server(workdir)
-        try:
-            yield s
-        finally:
-            s.stop()
-            errors = s.server_errors()
-            assert not errors, "plumb answered 5xx:\n" + "".join(errors)
+def srv(server):
+    """conftest's server (a fresh plumb for this module; no 5xx allowed)."""
+    return server
 
 
 def test_traces_through_the_2x_client(srv):
