@@ -1,11 +1,11 @@
 // Metric charts with uPlot (canvas): runs overlaid, x as step, wall time or relative time,
-// EMA smoothing, log scale, drag to zoom (double-click resets). Long series come sampled by
-// the server (get-history-bulk-interval keeps each interval's extremes), so a million points
-// draw as a few thousand.
+// EMA smoothing, log scale, drag to zoom (double-click resets). Long series come thinned by
+// the server (plumb's metrics/sampled keeps each interval's extremes), so a million points
+// draw as a few thousand and a spike is not lost.
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { mlflow } from "./api.js";
+import { plumb } from "./api.js";
 import { ErrorBox } from "./util.jsx";
 
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"];
@@ -27,12 +27,12 @@ export function ema(values, weight) {
   return out;
 }
 
-/** The points of `key` for each run, sampled by the server to at most `max` per run. */
+/** The points of `key` for each run, thinned by the server to at most `max` per run keeping
+ * each interval's lowest and highest point (plumb's `metrics/sampled`), in step order. */
 export async function history(runIds, key, max = 2000) {
-  const answer = await mlflow.get("metrics/get-history-bulk-interval", { run_ids: runIds, metric_key: key, max_results: max });
+  const answer = await plumb.get("metrics/sampled", { run_ids: runIds, metric_key: key, max_points: max });
   const byRun = new Map(runIds.map((id) => [id, []]));
-  for (const m of answer.metrics || []) byRun.get(m.run_id)?.push(m);
-  for (const list of byRun.values()) list.sort((a, b) => a.step - b.step || a.timestamp - b.timestamp);
+  for (const s of answer.series || []) byRun.set(s.run_id, s.points);
   return byRun;
 }
 

@@ -9,6 +9,7 @@ pub mod monitoring;
 pub mod otlp;
 pub mod registry;
 pub mod runs;
+pub mod sampled;
 pub mod trace_metrics;
 pub mod traces;
 pub mod traces_v2;

@@ -58,3 +58,69 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
         assert!((400..500).contains(&st), "{path}: {st} {b}");
     }
 }
+
+#[tokio::test]
+async fn sampled_history_keeps_spikes_and_refuses_hostile_input() {
+    use serde_json::json;
+    let s = TestServer::spawn().await;
+    let run = s
+        .ok(
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": "0", "start_time": 1}),
+        )
+        .await;
+    let run_id = run["run"]["info"]["run_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // 5,000 points with one spike, in batches of 1,000.
+    for b in 0..5 {
+        let metrics: Vec<_> = (0..1000)
+            .map(|i| {
+                let step = b * 1000 + i;
+                let value = if step == 3_210 {
+                    1e6
+                } else {
+                    (step % 10) as f64
+                };
+                json!({"key": "loss", "value": value, "timestamp": step, "step": step})
+            })
+            .collect();
+        s.ok(
+            "/api/2.0/mlflow/runs/log-batch",
+            json!({"run_id": run_id, "metrics": metrics}),
+        )
+        .await;
+    }
+    let url =
+        format!("/api/2.0/plumb/metrics/sampled?run_ids={run_id}&metric_key=loss&max_points=100");
+    let (st, b) = s.get(&url).await;
+    assert_eq!(st, 200, "{b}");
+    let series = &b["series"][0];
+    assert_eq!(series["total"], 5000);
+    let points = series["points"].as_array().expect("points");
+    assert!(points.len() <= 100);
+    assert!(
+        points.iter().any(|p| p["value"] == 1e6),
+        "the spike is kept"
+    );
+    for bad in [
+        "/api/2.0/plumb/metrics/sampled?metric_key=loss".to_string(),
+        format!("/api/2.0/plumb/metrics/sampled?run_ids={run_id}"),
+        format!("/api/2.0/plumb/metrics/sampled?run_ids={run_id}&metric_key=loss&max_points=1"),
+        format!(
+            "/api/2.0/plumb/metrics/sampled?run_ids={run_id}&metric_key=loss&max_points=99999999"
+        ),
+        "/api/2.0/plumb/metrics/sampled?run_ids=..%2f..&metric_key=loss".to_string(),
+        format!(
+            "/api/2.0/plumb/metrics/sampled?metric_key=loss&{}",
+            (0..101)
+                .map(|i| format!("run_ids=r{i}"))
+                .collect::<Vec<_>>()
+                .join("&")
+        ),
+    ] {
+        let (st, b) = s.get(&bad).await;
+        assert!((400..500).contains(&st), "{bad}: {st} {b}");
+    }
+}
