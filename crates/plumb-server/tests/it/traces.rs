@@ -494,3 +494,90 @@ async fn trace_metrics_and_correlation_refuse_hostile_input() {
         .await;
     assert_eq!(st, 200, "{b}");
 }
+
+#[tokio::test]
+async fn v2_trace_routes_refuse_hostile_input_and_keep_what_is_stored() {
+    let s = TestServer::spawn().await;
+    let started = s
+        .ok(
+            "/api/2.0/mlflow/traces",
+            json!({"experiment_id": "0", "timestamp_ms": 1000,
+                   "tags": [{"key": "mlflow.traceName", "value": "v2"}]}),
+        )
+        .await;
+    let id = started["trace_info"]["request_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let start = "/api/2.0/mlflow/traces";
+    for (what, body) in [
+        ("no experiment", json!({"timestamp_ms": 1})),
+        ("experiment path", json!({"experiment_id": "../0"})),
+        (
+            "timestamp text",
+            json!({"experiment_id": "0", "timestamp_ms": "soon"}),
+        ),
+        (
+            "tags not a list",
+            json!({"experiment_id": "0", "tags": "x"}),
+        ),
+        (
+            "tag without key",
+            json!({"experiment_id": "0", "tags": [{"value": "v"}]}),
+        ),
+        (
+            "long tag key",
+            json!({"experiment_id": "0", "tags": [{"key": "k".repeat(300), "value": "v"}]}),
+        ),
+        (
+            "long tag value",
+            json!({"experiment_id": "0", "tags": [{"key": "k", "value": "v".repeat(9000)}]}),
+        ),
+        (
+            "empty metadata key",
+            json!({"experiment_id": "0", "request_metadata": [{"key": "", "value": "v"}]}),
+        ),
+    ] {
+        let (st, b) = s.post(start, body).await;
+        assert!((400..500).contains(&st), "{what}: {st} {b}");
+    }
+    for (what, path, body) in [
+        (
+            "bad status",
+            format!("{start}/{id}"),
+            json!({"status": "SIDEWAYS"}),
+        ),
+        (
+            "status number",
+            format!("{start}/{id}"),
+            json!({"status": 9}),
+        ),
+        (
+            "missing trace",
+            format!("{start}/..%2f..%2fetc"),
+            json!({"status": "OK"}),
+        ),
+        (
+            "long tag",
+            format!("{start}/{id}"),
+            json!({"tags": [{"key": "", "value": "v"}]}),
+        ),
+    ] {
+        let (st, b) = s.send(s.client.patch(s.url(&path)).json(&body)).await;
+        assert!((400..500).contains(&st), "{what}: {st} {b}");
+    }
+    for path in [
+        format!("{start}/..%2f..%2fetc%2fpasswd/info"),
+        format!("{start}?experiment_ids=0&max_results=501"),
+        format!("{start}?experiment_ids=0&filter=status%20~%20x"),
+        format!("{start}?experiment_ids=zero"),
+        start.to_string(),
+    ] {
+        let (st, b) = s.get(&path).await;
+        assert!((400..500).contains(&st), "{path}: {st} {b}");
+    }
+    // The trace is unchanged.
+    let (st, b) = s.get(&format!("{start}/{id}/info")).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["trace_info"], started["trace_info"]);
+}
