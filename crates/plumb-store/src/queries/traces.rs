@@ -960,6 +960,7 @@ pub async fn log_spans<C: Conn>(
             )
             .await?;
         }
+        let reports_tokens = mine.iter().any(|s| s.tokens.is_some());
         if let Some(root) = mine.iter().find(|s| s.parent_span_id.is_none()) {
             let execution = root.end_ns.map(|e| (e - root.start_ns) / 1_000_000);
             c.execute(
@@ -1010,10 +1011,7 @@ pub async fn log_spans<C: Conn>(
             )
             .await?;
         }
-        if spans
-            .iter()
-            .any(|s| s.trace_id == trace_id && s.tokens.is_some())
-        {
+        if reports_tokens {
             trace_tokens_from_spans(c, trace_id).await?;
         }
     }
