@@ -66,6 +66,24 @@ export async function all(path, body, key, limit = 50000, method = "POST") {
   return out;
 }
 
+/** Pages of a POST search as they arrive: `onPage(itemsSoFar, more)` after each page, so a view
+ * draws the first page while the rest loads. The first page is small (a quick first paint),
+ * the rest large (fewer round trips). Stops at `limit` items or when `alive()` turns false. */
+export async function pages(path, body, key, onPage, alive, limit = 50000) {
+  let out = [];
+  let token;
+  let size = Math.min(200, body.max_results || 200);
+  do {
+    const page = await mlflow.post(path, { ...body, max_results: size, page_token: token });
+    if (!alive()) return out;
+    out = out.concat(page[key] || []);
+    token = page.next_page_token;
+    onPage(out, Boolean(token) && out.length < limit);
+    size = body.max_results || 1000;
+  } while (token && out.length < limit);
+  return out;
+}
+
 export function artifactUrl(runId, path) {
   return `/get-artifact?${new URLSearchParams({ path, run_uuid: runId })}`;
 }

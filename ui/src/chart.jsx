@@ -79,6 +79,8 @@ export function MetricChart({ runs, metric, height = 300 }) {
       axes: [{ label: xAxis === "step" ? "step" : xAxis === "wall" ? "" : "seconds" }, {}],
       series: [{}, ...runs.map((r, i) => ({ label: r.name, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true }))],
       cursor: { drag: { x: true, y: false } },
+      // How many points the last draw painted, for tests and the UI benchmark to wait on.
+      hooks: { draw: [(u) => el.current?.setAttribute("data-drawn", String(u.data[0].length))] },
     };
     const plot = new uPlot(opts, shown, el.current);
     const ro = new ResizeObserver(() => plot.setSize({ width: el.current.clientWidth, height }));

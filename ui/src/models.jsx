@@ -1,8 +1,17 @@
-// The registry: models, a model's versions with aliases, stages and tags, each version linked
-// to its run (training run -> version -> alias).
+// The registry: models, a model's versions with aliases, stages and tags, and a version's page:
+// one timeline from its training run and logged model to the version and the aliases on it.
 import { all, mlflow } from "./api.js";
 import { href } from "./router.js";
-import { ErrorBox, Loading, useAsync, when } from "./util.jsx";
+import { ErrorBox, fmt, kv, Loading, useAsync, when } from "./util.jsx";
+
+/** A version's logged model: MLflow's answers leave `model_id` out (its proto has the field,
+ * its server does not fill it), but a logged model's version has `models:/<model_id>` as source. */
+export function loggedModelId(v) {
+  return v.model_id || (/^models:\/(m-[^/@]+)$/.exec(v.source || "") || [])[1] || "";
+}
+
+const modelHref = (name) => href(`/models/${encodeURIComponent(name)}`);
+const versionHref = (name, v) => href(`/models/${encodeURIComponent(name)}/versions/${encodeURIComponent(v)}`);
 
 export function Models() {
   const list = useAsync(() => all("registered-models/search", { max_results: 1000 }, "registered_models", 50000, "GET"), []);
@@ -24,7 +33,7 @@ export function Models() {
           {(list.data || []).map((m) => (
             <tr>
               <td>
-                <a href={href(`/models/${encodeURIComponent(m.name)}`)}>{m.name}</a>
+                <a href={modelHref(m.name)}>{m.name}</a>
               </td>
               <td>{(m.latest_versions || []).map((v) => v.version).sort((a, b) => b - a)[0] || ""}</td>
               <td>{(m.aliases || []).map((a) => `@${a.alias} → v${a.version}`).join(", ")}</td>
@@ -70,12 +79,14 @@ export function Model({ name }) {
             .sort((a, b) => Number(b.version) - Number(a.version))
             .map((v) => (
               <tr>
-                <td class="num">v{v.version}</td>
+                <td class="num">
+                  <a href={versionHref(name, v.version)}>v{v.version}</a>
+                </td>
                 <td>{(aliases[v.version] || []).map((a) => `@${a}`).join(" ")}</td>
                 <td>{v.current_stage}</td>
                 <td>{v.run_id ? <a href={href(`/runs/${v.run_id}`)}>{v.run_id.slice(0, 8)}</a> : ""}</td>
                 <td>
-                  <code>{v.model_id || ""}</code>
+                  <code>{loggedModelId(v)}</code>
                 </td>
                 <td>
                   <code>{v.source}</code>
@@ -86,6 +97,117 @@ export function Model({ name }) {
             ))}
         </tbody>
       </table>
+    </section>
+  );
+}
+
+/** What a version's timeline is made of, oldest first: the training run (start, end), the
+ * logged model, the version's registration and last update, then the aliases on it now (MLflow's
+ * API keeps no time for an alias, so they close the timeline undated). */
+export function timeline(version, run, logged, aliases) {
+  const out = [];
+  if (run) {
+    const info = run.info;
+    out.push({ at: info.start_time, what: "run", label: `Training run ${info.run_name || info.run_id} started` });
+    if (info.end_time) out.push({ at: info.end_time, what: "run-end", label: `Training run ended ${info.status}` });
+  }
+  if (logged) out.push({ at: logged.info.creation_timestamp_ms, what: "logged-model", label: `Logged model ${logged.info.name || logged.info.model_id} created` });
+  out.push({ at: version.creation_timestamp, what: "version", label: `Registered as ${version.name} v${version.version}` });
+  if (version.last_updated_timestamp && version.last_updated_timestamp !== version.creation_timestamp)
+    out.push({ at: version.last_updated_timestamp, what: "updated", label: `Last updated (stage ${version.current_stage || "None"})` });
+  out.sort((a, b) => Number(a.at || 0) - Number(b.at || 0));
+  for (const a of aliases) out.push({ at: null, what: "alias", label: `Alias @${a} points here` });
+  return out;
+}
+
+export function ModelVersion({ name, version }) {
+  const data = useAsync(async () => {
+    const [mv, model] = await Promise.all([
+      mlflow.get("model-versions/get", { name, version }),
+      mlflow.get("registered-models/get", { name }),
+    ]);
+    const v = mv.model_version;
+    // The run or the logged model may have been deleted since: the page still shows the version.
+    const [run, logged] = await Promise.all([
+      v.run_id ? mlflow.get("runs/get", { run_id: v.run_id }).then((r) => r.run, () => null) : null,
+      loggedModelId(v) ? mlflow.get(`logged-models/${encodeURIComponent(loggedModelId(v))}`).then((r) => r.model, () => null) : null,
+    ]);
+    const aliases = (model.registered_model.aliases || []).filter((a) => String(a.version) === String(v.version)).map((a) => a.alias);
+    return { v, run, logged, aliases };
+  }, [name, version]);
+  if (data.loading && !data.data) return <Loading what="the model version" />;
+  if (data.error) return <ErrorBox error={data.error} />;
+  const { v, run, logged, aliases } = data.data;
+  const metrics = run ? (run.data.metrics || []).slice().sort((a, b) => a.key.localeCompare(b.key)) : [];
+  return (
+    <section>
+      <p class="crumbs">
+        <a href={href("/models")}>Models</a> / <a href={modelHref(name)}>{name}</a> / v{v.version}
+      </p>
+      <h1>
+        {name} v{v.version} {aliases.map((a) => <span class="badge">@{a}</span>)}
+      </h1>
+      <dl class="overview">
+        <dt>Stage</dt>
+        <dd>{v.current_stage || "None"}</dd>
+        <dt>Status</dt>
+        <dd>{v.status}</dd>
+        <dt>Training run</dt>
+        <dd>{v.run_id ? <a href={href(`/runs/${v.run_id}`)}>{run?.info.run_name || v.run_id}</a> : "none"}{v.run_id && !run ? " (not found)" : ""}</dd>
+        <dt>Logged model</dt>
+        <dd>
+          {loggedModelId(v) ? <code>{loggedModelId(v)}</code> : "none"}
+          {logged && logged.info.source_run_id ? (
+            <>
+              {" "}from run <a href={href(`/runs/${logged.info.source_run_id}`)}>{logged.info.source_run_id.slice(0, 8)}</a>
+            </>
+          ) : null}
+        </dd>
+        <dt>Source</dt>
+        <dd>
+          <code>{v.source}</code>
+        </dd>
+        <dt>Created by</dt>
+        <dd>{v.user_id || ""}</dd>
+        <dt>Description</dt>
+        <dd>{v.description || ""}</dd>
+      </dl>
+      <h2>Timeline</h2>
+      <ol class="timeline">
+        {timeline(v, run, logged, aliases).map((e) => (
+          <li class={e.what}>
+            <time>{e.at ? when(e.at) : "now"}</time> {e.label}
+          </li>
+        ))}
+      </ol>
+      <div class="columns">
+        <div>
+          <h2>Tags</h2>
+          <table class="grid kv">
+            <tbody>
+              {Object.entries(kv(v.tags)).map(([k, val]) => (
+                <tr>
+                  <th>{k}</th>
+                  <td>{val}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+        <div>
+          <h2>Training run's metrics</h2>
+          <table class="grid kv">
+            <tbody>
+              {metrics.map((m) => (
+                <tr>
+                  <th>{m.key}</th>
+                  <td class="num">{fmt(m.value)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </div>
     </section>
   );
 }

@@ -3,9 +3,9 @@
 // with deltas, thresholds and required tags (experiment tags, so MLflow's API sees them too).
 // The view's state lives in the URL.
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { all, mlflow } from "./api.js";
+import { mlflow, pages } from "./api.js";
 import { href, navigate, setQuery } from "./router.js";
-import { duration, ErrorBox, fmt, kv, Loading, useAsync, when } from "./util.jsx";
+import { duration, ErrorBox, fmt, kv, Loading, useAsync, usePaged, when } from "./util.jsx";
 
 export const BASELINE_TAG = "plumb.baseline_run";
 export const THRESHOLD_PREFIX = "plumb.threshold.";
@@ -30,6 +30,28 @@ const colOf = (s) => {
 };
 const sortKey = (c) => (c.kind === "m" ? "metrics" : c.kind === "p" ? "params" : "tags") + ".`" + c.key + "`";
 
+/** A search answer's run as the table holds it. Memoized per run object, since every page
+ * hands back all the runs so far. */
+const rowCache = new WeakMap();
+function row(r) {
+  let out = rowCache.get(r);
+  if (!out) {
+    out = {
+      id: r.info.run_id,
+      name: r.info.run_name || r.info.run_id,
+      status: r.info.status,
+      start: r.info.start_time,
+      end: r.info.end_time,
+      user: r.info.user_id,
+      metrics: Object.fromEntries((r.data.metrics || []).map((m) => [m.key, m.value])),
+      params: kv(r.data.params),
+      tags: kv(r.data.tags),
+    };
+    rowCache.set(r, out);
+  }
+  return out;
+}
+
 function value(run, c) {
   if (c.kind === "m") return run.metrics[c.key];
   if (c.kind === "p") return run.params[c.key];
@@ -48,24 +70,14 @@ export function Runs({ id, query }) {
   useEffect(() => setDraft(filter), [filter]);
 
   const exp = useAsync(() => mlflow.get("experiments/get", { experiment_id: id }), [id]);
-  const runs = useAsync(
-    () =>
-      all(
+  const runs = usePaged(
+    (onPage, alive) =>
+      pages(
         "runs/search",
-        { experiment_ids: [id], filter: filter || undefined, order_by: sort ? [sort] : undefined, max_results: 1000 },
+        { experiment_ids: [id], filter: filter || undefined, order_by: sort ? [sort] : undefined, max_results: 2500 },
         "runs",
-      ).then((list) =>
-        list.map((r) => ({
-          id: r.info.run_id,
-          name: r.info.run_name || r.info.run_id,
-          status: r.info.status,
-          start: r.info.start_time,
-          end: r.info.end_time,
-          user: r.info.user_id,
-          metrics: Object.fromEntries((r.data.metrics || []).map((m) => [m.key, m.value])),
-          params: kv(r.data.params),
-          tags: kv(r.data.tags),
-        })),
+        (list, more) => onPage(list.map(row), more),
+        alive,
       ),
     [id, filter, sort],
   );
@@ -195,7 +207,7 @@ export function Runs({ id, query }) {
       {runs.loading && !runs.data ? (
         <Loading what="runs" />
       ) : (
-        <Table items={items} cols={cols} selected={selected} toggle={toggle} sort={sort} sortBy={sortBy} baseline={baseline} thresholds={thresholds} missing={missing} count={rows.length} />
+        <Table items={items} cols={cols} selected={selected} toggle={toggle} sort={sort} sortBy={sortBy} baseline={baseline} thresholds={thresholds} missing={missing} count={rows.length} more={runs.loading} />
       )}
     </section>
   );
@@ -270,7 +282,7 @@ function Conventions({ thresholds, required, metrics, onSet }) {
   );
 }
 
-function Table({ items, cols, selected, toggle, sort, sortBy, baseline, thresholds, missing, count }) {
+function Table({ items, cols, selected, toggle, sort, sortBy, baseline, thresholds, missing, count, more }) {
   const box = useRef(null);
   const [top, setTop] = useState(0);
   const [height, setHeight] = useState(600);
@@ -303,7 +315,7 @@ function Table({ items, cols, selected, toggle, sort, sortBy, baseline, threshol
   // Fixed widths: every row is its own grid, so only fixed tracks line up with the header.
   const template = `2.2rem 15rem 6rem 10.5rem 5rem 7rem ${cols.map(() => "9rem").join(" ")}`;
   return (
-    <div class="runs" role="table" aria-rowcount={items.length} aria-label={`${count} runs`}>
+    <div class="runs" role="table" aria-rowcount={items.length} aria-label={`${count} runs`} aria-busy={more ? "true" : "false"}>
       <div class="row head" role="row" style={{ gridTemplateColumns: template }}>
         <span />
         <span role="columnheader">Run</span>
@@ -379,7 +391,9 @@ function Table({ items, cols, selected, toggle, sort, sortBy, baseline, threshol
           })}
         </div>
       </div>
-      <p class="muted count">{count} runs</p>
+      <p class="muted count" aria-busy={more ? "true" : "false"}>
+        {count} runs{more ? ", loading more…" : ""}
+      </p>
     </div>
   );
 }

@@ -19,6 +19,30 @@ export function useAsync(load, deps) {
   return { ...state, reload: () => setTick((t) => t + 1) };
 }
 
+/** Like useAsync for a search read page by page: `start(onPage, alive)` calls `onPage(items,
+ * more)` as pages arrive, so `data` holds the first page while `loading` stays true for the
+ * rest. An error after the first page keeps the rows already shown. */
+export function usePaged(start, deps) {
+  const [state, setState] = useState({ data: undefined, error: undefined, loading: true });
+  const [tick, setTick] = useState(0);
+  useEffect(() => {
+    let live = true;
+    setState((s) => ({ ...s, loading: true, error: undefined }));
+    let shown;
+    start(
+      (data, more) => {
+        shown = data;
+        if (live) setState({ data, error: undefined, loading: more });
+      },
+      () => live,
+    ).catch((error) => live && setState({ data: shown, error, loading: false }));
+    return () => {
+      live = false;
+    };
+  }, [...deps, tick]);
+  return { ...state, reload: () => setTick((t) => t + 1) };
+}
+
 export function ErrorBox({ error }) {
   if (!error) return null;
   return (

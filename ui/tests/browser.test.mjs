@@ -172,10 +172,67 @@ test("compare shows the differing parameter and the charts", async () => {
   await shot("compare");
 });
 
+test("a model version's page links its run and logged model on one timeline", async () => {
+  await visit(`#/models/iris-classifier`);
+  await page.getByRole("link", { name: "v1" }).click();
+  await page.getByRole("heading", { name: /iris-classifier v1/ }).waitFor();
+  const steps = await page.locator("ol.timeline li").allInnerTexts();
+  const at = (re) => steps.findIndex((s) => re.test(s));
+  assert.ok(at(/Training run sweep-\d+ started/) >= 0, steps.join(" | "));
+  assert.ok(at(/Logged model classifier created/) > at(/Training run/), steps.join(" | "));
+  assert.ok(at(/Registered as iris-classifier v1/) > at(/Logged model/), steps.join(" | "));
+  assert.equal(at(/Alias @champion points here/), steps.length - 1, steps.join(" | "));
+  assert.ok(await page.getByText(seed.model_id, { exact: true }).isVisible());
+  assert.ok(await page.locator("table.kv th", { hasText: "validated" }).isVisible());
+  await shot("model-version");
+  await page.locator(".overview").getByRole("link").first().click();
+  await page.waitForFunction((id) => location.hash === `#/runs/${id}`, seed.best);
+  // A name that needs escaping, and a version that does not exist.
+  const post = (p, body) =>
+    fetch(`${base}/ajax-api/2.0/mlflow/${p}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  const odd = "team's model #1 %2F";
+  await post("registered-models/create", { name: odd });
+  const created = await post("model-versions/create", { name: odd, source: `runs:/${seed.best}/model`, run_id: seed.best });
+  assert.ok(created.ok, await created.text());
+  await visit(`#/models/${encodeURIComponent(odd)}/versions/1`);
+  await page.getByRole("heading", { name: `${odd} v1` }).waitFor();
+  await visit(`#/models/iris-classifier/versions/99`);
+  await page.locator(".error", { hasText: "RESOURCE_DOES_NOT_EXIST" }).waitFor();
+  await visit(`#/models/iris-classifier/versions/..%2F..%2Fx`);
+  await page.locator(".error").waitFor();
+});
+
+test("a runs table larger than a page draws, then holds every run in order", async () => {
+  const call = async (p, body) => {
+    const r = await fetch(`${base}/ajax-api/2.0/mlflow/${p}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    const text = await r.text();
+    assert.ok(r.ok, text);
+    return JSON.parse(text);
+  };
+  const { experiment_id } = await call("experiments/create", { name: "ui-many" });
+  const n = 1234;
+  for (let i = 0; i < n; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, n - i) }, async (_, j) => {
+        const { run } = await call("runs/create", { experiment_id, run_name: `many-${i + j}`, start_time: 1_700_000_000_000 + i + j });
+        await call("runs/log-metric", { run_id: run.info.run_id, key: "score", value: i + j, timestamp: 1, step: 0 });
+      }),
+    );
+  }
+  await visit(`#/experiments/${experiment_id}?sort=${encodeURIComponent("metrics.`score` DESC")}&cols=m:score`);
+  await rows().first().waitFor();
+  await page.locator(".runs .count").filter({ hasText: `${n} runs` }).waitFor();
+  assert.equal(await rows().first().locator(".name a").innerText(), `many-${n - 1}`);
+  await page.locator(".runs .body").evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await page.locator(".runs .body .row", { hasText: "many-0" }).waitFor();
+  const last = await rows().last().locator(".name a").innerText();
+  assert.equal(last, "many-0", "the last page's last run is the lowest score");
+});
+
 test("the registry and monitors pages render", async () => {
   await fetch(`${base}/ajax-api/2.0/mlflow/registered-models/create`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "iris" }) });
   await visit(`#/models`);
-  await page.getByRole("link", { name: "iris" }).click();
+  await page.getByRole("link", { name: "iris", exact: true }).click();
   await page.getByRole("heading", { name: "iris" }).waitFor();
   await visit(`#/monitors`);
   await page.getByRole("heading", { name: "Monitors" }).waitFor();

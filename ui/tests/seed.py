@@ -1,6 +1,7 @@
 """Data for the browser tests, logged by the official client: an experiment of 40 runs (two
 environments, a few runs missing the `env` tag), a learning-rate sweep with accuracy and loss
-histories, and artifacts of each previewable kind on the best run. Prints the ids as JSON."""
+histories, artifacts of each previewable kind on the best run, and that run's model registered
+as `iris-classifier` v1 with the alias `champion`. Prints the ids as JSON."""
 import base64
 import json
 import math
@@ -41,4 +42,17 @@ with mlflow.start_run(run_id=best):
     with open(path, "wb") as f:
         f.write(png)
     mlflow.log_artifact(path, "images")
-print(json.dumps({"experiment_id": exp, "best": best, "runs": [r for _, r in runs]}))
+
+
+class Echo(mlflow.pyfunc.PythonModel):
+    def predict(self, context, model_input):
+        return model_input
+
+
+# The best run's model, registered (MLflow 3: a logged model, then a version pointing at it)
+# and aliased: the version page's timeline.
+with mlflow.start_run(run_id=best):
+    info = mlflow.pyfunc.log_model(name="classifier", python_model=Echo(), registered_model_name="iris-classifier")
+client.set_registered_model_alias("iris-classifier", "champion", info.registered_model_version)
+client.set_model_version_tag("iris-classifier", info.registered_model_version, "validated", "yes")
+print(json.dumps({"experiment_id": exp, "best": best, "runs": [r for _, r in runs], "model_id": info.model_id}))
