@@ -11,6 +11,8 @@ BENCHMARKS.md with the peers side by side (one table per backend).
                                            # plumb and MLflow 3.17.2 through the same endpoints
     bash bench/run.sh --monitoring         # monitoring: event ingest, 1-hour window, alert lag,
                                            # beside MLflow logging the same events as log-batch
+    bash bench/run.sh --ui                 # the web UI in headless Chromium: a 10k-run table and a
+                                           # 1M-point chart, plumb's UI beside MLflow 3.17.2's
 """
 import argparse
 import datetime
@@ -415,10 +417,119 @@ endpoints in the same run.
 """
 
 
+def ui(smoke, only=None, out=None):
+    """The web UI: the same data (bench/ui_seed.py writes it into an MLflow database; plumb
+    imports that database) shown by plumb's UI and by MLflow 3.17.2's own, each measured by
+    bench/ui.mjs in headless Chromium. Needs `ui/node_modules` (npm ci) and Debian's chromium."""
+    runs, points = (300, 20_000) if smoke else (10_000, 1_000_000)
+    # Any venv with mlflow 3.17.2 creates MLflow's schema: the bench one, or the compat tests'.
+    py = next(p for p in (os.path.join(VENV, "bin", "python"), os.path.join(ROOT, ".venvs", "mlflow3", "bin", "python"))
+              if os.path.exists(p))
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-ui-") as workdir:
+        db = os.path.join(workdir, "mlflow.db")
+        subprocess.run([py, "-c", "import sys; from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as S;"
+                        " S('sqlite:///' + sys.argv[1], sys.argv[2])", db, os.path.join(workdir, "mlartifacts")],
+                       check=True, capture_output=True)
+        seeded = json.loads(subprocess.run([sys.executable, os.path.join(ROOT, "bench", "ui_seed.py"), db,
+                                            str(runs), str(points)], check=True, capture_output=True,
+                                           text=True).stdout)
+        exp, long_id = seeded["experiment_id"], seeded["long_run_id"]
+        start = time.monotonic()
+        subprocess.run([PLUMB, "import", f"sqlite:///{db}", "--backend-store-uri", "sqlite:///plumb.db"],
+                       cwd=workdir, check=True, capture_output=True)
+        import_s = time.monotonic() - start
+        peers = {
+            "plumb": ([PLUMB, "server", "--backend-store-uri", "sqlite:///plumb.db"],
+                      f"#/experiments/{exp}", f"#/runs/{long_id}?metric=loss"),
+        }
+        if not smoke:
+            peers["mlflow"] = ([os.path.join(VENV, "bin", "mlflow"), "server", "--host", "127.0.0.1",
+                                "--backend-store-uri", "sqlite:///mlflow.db"],
+                               f"#/experiments/{exp}/runs", f"#/experiments/{exp}/runs/{long_id}/model-metrics")
+        for name, (argv, runs_path, chart_path) in peers.items():
+            if only and name != only:
+                continue
+            srv = Server(name, lambda port: [*argv, "--port", str(port)], workdir)
+            try:
+                cfg = {"peer": name, "runs_url": f"{srv.url}/{runs_path}", "chart_url": f"{srv.url}/{chart_path}",
+                       "row": f"run-{runs - 10:05d}", "all_runs": runs + 1, "repeats": 2 if smoke else 5}
+                res = subprocess.run(["node", os.path.join(ROOT, "bench", "ui.mjs"), json.dumps(cfg)],
+                                     capture_output=True, text=True, timeout=1800)
+                r = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else \
+                    {"error": res.stderr.strip()[-500:]}
+                r["idle_rss_mib"] = srv.idle_rss_mib
+                if name == "plumb":
+                    r["import_s"] = import_s
+                if r.get("page_errors"):
+                    r["errors"] = r["page_errors"]
+                print(f"   {name}: {json.dumps(r)}", flush=True)
+                results[name] = {"ui": r}
+            finally:
+                srv.stop()
+    results["data"] = {"runs": runs + 1, "points": points}
+    save_results("ui", smoke, "sqlite", results, only, out)
+    if smoke:
+        p = results["plumb"]["ui"]
+        assert p["rows_ms"] > 0 and p["all_ms"] > 0 and p["chart_ms"] > 0, p
+        print("bench smoke: UI workloads ran")
+    elif not only:
+        put_section("## Web UI", ui_section())
+
+
+def ui_section():
+    """The Web UI section of BENCHMARKS.md from the last full UI run, or the one it has."""
+    path = os.path.join(ROOT, "target", "bench-ui.json")
+    if not os.path.exists(path):
+        return kept_section("## Web UI", "\n## ", "Raw numbers")
+    with open(path) as f:
+        r = json.load(f)
+    p, m, d = r["plumb"]["ui"], r.get("mlflow", {}).get("ui", {}), r["data"]
+    when = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
+    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
+                         capture_output=True, text=True).stdout.strip()
+
+    def ms(v):
+        return "n/a" if v is None else f"{v:,.0f}"
+
+    def ratio(a, b):
+        return f"{b / a:,.1f}x" if a and b else ""
+
+    rows = [
+        (f"runs table: a row on screen, ms", "rows_ms"),
+        ("runs table: interactive (no long task for 2 s after), ms", "interactive_ms"),
+        (f"runs table: all {d['runs']:,} runs in the table, ms", "all_ms"),
+        (f"chart of a {d['points']:,}-point metric: line drawn, ms", "chart_ms"),
+        ("chart page: interactive, ms", "chart_interactive_ms"),
+    ]
+    lines = "\n".join(f"| {label} | {ms(p.get(k))} | {ms(m.get(k))} | {ratio(p.get(k), m.get(k))} |" for label, k in rows)
+    return f"""
+## Web UI
+
+`bash bench/run.sh --ui` (run of {when}, {os.cpu_count()} cores, {cpu}): one experiment of
+{d["runs"]:,} runs (10 metrics, 10 params, 5 tags each) and a run whose `loss` has {d["points"]:,}
+points, written into an MLflow SQLite database and imported into plumb (`plumb import`,
+{p["import_s"]:.0f} s), so both UIs show the same data. Headless Debian Chromium (playwright-core,
+1280x800) opens each page in a fresh context (nothing cached), {p["repeats"]} times; medians of the
+page's own clock from the start of navigation (bench/ui.mjs). MLflow 3.17.2's own server and UI
+in the same run. MLflow's table shows the first 100 runs and a "Load more" button (no figure for
+all runs); plumb's draws its first 200 and loads the rest behind them. MLflow's chart reads 320
+sampled points, plumb's 2,000 (each interval's lowest and highest).
+
+| | plumb | MLflow 3.17.2 | plumb faster by |
+|---|---|---|---|
+{lines}
+| JS+CSS transferred: KiB | {p["asset_kib"]:,.0f} | {m.get("asset_kib", 0):,.0f} | |
+| JS heap after the table: MiB | {p["heap_mib"]:,.0f} | {m.get("heap_mib", 0):,.0f} | |
+| server's resident memory, idle after start: MiB | {p["idle_rss_mib"]:,.0f} | {m.get("idle_rss_mib", 0):,.0f} | |
+"""
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--monitoring", action="store_true", help="the monitoring workloads (see above)")
     ap.add_argument("--traces", action="store_true", help="the trace workloads (see above)")
+    ap.add_argument("--ui", action="store_true", help="the web UI in headless Chromium (see above)")
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     ap.add_argument("--out", default=None)
@@ -434,6 +545,9 @@ def main():
         return
     if args.traces:
         traces(args.smoke, args.backend, args.only, args.out)
+        return
+    if args.ui:
+        ui(args.smoke, args.only, args.out)
         return
     results = {}
     for name, argv_for in servers(args.smoke, args.backend).items():
@@ -633,7 +747,7 @@ temporary folder with its default settings.
   "points in the metric" and "runs in the experiment".
 
 {sqlite_table}
-{ceiling(sqlite_results)}{monitoring_section()}{traces_section()}
+{ceiling(sqlite_results)}{monitoring_section()}{traces_section()}{ui_section()}
 Raw numbers (all percentiles, errors, bytes): `target/bench-results.json` of the run
 (`target/bench-results-postgres.json` for PostgreSQL).
 {pg_section}"""

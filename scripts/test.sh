@@ -79,6 +79,8 @@ if ! command -v chromium >/dev/null 2>&1; then
     { as_root apt-get update -q && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 fi
 PLUMB_PYTHON=$root/.venvs/mlflow3/bin/python node --test "$root/ui/tests/" || status=1
+step "web UI benchmark smoke run (300 runs, 20k points; the full run beside MLflow's UI is by hand)"
+bash bench/run.sh --smoke --ui || status=1
 for backend in sqlite postgres; do
   for v in mlflow3 mlflow2; do
     step "official client compatibility: $v on $backend"
