@@ -50,6 +50,43 @@ export function align(byRun, xOf) {
   return [x, ...series];
 }
 
+/** A metric's shape in a table cell: one SVG polyline of at most 64 points (each interval's
+ * extremes, so a spike shows), fetched when the cell first scrolls into view, so a run with
+ * hundreds of metrics asks only for the rows on screen. */
+export function Sparkline({ runId, metric, width = 96, height = 20 }) {
+  const el = useRef(null);
+  const [points, setPoints] = useState(null);
+  const [seen, setSeen] = useState(false);
+  useEffect(() => {
+    const io = new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && setSeen(true));
+    io.observe(el.current);
+    return () => io.disconnect();
+  }, []);
+  useEffect(() => {
+    if (!seen) return;
+    let live = true;
+    history([runId], metric, 64).then(
+      (d) => live && setPoints(d.get(runId) || []),
+      () => live && setPoints([]),
+    );
+    return () => {
+      live = false;
+    };
+  }, [seen, runId, metric]);
+  const ys = (points || []).map((p) => Number(p.value)).filter(Number.isFinite);
+  let line = "";
+  if (ys.length > 1) {
+    const lo = Math.min(...ys), hi = Math.max(...ys);
+    const span = hi - lo || 1;
+    line = ys.map((y, i) => `${((i / (ys.length - 1)) * (width - 2) + 1).toFixed(1)},${(height - 1 - ((y - lo) / span) * (height - 2)).toFixed(1)}`).join(" ");
+  }
+  return (
+    <svg ref={el} class="spark" width={width} height={height} role="img" aria-label={`${metric} over ${ys.length} points`} data-points={points ? ys.length : undefined}>
+      {line && <polyline points={line} fill="none" stroke="currentColor" stroke-width="1.2" />}
+    </svg>
+  );
+}
+
 export function MetricChart({ runs, metric, height = 300 }) {
   const el = useRef(null);
   const [xAxis, setXAxis] = useState("step");

@@ -1,8 +1,8 @@
-// A run: overview, parameters, metrics (latest value and chart), editable tags, datasets,
+// A run: overview, parameters, metrics (latest value, sparkline, chart), editable tags, datasets,
 // logged models, and an artifact browser with previews.
 import { useState } from "preact/hooks";
 import { artifactUrl, mlflow } from "./api.js";
-import { MetricChart } from "./chart.jsx";
+import { MetricChart, Sparkline } from "./chart.jsx";
 import { href, setQuery } from "./router.js";
 import { duration, ErrorBox, fmt, kv, Loading, useAsync, when } from "./util.jsx";
 
@@ -73,6 +73,9 @@ export function Run({ id, query }) {
                     </a>
                   </th>
                   <td class="num">{fmt(m.value)}</td>
+                  <td>
+                    <Sparkline runId={id} metric={m.key} />
+                  </td>
                   <td class="muted">step {m.step}</td>
                 </tr>
               ))}

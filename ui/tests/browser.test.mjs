@@ -147,6 +147,11 @@ test("a run page draws its chart and previews artifacts", async () => {
     return painted;
   });
   assert.ok(drawn > 500, `the chart painted ${drawn} pixels`);
+  // Each metric's sparkline: its points, thinned to at most 64, drawn as one line.
+  const spark = page.locator('svg.spark[aria-label^="accuracy"]');
+  await page.waitForFunction(() => document.querySelector('svg.spark[aria-label^="accuracy"]')?.dataset.points);
+  assert.equal(await spark.getAttribute("data-points"), "60");
+  assert.ok((await spark.locator("polyline").getAttribute("points")).split(" ").length === 60);
   await page.getByRole("button", { name: "notes.txt" }).click();
   await page.locator("pre.text", { hasText: "hello from the best run" }).waitFor();
   await page.getByRole("button", { name: "config.json" }).click();
