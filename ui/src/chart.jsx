@@ -50,9 +50,30 @@ export function align(byRun, xOf) {
   return [x, ...series];
 }
 
+// Sparklines wait for the page's charts and then load one at a time: a chart is what the page
+// is for, and a run with many metrics should not send them all at once.
+let chartsLoading = 0;
+let whenIdle = [];
+const chartsIdle = () => (chartsLoading ? new Promise((ok) => whenIdle.push(ok)) : Promise.resolve());
+function chartLoad(promise) {
+  chartsLoading += 1;
+  const done = () => {
+    chartsLoading -= 1;
+    if (!chartsLoading) whenIdle.splice(0).forEach((ok) => ok());
+  };
+  promise.then(done, done);
+  return promise;
+}
+let sparkQueue = Promise.resolve();
+function sparkHistory(runId, metric) {
+  const next = sparkQueue.then(chartsIdle).then(() => history([runId], metric, 64));
+  sparkQueue = next.catch(() => {});
+  return next;
+}
+
 /** A metric's shape in a table cell: one SVG polyline of at most 64 points (each interval's
- * extremes, so a spike shows), fetched when the cell first scrolls into view, so a run with
- * hundreds of metrics asks only for the rows on screen. */
+ * extremes, so a spike shows), fetched when the cell first scrolls into view (after the page's
+ * charts), so a run with hundreds of metrics asks only for the rows on screen. */
 export function Sparkline({ runId, metric, width = 96, height = 20 }) {
   const el = useRef(null);
   const [points, setPoints] = useState(null);
@@ -65,7 +86,7 @@ export function Sparkline({ runId, metric, width = 96, height = 20 }) {
   useEffect(() => {
     if (!seen) return;
     let live = true;
-    history([runId], metric, 64).then(
+    sparkHistory(runId, metric).then(
       (d) => live && setPoints(d.get(runId) || []),
       () => live && setPoints([]),
     );
@@ -98,7 +119,7 @@ export function MetricChart({ runs, metric, height = 300 }) {
   useEffect(() => {
     let live = true;
     setError(undefined);
-    history(runs.map((r) => r.id), metric).then((d) => live && setData(d), (e) => live && setError(e));
+    chartLoad(history(runs.map((r) => r.id), metric)).then((d) => live && setData(d), (e) => live && setError(e));
     return () => {
       live = false;
     };
