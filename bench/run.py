@@ -262,6 +262,12 @@ def monitoring(smoke, backend, only=None, out=None):
         put_section("## Monitoring", monitoring_section())
 
 
+def cpu_model():
+    """The machine's processor, as /proc/cpuinfo names it (every section says where it ran)."""
+    with open("/proc/cpuinfo") as f:
+        return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
+
+
 def put_section(heading, section):
     """Puts a section of BENCHMARKS.md in place: from its heading to the next section or the
     closing "Raw numbers" line (the other sections are the last full runs' and stay)."""
@@ -310,8 +316,7 @@ def monitoring_section():
     mlflow_events = m.get("events_per_s")
     ratio = f"{ingest / mlflow_events:,.0f}x" if mlflow_events else "n/a"
     w, lag = p["window 1h"], p["lag"]
-    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
-                         capture_output=True, text=True).stdout.strip()
+    cpu = cpu_model()
     return f"""
 ## Monitoring
 
@@ -389,8 +394,7 @@ def traces_section():
         r = json.load(f)
     p, m = r["plumb"], r.get("mlflow", {})
     when = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
-    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
-                         capture_output=True, text=True).stdout.strip()
+    cpu = cpu_model()
 
     def ratio(a, b, higher_is_better=True):
         if not a or not b:
@@ -486,8 +490,7 @@ def ui_section():
         r = json.load(f)
     p, m, d = r["plumb"]["ui"], r.get("mlflow", {}).get("ui", {}), r["data"]
     when = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
-    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
-                         capture_output=True, text=True).stdout.strip()
+    cpu = cpu_model()
 
     def ms(v):
         return "n/a" if v is None else f"{v:,.0f}"
@@ -727,7 +730,7 @@ the two cores.
 
 {table(pg_results)}
 """
-    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+    cpu = cpu_model()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     run_day = datetime.date.fromtimestamp(os.path.getmtime(os.path.join(ROOT, "target", "bench-results.json")))
     doc = f"""# Benchmarks
