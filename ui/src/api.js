@@ -66,22 +66,23 @@ export async function all(path, body, key, limit = 50000, method = "POST") {
   return out;
 }
 
-/** Pages of a POST search as they arrive: `onPage(itemsSoFar, more)` after each page, so a view
- * draws the first page while the rest loads. The first page is small (a quick first paint),
- * the rest large (fewer round trips). Stops at `limit` items or when `alive()` turns false. */
+/** Pages of a POST search as they arrive: `onPage(items, more, capped)` with each page's items,
+ * so a view draws the first page while the rest loads. The first page is small (a quick first
+ * paint), the rest large (fewer round trips). Stops when `alive()` turns false, or at `limit`
+ * items (`capped`: the search has more). */
 export async function pages(path, body, key, onPage, alive, limit = 50000) {
-  let out = [];
   let token;
+  let count = 0;
   let size = Math.min(200, body.max_results || 200);
   do {
     const page = await mlflow.post(path, { ...body, max_results: size, page_token: token });
-    if (!alive()) return out;
-    out = out.concat(page[key] || []);
+    if (!alive()) return;
+    const items = page[key] || [];
+    count += items.length;
     token = page.next_page_token;
-    onPage(out, Boolean(token) && out.length < limit);
+    onPage(items, Boolean(token) && count < limit, Boolean(token) && count >= limit);
     size = body.max_results || 1000;
-  } while (token && out.length < limit);
-  return out;
+  } while (token && count < limit);
 }
 
 export function artifactUrl(runId, path) {

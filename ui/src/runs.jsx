@@ -30,26 +30,19 @@ const colOf = (s) => {
 };
 const sortKey = (c) => (c.kind === "m" ? "metrics" : c.kind === "p" ? "params" : "tags") + ".`" + c.key + "`";
 
-/** A search answer's run as the table holds it. Memoized per run object, since every page
- * hands back all the runs so far. */
-const rowCache = new WeakMap();
+/** A search answer's run as the table holds it. */
 function row(r) {
-  let out = rowCache.get(r);
-  if (!out) {
-    out = {
-      id: r.info.run_id,
-      name: r.info.run_name || r.info.run_id,
-      status: r.info.status,
-      start: r.info.start_time,
-      end: r.info.end_time,
-      user: r.info.user_id,
-      metrics: Object.fromEntries((r.data.metrics || []).map((m) => [m.key, m.value])),
-      params: kv(r.data.params),
-      tags: kv(r.data.tags),
-    };
-    rowCache.set(r, out);
-  }
-  return out;
+  return {
+    id: r.info.run_id,
+    name: r.info.run_name || r.info.run_id,
+    status: r.info.status,
+    start: r.info.start_time,
+    end: r.info.end_time,
+    user: r.info.user_id,
+    metrics: Object.fromEntries((r.data.metrics || []).map((m) => [m.key, m.value])),
+    params: kv(r.data.params),
+    tags: kv(r.data.tags),
+  };
 }
 
 function value(run, c) {
@@ -76,7 +69,7 @@ export function Runs({ id, query }) {
         "runs/search",
         { experiment_ids: [id], filter: filter || undefined, order_by: sort ? [sort] : undefined, max_results: 2500 },
         "runs",
-        (list, more) => onPage(list.map(row), more),
+        (items, more, capped) => onPage(items.map(row), more, capped),
         alive,
       ),
     [id, filter, sort],
@@ -207,7 +200,7 @@ export function Runs({ id, query }) {
       {runs.loading && !runs.data ? (
         <Loading what="runs" />
       ) : (
-        <Table items={items} cols={cols} selected={selected} toggle={toggle} sort={sort} sortBy={sortBy} baseline={baseline} thresholds={thresholds} missing={missing} count={rows.length} more={runs.loading} />
+        <Table items={items} cols={cols} selected={selected} toggle={toggle} sort={sort} sortBy={sortBy} baseline={baseline} thresholds={thresholds} missing={missing} count={rows.length} more={runs.loading} capped={runs.capped} />
       )}
     </section>
   );
@@ -282,7 +275,7 @@ function Conventions({ thresholds, required, metrics, onSet }) {
   );
 }
 
-function Table({ items, cols, selected, toggle, sort, sortBy, baseline, thresholds, missing, count, more }) {
+function Table({ items, cols, selected, toggle, sort, sortBy, baseline, thresholds, missing, count, more, capped }) {
   const box = useRef(null);
   const [top, setTop] = useState(0);
   const [height, setHeight] = useState(600);
@@ -393,6 +386,7 @@ function Table({ items, cols, selected, toggle, sort, sortBy, baseline, threshol
       </div>
       <p class="muted count" aria-busy={more ? "true" : "false"}>
         {count} runs{more ? ", loading more…" : ""}
+        {capped ? " shown, the first of more: narrow the filter or sort to see others" : ""}
       </p>
     </div>
   );

@@ -20,22 +20,22 @@ export function useAsync(load, deps) {
 }
 
 /** Like useAsync for a search read page by page: `start(onPage, alive)` calls `onPage(items,
- * more)` as pages arrive, so `data` holds the first page while `loading` stays true for the
- * rest. An error after the first page keeps the rows already shown. */
+ * more, capped)` with each page's items; `data` holds the items so far while `loading` stays
+ * true for the rest. An error after the first page keeps the rows already shown. */
 export function usePaged(start, deps) {
-  const [state, setState] = useState({ data: undefined, error: undefined, loading: true });
+  const [state, setState] = useState({ data: undefined, error: undefined, loading: true, capped: false });
   const [tick, setTick] = useState(0);
   useEffect(() => {
     let live = true;
-    setState((s) => ({ ...s, loading: true, error: undefined }));
     let shown;
+    setState((s) => ({ ...s, loading: true, error: undefined }));
     start(
-      (data, more) => {
-        shown = data;
-        if (live) setState({ data, error: undefined, loading: more });
+      (items, more, capped) => {
+        shown = shown ? shown.concat(items) : items;
+        if (live) setState({ data: shown, error: undefined, loading: more, capped });
       },
       () => live,
-    ).catch((error) => live && setState({ data: shown, error, loading: false }));
+    ).catch((error) => live && setState({ data: shown, error, loading: false, capped: false }));
     return () => {
       live = false;
     };
