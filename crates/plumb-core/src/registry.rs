@@ -91,6 +91,25 @@ pub struct RegisteredModel {
     pub latest_versions: Vec<ModelVersion>,
 }
 
+/// A change to a registered model that MLflow keeps no time for, as plumb records it: when an
+/// alias came to a version or left it, when a version's stage changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryChange {
+    pub version: i64,
+    pub kind: ChangeKind,
+    pub time_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// The alias now points at the version (set, or moved here from another).
+    AliasSet(String),
+    /// The alias no longer points at the version (deleted, or the version was deleted).
+    AliasRemoved(String),
+    /// The version entered this stage.
+    Stage(String),
+}
+
 pub fn validate_model_name(name: &str) -> Result<()> {
     if name.trim().is_empty() {
         return Err(Error::missing("name"));

@@ -345,6 +345,7 @@ fn plumb_routes() -> Router<AppState> {
         .route("/monitors/{name}/metrics", get(m::series))
         .route("/alerts", get(m::alerts))
         .route("/metrics/sampled", get(api::sampled::sampled))
+        .route("/registry/history", get(api::registry_history::history))
         .route("/alerts/history", get(m::history))
         .route("/deliveries", get(api::webhooks::deliveries))
         .route("/version", get(api::misc::plumb_version))

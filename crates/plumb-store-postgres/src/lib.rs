@@ -21,7 +21,7 @@ use plumb_core::entities::{
     DatasetInput, DatasetSummary, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput,
     Page, Param, Run, RunInfo, RunMetric, Tag,
 };
-use plumb_core::registry::{ModelVersion, RegisteredModel, Stage};
+use plumb_core::registry::{ModelVersion, RegisteredModel, RegistryChange, Stage};
 use plumb_core::{Error, Result};
 use plumb_store::{
     Batch, Deleted, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment,
@@ -613,6 +613,9 @@ impl RegistryStore for PgStore {
             name,
             alias
         ))
+    }
+    async fn registry_changes(&self, name: &str, max: i64) -> Result<Vec<RegistryChange>> {
+        read!(self, |c| registry::changes(&mut PgConn(c), name, max))
     }
     async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion> {
         in_tx!(self, |c| async {

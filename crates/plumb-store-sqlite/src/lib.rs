@@ -36,7 +36,7 @@ use plumb_core::entities::{
     DatasetInput, DatasetSummary, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput,
     Page, Param, Run, RunInfo, RunMetric, Tag,
 };
-use plumb_core::registry::{ModelVersion, RegisteredModel, Stage};
+use plumb_core::registry::{ModelVersion, RegisteredModel, RegistryChange, Stage};
 use plumb_core::{Error, Result};
 use plumb_store::{
     Batch, Deleted, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment,
@@ -604,6 +604,11 @@ impl RegistryStore for SqliteStore {
     async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion> {
         let (n, a) = (name.to_string(), alias.to_string());
         self.read(move |c| conn::sync(registry::get_by_alias(&mut SqliteConn(c), &n, &a)))
+            .await
+    }
+    async fn registry_changes(&self, name: &str, max: i64) -> Result<Vec<RegistryChange>> {
+        let n = name.to_string();
+        self.read(move |c| conn::sync(registry::changes(&mut SqliteConn(c), &n, max)))
             .await
     }
     async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion> {

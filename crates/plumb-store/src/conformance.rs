@@ -10,7 +10,7 @@ use plumb_core::entities::{
 use plumb_core::search::{parse_filter, parse_order_by, Domain};
 use plumb_core::ErrorCode;
 
-use plumb_core::registry::Stage;
+use plumb_core::registry::{ChangeKind, Stage};
 
 use crate::{
     Batch, ExperimentQuery, IntervalQuery, LoggedModelQuery, NewExperiment, NewLoggedModel,
@@ -50,7 +50,8 @@ macro_rules! conformance_tests {
             run_search_filters_and_order, run_search_pagination, bulk_interval_sampling,
             datasets_and_outputs, logged_models, concurrent_writers_lose_nothing,
             concurrent_bad_requests_fail_alone,
-            registry_lifecycle, registry_search, concurrent_version_creates_are_consecutive,
+            registry_lifecycle, registry_history_of_aliases_and_stages, registry_search,
+            concurrent_version_creates_are_consecutive,
             garbage_collection, import_keeps_ids_and_history,
             monitors_are_stored_and_replaced, events_fold_with_labels_and_generations,
             concurrent_event_writers_lose_nothing, alert_states_and_history,
@@ -1351,6 +1352,78 @@ fn version(name: &str, source: &str) -> NewModelVersion {
         source: source.into(),
         ..Default::default()
     }
+}
+
+pub async fn registry_history_of_aliases_and_stages(store: Store) {
+    store
+        .create_registered_model("hist", vec![], None)
+        .await
+        .expect("create");
+    for i in 1..=3 {
+        store
+            .create_model_version(version("hist", &format!("s3://b/m{i}")))
+            .await
+            .expect("mv");
+    }
+    let ok = |r: plumb_core::Result<()>| r.expect("registry change");
+    ok(store.set_alias("hist", "champion", 1).await);
+    ok(store.set_alias("hist", "champion", 1).await); // unchanged: nothing recorded
+    ok(store.set_alias("hist", "champion", 2).await);
+    ok(store.delete_alias("hist", "champion").await);
+    ok(store.delete_alias("hist", "ghost").await); // not set: nothing recorded
+    ok(store.set_alias("hist", "challenger", 3).await);
+    let stage = |v, s, archive| store.transition_stage("hist", v, s, archive);
+    stage(1, Stage::Staging, false).await.expect("stage");
+    stage(1, Stage::Staging, false).await.expect("same stage"); // unchanged
+    stage(2, Stage::Production, false).await.expect("stage");
+    stage(3, Stage::Production, true)
+        .await
+        .expect("archive others");
+    ok(store.delete_model_version("hist", 3).await);
+    use ChangeKind as K;
+    let expected = vec![
+        (1, K::AliasSet("champion".into())),
+        (2, K::AliasSet("champion".into())),
+        (2, K::AliasRemoved("champion".into())),
+        (3, K::AliasSet("challenger".into())),
+        (1, K::Stage("Staging".into())),
+        (2, K::Stage("Production".into())),
+        (2, K::Stage("Archived".into())),
+        (3, K::Stage("Production".into())),
+        (3, K::AliasRemoved("challenger".into())),
+    ];
+    let got = store.registry_changes("hist", 100).await.expect("changes");
+    let shape: Vec<(i64, ChangeKind)> = got.iter().map(|c| (c.version, c.kind.clone())).collect();
+    assert_eq!(shape, expected);
+    assert!(got.windows(2).all(|w| w[0].time_ms <= w[1].time_ms));
+    assert!(got[0].time_ms > 1_600_000_000_000, "a wall-clock time");
+    // The newest `max`, still oldest first.
+    let last = store.registry_changes("hist", 2).await.expect("newest two");
+    assert_eq!(last, got[7..].to_vec());
+    // The history follows a rename and goes with a delete.
+    store
+        .rename_registered_model("hist", "hist2")
+        .await
+        .expect("rename");
+    assert_eq!(
+        store.registry_changes("hist2", 100).await.expect("renamed"),
+        got
+    );
+    let gone = store
+        .registry_changes("hist", 100)
+        .await
+        .expect_err("old name");
+    assert_eq!(gone.code, ErrorCode::ResourceDoesNotExist);
+    ok(store.delete_registered_model("hist2").await);
+    store
+        .create_registered_model("hist2", vec![], None)
+        .await
+        .expect("same name again");
+    assert!(store
+        .registry_changes("hist2", 100)
+        .await
+        .expect("new")
+        .is_empty());
 }
 
 pub async fn registry_lifecycle(store: Store) {

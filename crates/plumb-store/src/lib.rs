@@ -10,7 +10,7 @@ use plumb_core::entities::{
     DatasetInput, DatasetSummary, Experiment, LoggedModel, LoggedModelStatus, Metric, ModelOutput,
     Page, Param, Run, RunInfo, RunMetric, RunStatus, Tag, ViewType,
 };
-use plumb_core::registry::{ModelVersion, RegisteredModel, Stage};
+use plumb_core::registry::{ModelVersion, RegisteredModel, RegistryChange, Stage};
 use plumb_core::search::{Clause, OrderKey};
 use plumb_core::Result;
 
@@ -310,6 +310,9 @@ pub trait RegistryStore: Send + Sync + 'static {
     async fn set_alias(&self, name: &str, alias: &str, version: i64) -> Result<()>;
     async fn delete_alias(&self, name: &str, alias: &str) -> Result<()>;
     async fn get_version_by_alias(&self, name: &str, alias: &str) -> Result<ModelVersion>;
+    /// The model's newest `max` alias and stage changes, oldest first (plumb's record; MLflow
+    /// keeps none). A model that does not exist is RESOURCE_DOES_NOT_EXIST.
+    async fn registry_changes(&self, name: &str, max: i64) -> Result<Vec<RegistryChange>>;
 
     async fn create_model_version(&self, new: NewModelVersion) -> Result<ModelVersion>;
     async fn get_model_version(&self, name: &str, version: i64) -> Result<ModelVersion>;

@@ -47,6 +47,7 @@ pub const FEATURES: &[Feature] = &[
     crate::queries::monitoring::MONITORING,
     crate::queries::webhooks::WEBHOOKS,
     crate::queries::traces::TRACES,
+    crate::queries::registry_history::REGISTRY_HISTORY,
 ];
 
 /// Creates or upgrades the tables of `features`. Run inside the backend's migration

@@ -8,6 +8,7 @@ pub mod models;
 pub mod monitoring;
 pub mod otlp;
 pub mod registry;
+pub mod registry_history;
 pub mod runs;
 pub mod sampled;
 pub mod trace_metrics;

@@ -124,3 +124,80 @@ async fn sampled_history_keeps_spikes_and_refuses_hostile_input() {
         assert!((400..500).contains(&st), "{bad}: {st} {b}");
     }
 }
+
+#[tokio::test]
+async fn registry_history_answers_and_refuses_hostile_input() {
+    use serde_json::json;
+    let s = TestServer::spawn().await;
+    s.ok(
+        "/api/2.0/mlflow/registered-models/create",
+        json!({"name": "churn"}),
+    )
+    .await;
+    let run = s
+        .ok(
+            "/api/2.0/mlflow/runs/create",
+            json!({"experiment_id": "0", "start_time": 1}),
+        )
+        .await;
+    let run_id = run["run"]["info"]["run_id"].as_str().expect("id");
+    for _ in 0..2 {
+        s.ok(
+            "/api/2.0/mlflow/model-versions/create",
+            json!({"name": "churn", "source": format!("runs:/{run_id}/model"), "run_id": run_id}),
+        )
+        .await;
+    }
+    for (path, body) in [
+        (
+            "registered-models/alias",
+            json!({"name": "churn", "alias": "champion", "version": "1"}),
+        ),
+        (
+            "registered-models/alias",
+            json!({"name": "churn", "alias": "champion", "version": "2"}),
+        ),
+        (
+            "model-versions/transition-stage",
+            json!({"name": "churn", "version": "2", "stage": "Production",
+                   "archive_existing_versions": false}),
+        ),
+    ] {
+        s.ok(&format!("/api/2.0/mlflow/{path}"), body).await;
+    }
+    let url = "/api/2.0/plumb/registry/history?name=churn";
+    let (st, first) = s.get(url).await;
+    assert_eq!(st, 200, "{first}");
+    insta::assert_json_snapshot!("registry_history", first, {
+        ".changes[].time_ms" => "[time]",
+    });
+    let (_, newest) = s
+        .get("/api/2.0/plumb/registry/history?name=churn&max_results=1")
+        .await;
+    assert_eq!(newest["changes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(newest["changes"][0]["kind"], "stage");
+    let long = "m".repeat(20_000);
+    for (bad, want) in [
+        ("/api/2.0/plumb/registry/history".to_string(), 400),
+        ("/api/2.0/plumb/registry/history?name=".to_string(), 400),
+        ("/api/2.0/plumb/registry/history?name=nope".to_string(), 404),
+        (
+            "/api/2.0/plumb/registry/history?name=..%2F..%2Fetc".to_string(),
+            404,
+        ),
+        (
+            "/api/2.0/plumb/registry/history?name=churn%00".to_string(),
+            404,
+        ),
+        (format!("/api/2.0/plumb/registry/history?name={long}"), 404),
+        (format!("{url}&max_results=0"), 400),
+        (format!("{url}&max_results=10001"), 400),
+        (format!("{url}&max_results=ten"), 400),
+    ] {
+        let (st, b) = s.get(&bad).await;
+        assert_eq!(st, want, "{}: {b}", &bad[..bad.len().min(80)]);
+        assert!(b["error_code"].is_string(), "MLflow-shaped error: {b}");
+    }
+    let (_, after) = s.get(url).await;
+    assert_eq!(after, first, "hostile reads changed nothing");
+}

@@ -8,6 +8,7 @@ pub mod gc;
 pub mod models;
 pub mod monitoring;
 pub mod registry;
+pub mod registry_history;
 pub mod runs;
 pub mod trace_metrics;
 pub mod traces;

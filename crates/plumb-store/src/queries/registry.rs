@@ -5,11 +5,13 @@ use std::collections::HashMap;
 
 use plumb_core::entities::{Page, Tag};
 use plumb_core::registry::{
-    ModelVersion, RegisteredModel, Stage, DELETED_STAGE, MODEL_VERSIONS_TAG,
+    ChangeKind, ModelVersion, RegisteredModel, RegistryChange, Stage, DELETED_STAGE,
+    MODEL_VERSIONS_TAG,
 };
 use plumb_core::{now_millis, Error};
 
 use crate::db::{fetch_page, Bind, Conn, DbResult, Row};
+use crate::queries::registry_history as history;
 use crate::queries::webhooks;
 use crate::shared::model_versions_tag;
 use crate::sql::searches;
@@ -376,6 +378,10 @@ pub async fn get_latest<C: Conn>(
 pub async fn set_alias<C: Conn>(c: &mut C, name: &str, alias: &str, version: i64) -> DbResult<()> {
     require_rm(c, name).await?;
     require_mv(c, name, version).await?;
+    if alias_version(c, name, alias).await? != Some(version) {
+        let set = ChangeKind::AliasSet(alias.to_string());
+        history::record(c, name, version, &set, now_millis()).await?;
+    }
     c.execute(
         "INSERT INTO registered_model_aliases (name, alias, version) VALUES (?, ?, ?)
          ON CONFLICT (name, alias) DO UPDATE SET version = excluded.version",
@@ -385,14 +391,35 @@ pub async fn set_alias<C: Conn>(c: &mut C, name: &str, alias: &str, version: i64
     webhooks::alias(c, name, alias, Some(version)).await
 }
 
+/// The version an alias points at, if it is set.
+async fn alias_version<C: Conn>(c: &mut C, name: &str, alias: &str) -> DbResult<Option<i64>> {
+    c.query_opt(
+        "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
+        vec![name.into(), alias.into()],
+    )
+    .await?
+    .map(|r| r.int(0))
+    .transpose()
+}
+
 pub async fn delete_alias<C: Conn>(c: &mut C, name: &str, alias: &str) -> DbResult<()> {
     require_rm(c, name).await?;
+    if let Some(version) = alias_version(c, name, alias).await? {
+        let removed = ChangeKind::AliasRemoved(alias.to_string());
+        history::record(c, name, version, &removed, now_millis()).await?;
+    }
     c.execute(
         "DELETE FROM registered_model_aliases WHERE name = ? AND alias = ?",
         vec![name.into(), alias.into()],
     )
     .await?;
     webhooks::alias(c, name, alias, None).await
+}
+
+/// The model's newest `max` recorded changes (aliases, stages), oldest first.
+pub async fn changes<C: Conn>(c: &mut C, name: &str, max: i64) -> DbResult<Vec<RegistryChange>> {
+    require_rm(c, name).await?;
+    history::changes(c, name, max).await
 }
 
 pub async fn get_by_alias<C: Conn>(c: &mut C, name: &str, alias: &str) -> DbResult<ModelVersion> {
@@ -558,6 +585,7 @@ pub async fn delete_mv<C: Conn>(c: &mut C, name: &str, version: i64) -> DbResult
         ],
     )
     .await?;
+    history::record_aliases_removed(c, name, version, now).await?;
     c.execute(
         "DELETE FROM registered_model_aliases WHERE name = ? AND version = ?",
         vec![name.into(), version.into()],
@@ -584,6 +612,7 @@ pub async fn transition<C: Conn>(
     }
     let now = now_millis();
     if archive_existing {
+        history::record_archived(c, name, version, stage.as_str(), now).await?;
         c.execute(
             "UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ?
              WHERE name = ? AND version != ? AND current_stage = ?",
@@ -596,6 +625,14 @@ pub async fn transition<C: Conn>(
         )
         .await?;
     }
+    let before = c
+        .query_opt(
+            "SELECT current_stage FROM model_versions WHERE name = ? AND version = ?",
+            vec![name.into(), version.into()],
+        )
+        .await?
+        .map(|r| r.text(0))
+        .transpose()?;
     c.execute(
         "UPDATE model_versions SET current_stage = ?, last_updated_time = ?
          WHERE name = ? AND version = ?",
@@ -607,6 +644,10 @@ pub async fn transition<C: Conn>(
         ],
     )
     .await?;
+    if before.as_deref() != Some(stage.as_str()) {
+        let entered = ChangeKind::Stage(stage.as_str().to_string());
+        history::record(c, name, version, &entered, now).await?;
+    }
     touch_rm(c, name, now).await
 }
 
