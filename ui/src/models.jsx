@@ -1,6 +1,7 @@
 // The registry: models, a model's versions with aliases, stages and tags, and a version's page:
-// one timeline from its training run and logged model to the version and the aliases on it.
-import { all, mlflow } from "./api.js";
+// one timeline from its training run and logged model to the version, its stage changes and the
+// aliases that came and went (plumb's registry history).
+import { all, mlflow, plumb } from "./api.js";
 import { href } from "./router.js";
 import { ErrorBox, fmt, kv, Loading, useAsync, when } from "./util.jsx";
 
@@ -102,9 +103,11 @@ export function Model({ name }) {
 }
 
 /** What a version's timeline is made of, oldest first: the training run (start, end), the
- * logged model, the version's registration and last update, then the aliases on it now (MLflow's
- * API keeps no time for an alias, so they close the timeline undated). */
-export function timeline(version, run, logged, aliases) {
+ * logged model, the version's registration, and plumb's record of the model's alias and stage
+ * changes (`registry/history`) as they touched this version. An alias on the version with no
+ * recorded arrival (set before plumb kept the record, or imported) closes it undated. */
+export function timeline(version, run, logged, aliases, changes = []) {
+  const v = String(version.version);
   const out = [];
   if (run) {
     const info = run.info;
@@ -113,10 +116,28 @@ export function timeline(version, run, logged, aliases) {
   }
   if (logged) out.push({ at: logged.info.creation_timestamp_ms, what: "logged-model", label: `Logged model ${logged.info.name || logged.info.model_id} created` });
   out.push({ at: version.creation_timestamp, what: "version", label: `Registered as ${version.name} v${version.version}` });
-  if (version.last_updated_timestamp && version.last_updated_timestamp !== version.creation_timestamp)
-    out.push({ at: version.last_updated_timestamp, what: "updated", label: `Last updated (stage ${version.current_stage || "None"})` });
+  const holder = {};
+  const arrived = new Set();
+  for (const c of changes) {
+    const here = String(c.version) === v;
+    if (c.kind === "stage" && here) out.push({ at: c.time_ms, what: "stage", label: `Stage changed to ${c.stage}` });
+    if (c.kind === "alias_set") {
+      if (here) {
+        const from = holder[c.alias];
+        out.push({ at: c.time_ms, what: "alias", label: `Alias @${c.alias} set here${from ? ` (moved from v${from})` : ""}` });
+        arrived.add(c.alias);
+      } else if (holder[c.alias] === v) {
+        out.push({ at: c.time_ms, what: "alias-gone", label: `Alias @${c.alias} moved to v${c.version}` });
+      }
+      holder[c.alias] = String(c.version);
+    }
+    if (c.kind === "alias_removed") {
+      if (here) out.push({ at: c.time_ms, what: "alias-gone", label: `Alias @${c.alias} removed` });
+      delete holder[c.alias];
+    }
+  }
   out.sort((a, b) => Number(a.at || 0) - Number(b.at || 0));
-  for (const a of aliases) out.push({ at: null, what: "alias", label: `Alias @${a} points here` });
+  for (const a of aliases) if (!arrived.has(a)) out.push({ at: null, what: "alias", label: `Alias @${a} points here` });
   return out;
 }
 
@@ -133,11 +154,13 @@ export function ModelVersion({ name, version }) {
       loggedModelId(v) ? mlflow.get(`logged-models/${encodeURIComponent(loggedModelId(v))}`).then((r) => r.model, () => null) : null,
     ]);
     const aliases = (model.registered_model.aliases || []).filter((a) => String(a.version) === String(v.version)).map((a) => a.alias);
-    return { v, run, logged, aliases };
+    // plumb's record of alias and stage changes; a server without it leaves the timeline undated.
+    const changes = await plumb.get("registry/history", { name }).then((h) => h.changes || [], () => []);
+    return { v, run, logged, aliases, changes };
   }, [name, version]);
   if (data.loading && !data.data) return <Loading what="the model version" />;
   if (data.error) return <ErrorBox error={data.error} />;
-  const { v, run, logged, aliases } = data.data;
+  const { v, run, logged, aliases, changes } = data.data;
   const metrics = run ? (run.data.metrics || []).slice().sort((a, b) => a.key.localeCompare(b.key)) : [];
   return (
     <section>
@@ -174,7 +197,7 @@ export function ModelVersion({ name, version }) {
       </dl>
       <h2>Timeline</h2>
       <ol class="timeline">
-        {timeline(v, run, logged, aliases).map((e) => (
+        {timeline(v, run, logged, aliases, changes).map((e) => (
           <li class={e.what}>
             <time>{e.at ? when(e.at) : "now"}</time> {e.label}
           </li>

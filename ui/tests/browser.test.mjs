@@ -178,6 +178,13 @@ test("compare shows the differing parameter and the charts", async () => {
 });
 
 test("a model version's page links its run and logged model on one timeline", async () => {
+  const post = (p, body) =>
+    fetch(`${base}/ajax-api/2.0/mlflow/${p}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  // v1 goes to Production; a v2 takes the alias over.
+  await post("model-versions/transition-stage", { name: "iris-classifier", version: "1", stage: "Production", archive_existing_versions: false });
+  await post("model-versions/create", { name: "iris-classifier", source: `runs:/${seed.best}/classifier`, run_id: seed.best });
+  await post("registered-models/alias", { name: "iris-classifier", alias: "challenger", version: "1" });
+  await post("registered-models/alias", { name: "iris-classifier", alias: "challenger", version: "2" });
   await visit(`#/models/iris-classifier`);
   await page.getByRole("link", { name: "v1" }).click();
   await page.getByRole("heading", { name: /iris-classifier v1/ }).waitFor();
@@ -186,15 +193,19 @@ test("a model version's page links its run and logged model on one timeline", as
   assert.ok(at(/Training run sweep-\d+ started/) >= 0, steps.join(" | "));
   assert.ok(at(/Logged model classifier created/) > at(/Training run/), steps.join(" | "));
   assert.ok(at(/Registered as iris-classifier v1/) > at(/Logged model/), steps.join(" | "));
-  assert.equal(at(/Alias @champion points here/), steps.length - 1, steps.join(" | "));
+  assert.ok(at(/Alias @champion set here/) > at(/Registered as/), steps.join(" | "));
+  assert.ok(at(/Stage changed to Production/) > at(/Alias @champion set here/), steps.join(" | "));
+  assert.ok(at(/Alias @challenger moved to v2/) > at(/Alias @challenger set here/), steps.join(" | "));
+  assert.ok(steps.every((s) => !s.startsWith("now")), "every step has its time: " + steps.join(" | "));
   assert.ok(await page.getByText(seed.model_id, { exact: true }).isVisible());
   assert.ok(await page.locator("table.kv th", { hasText: "validated" }).isVisible());
   await shot("model-version");
   await page.locator(".overview").getByRole("link").first().click();
   await page.waitForFunction((id) => location.hash === `#/runs/${id}`, seed.best);
+  // v2's page: the alias that moved there, from v1.
+  await visit(`#/models/iris-classifier/versions/2`);
+  await page.locator("ol.timeline li", { hasText: "Alias @challenger set here (moved from v1)" }).waitFor();
   // A name that needs escaping, and a version that does not exist.
-  const post = (p, body) =>
-    fetch(`${base}/ajax-api/2.0/mlflow/${p}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
   const odd = "team's model #1 %2F";
   await post("registered-models/create", { name: odd });
   const created = await post("model-versions/create", { name: odd, source: `runs:/${seed.best}/model`, run_id: seed.best });
