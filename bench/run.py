@@ -262,6 +262,15 @@ def monitoring(smoke, backend, only=None, out=None):
         put_section("## Monitoring", monitoring_section())
 
 
+def last_run(kind):
+    """(results, day) of the last full `--<kind>` run (`target/bench-<kind>.json`), or (None, None)."""
+    path = os.path.join(ROOT, "target", f"bench-{kind}.json")
+    if not os.path.exists(path):
+        return None, None
+    with open(path) as f:
+        return json.load(f), datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
+
+
 def cpu_model():
     """The machine's processor, as /proc/cpuinfo names it (every section says where it ran)."""
     with open("/proc/cpuinfo") as f:
@@ -305,13 +314,10 @@ def save_results(kind, smoke, backend, results, only=None, out=None):
 
 def monitoring_section():
     """The Monitoring section of BENCHMARKS.md from the last full monitoring run, or ''."""
-    path = os.path.join(ROOT, "target", "bench-monitoring.json")
-    if not os.path.exists(path):
+    r, when = last_run("monitoring")
+    if r is None:
         return kept_section("## Monitoring", "\n## ", "Raw numbers")
-    with open(path) as f:
-        r = json.load(f)
     p, m = r["plumb"], r.get("mlflow", {}).get("log-batch c8", {})
-    when = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
     ingest = p["ingest c8"]["events_per_s"]
     mlflow_events = m.get("events_per_s")
     ratio = f"{ingest / mlflow_events:,.0f}x" if mlflow_events else "n/a"
@@ -387,13 +393,10 @@ def traces(smoke, backend, only=None, out=None):
 
 def traces_section():
     """The Traces section of BENCHMARKS.md from the last full trace run, or ''."""
-    path = os.path.join(ROOT, "target", "bench-traces.json")
-    if not os.path.exists(path):
+    r, when = last_run("traces")
+    if r is None:
         return kept_section("## Traces", "\n## ", "Raw numbers")
-    with open(path) as f:
-        r = json.load(f)
     p, m = r["plumb"], r.get("mlflow", {})
-    when = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
     cpu = cpu_model()
 
     def ratio(a, b, higher_is_better=True):
@@ -483,13 +486,10 @@ def ui(smoke, only=None, out=None):
 
 def ui_section():
     """The Web UI section of BENCHMARKS.md from the last full UI run, or the one it has."""
-    path = os.path.join(ROOT, "target", "bench-ui.json")
-    if not os.path.exists(path):
+    r, when = last_run("ui")
+    if r is None:
         return kept_section("## Web UI", "\n## ", "Raw numbers")
-    with open(path) as f:
-        r = json.load(f)
     p, m, d = r["plumb"]["ui"], r.get("mlflow", {}).get("ui", {}), r["data"]
-    when = datetime.date.fromtimestamp(os.path.getmtime(path)).isoformat()
     cpu = cpu_model()
 
     def ms(v):
