@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The UI benchmark's data, written straight into an MLflow SQLite database that MLflow's own
-server created (logging 10k runs and a million points through MLflow's API takes most of an
-hour): one experiment `ui-bench` of RUNS runs (10 metrics, 10 params, 5 tags each, `env` among
+server created (MLflow's own API is the slow way in for 10k runs and a million points, and
+what is measured here is the UIs, not loading): one experiment `ui-bench` of RUNS runs (10 metrics, 10 params, 5 tags each, `env` among
 them) and one more run, `long-run`, whose `loss` has POINTS points with a spike in the middle.
 plumb then reads the same database with `plumb import`, so both UIs show identical data.
 

@@ -232,7 +232,7 @@ async fn idle_slow_and_surplus_connections_are_bounded() {
         dir.path(),
         &[
             // Long enough that a loaded CI machine still sends the requests below before the
-            // silent connections time out (at 1 s it once did not).
+            // silent connections time out.
             "--idle-timeout",
             "3s",
             "--header-timeout",
