@@ -307,5 +307,12 @@ def test_alert_notifications(srv, receiver):
     am = json.loads(receiver.wait("/am/api/v2/alerts", 1)[0]["body"])
     assert am[0]["labels"] == {"alertname": "slow", "monitor": "latency-watch", "severity": "page", "team": "ml"}
     assert am[0]["endsAt"] > am[0]["startsAt"]
-    log = requests.get(f"{srv.url}/api/2.0/plumb/deliveries", params={"monitor": "latency-watch"}).json()["deliveries"]
-    assert {d["state"] for d in log} == {"delivered"} and len(log) >= 3
+    # A delivery is marked delivered after its receiver answered, so the log can trail the
+    # receiver by a moment: wait for it.
+    deadline = time.time() + 15
+    while True:
+        log = requests.get(f"{srv.url}/api/2.0/plumb/deliveries", params={"monitor": "latency-watch"}).json()["deliveries"]
+        if ({d["state"] for d in log} == {"delivered"} and len(log) >= 3) or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert {d["state"] for d in log} == {"delivered"} and len(log) >= 3, log
